@@ -1,0 +1,254 @@
+package bus
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says how to reach JetStream and how the streams are laid out.
+type Config struct {
+	URL       string // nats://host:port; empty starts an embedded server
+	CredsFile string
+	NKeyFile  string
+	User      string
+	Password  string
+	TLSCert   string
+	TLSKey    string
+	TLSCA     string
+
+	StateDir string // embedded server store (StateDir/jetstream); required when URL is empty
+	Listen   string // embedded server listen address (host:port); empty = in-process only
+
+	Subjects Subjects
+
+	RowsMaxAge   time.Duration // retention of the rows stream (replay window), default 72h
+	RowsMaxBytes int64         // -1 unlimited (default)
+	EventsMaxAge time.Duration // default 30 days
+	DupWindow    time.Duration // Nats-Msg-Id de-duplication window, default 1h
+	Replicas     int           // stream replicas on a clustered server, default 1
+	MaxPayload   int32         // embedded server max payload, default 1 MiB (the NATS default)
+	Name         string        // connection name
+}
+
+// withDefaults fills zero values.
+func (c Config) withDefaults() Config {
+	if c.Subjects.Prefix == "" {
+		c.Subjects.Prefix = DefaultSubjects.Prefix
+	}
+	if c.Subjects.Partitions == 0 {
+		c.Subjects.Partitions = DefaultSubjects.Partitions
+	}
+	if c.RowsMaxAge == 0 {
+		c.RowsMaxAge = 72 * time.Hour
+	}
+	if c.RowsMaxBytes == 0 {
+		c.RowsMaxBytes = -1
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = 30 * 24 * time.Hour
+	}
+	if c.DupWindow == 0 {
+		c.DupWindow = time.Hour
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.Name == "" {
+		c.Name = "sluice"
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := c.Subjects.Validate(); err != nil {
+		return err
+	}
+	if c.URL == "" && c.StateDir == "" {
+		return errors.New("embedded nats-server needs a state directory")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls cert and key go together")
+	}
+	return nil
+}
+
+// Bus is a live connection to JetStream plus, in embedded mode, the server itself.
+type Bus struct {
+	Cfg      Config
+	Subjects Subjects
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Server   *server.Server // nil when connected to an external server
+	log      *slog.Logger
+}
+
+// Connect connects to cfg.URL, or starts nats-server in-process with JetStream and a file
+// store under cfg.StateDir when no URL is given. It does not create streams: call Ensure.
+func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{Cfg: cfg, Subjects: cfg.Subjects, log: log}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	url := cfg.URL
+	if url == "" {
+		srv, err := StartEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.Server = srv
+		opts = append(opts, nats.InProcessServer(srv))
+		url = srv.ClientURL()
+	} else {
+		auth, err := authOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, auth...)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+	}
+	b.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		b.shutdownServer()
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	b.JS = js
+	return b, nil
+}
+
+// StartEmbedded starts nats-server with JetStream and a file store under cfg.StateDir.
+func StartEmbedded(cfg Config) (*server.Server, error) {
+	cfg = cfg.withDefaults()
+	store := filepath.Join(cfg.StateDir, "jetstream")
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return nil, fmt.Errorf("create store dir: %w", err)
+	}
+	o := &server.Options{
+		ServerName: "sluice-embedded",
+		JetStream:  true,
+		StoreDir:   store,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: cfg.MaxPayload,
+		DontListen: cfg.Listen == "",
+		// The embedded server belongs to this process; keep JetStream's memory use modest.
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		o.Host, o.Port = host, port
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats-server did not become ready in 30s")
+	}
+	return srv, nil
+}
+
+func authOptions(cfg Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.NKeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load nkey seed: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	if cfg.TLSCert != "" || cfg.TLSCA != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("load tls key pair: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if cfg.TLSCA != "" {
+			pem, err := os.ReadFile(cfg.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("read tls ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("tls ca: no certificates found")
+			}
+			tc.RootCAs = pool
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// MaxPayload is the largest message the connected server accepts.
+func (b *Bus) MaxPayload() int64 { return b.NC.MaxPayload() }
+
+// Close drains the connection and stops the embedded server, if any.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		_ = b.NC.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.NC.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.NC.Close()
+	}
+	b.shutdownServer()
+}
+
+func (b *Bus) shutdownServer() {
+	if b.Server != nil {
+		b.Server.Shutdown()
+		b.Server.WaitForShutdown()
+	}
+}

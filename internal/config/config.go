@@ -1,0 +1,209 @@
+// Package config holds the partner configuration (YAML) that onboards a partner without code:
+// where archives land, how members are named, how CSV is written, type hints, expected sources.
+// The zero configuration is valid: one "default" partner with the default member pattern.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultMemberPattern matches {table}_{YYYYMMDD}_{batch}.csv; the table is greedy so names with
+// underscores parse from the right.
+const DefaultMemberPattern = `^(?P<table>.+)_(?P<date>\d{8})_(?P<batch>[^_]+)\.csv$`
+
+// DefaultNullTokens are the values read as null.
+var DefaultNullTokens = []string{"", "NULL", "null", "NA", "N/A"}
+
+// File is the whole configuration file.
+type File struct {
+	Partners []Partner `yaml:"partners"`
+}
+
+// Partner is one data source.
+type Partner struct {
+	Name          string                 `yaml:"name"`
+	Landing       string                 `yaml:"landing,omitempty"`        // dir or s3://bucket/prefix (informational; --landing wins)
+	ArchiveGlob   string                 `yaml:"archive_glob,omitempty"`   // which archive names belong to this partner, default "*.tar.gz"
+	MemberPattern string                 `yaml:"member_pattern,omitempty"` // regexp with named groups table, date, batch
+	Delimiter     string                 `yaml:"delimiter,omitempty"`      // one character, default ","
+	Encoding      string                 `yaml:"encoding,omitempty"`       // utf-8 (default), latin1, windows-1252
+	NullTokens    []string               `yaml:"null_tokens,omitempty"`
+	Tables        map[string]TableConfig `yaml:"tables,omitempty"`
+	Expected      *Expected              `yaml:"expected,omitempty"`
+
+	re *regexp.Regexp
+}
+
+// TableConfig carries per-table type hints. A hint is a starting type that may widen; an override
+// (strict) fixes the type and quarantines values that do not parse.
+type TableConfig struct {
+	Hints     map[string]string `yaml:"hints,omitempty"`     // column -> type (may widen)
+	Overrides map[string]string `yaml:"overrides,omitempty"` // column -> type (strict)
+}
+
+// Expected lists the sources a process date needs (wait_for_all_sources) and when to give up.
+type Expected struct {
+	// Sources are archive name globs; "{date}" is replaced with the process date as YYYYMMDD.
+	Sources []string `yaml:"sources"`
+	// Deadline is how long after the process date's midnight (UTC) the sources must be in,
+	// e.g. "30h" means by 06:00 the next day.
+	Deadline Duration `yaml:"deadline"`
+}
+
+// Duration is a time.Duration read from YAML as "30h", "90m".
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", n.Value, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Load reads a configuration file; an empty path yields the defaults.
+func Load(file string) (*File, error) {
+	f := &File{}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(f); err != nil {
+			return nil, fmt.Errorf("parse config %s: %w", file, err)
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Validate fills defaults and checks every partner.
+func (f *File) Validate() error {
+	if len(f.Partners) == 0 {
+		f.Partners = []Partner{{Name: "default"}}
+	}
+	seen := map[string]bool{}
+	for i := range f.Partners {
+		p := &f.Partners[i]
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("partner%d", i+1)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("partner %q defined twice", p.Name)
+		}
+		seen[p.Name] = true
+		if p.ArchiveGlob == "" {
+			p.ArchiveGlob = "*.tar.gz"
+		}
+		if _, err := path.Match(p.ArchiveGlob, ""); err != nil {
+			return fmt.Errorf("partner %s: archive_glob: %w", p.Name, err)
+		}
+		if p.MemberPattern == "" {
+			p.MemberPattern = DefaultMemberPattern
+		}
+		re, err := regexp.Compile(p.MemberPattern)
+		if err != nil {
+			return fmt.Errorf("partner %s: member_pattern: %w", p.Name, err)
+		}
+		for _, g := range []string{"table", "date", "batch"} {
+			if re.SubexpIndex(g) < 0 {
+				return fmt.Errorf("partner %s: member_pattern lacks the named group %q", p.Name, g)
+			}
+		}
+		p.re = re
+		if p.Delimiter == "" {
+			p.Delimiter = ","
+		}
+		if len(p.Delimiter) != 1 || p.Delimiter == "\"" || p.Delimiter == "\n" || p.Delimiter == "\r" {
+			return fmt.Errorf("partner %s: delimiter must be one byte other than quote or newline", p.Name)
+		}
+		switch strings.ToLower(p.Encoding) {
+		case "", "utf-8", "utf8":
+			p.Encoding = "utf-8"
+		case "latin1", "iso-8859-1", "windows-1252", "cp1252":
+			p.Encoding = strings.ToLower(p.Encoding)
+		default:
+			return fmt.Errorf("partner %s: unsupported encoding %q", p.Name, p.Encoding)
+		}
+		if p.NullTokens == nil {
+			p.NullTokens = append([]string(nil), DefaultNullTokens...)
+		}
+		if p.Expected != nil {
+			for _, s := range p.Expected.Sources {
+				if _, err := path.Match(strings.ReplaceAll(s, "{date}", "20250101"), ""); err != nil {
+					return fmt.Errorf("partner %s: expected source %q: %w", p.Name, s, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// PartnerFor returns the first partner whose archive_glob matches the archive's base name, or
+// the first partner when none does.
+func (f *File) PartnerFor(archiveName string) *Partner {
+	base := path.Base(strings.ReplaceAll(archiveName, "\\", "/"))
+	for i := range f.Partners {
+		if ok, _ := path.Match(f.Partners[i].ArchiveGlob, base); ok {
+			return &f.Partners[i]
+		}
+	}
+	return &f.Partners[0]
+}
+
+// Partner returns the partner by name, or the first one when the name is unknown or empty.
+func (f *File) Partner(name string) *Partner {
+	for i := range f.Partners {
+		if f.Partners[i].Name == name {
+			return &f.Partners[i]
+		}
+	}
+	return &f.Partners[0]
+}
+
+// MemberName is what a table member's base name says.
+type MemberName struct {
+	Table       string
+	Date        string // YYYYMMDD as written
+	ProcessDate string // YYYY-MM-DD
+	Batch       string
+}
+
+// ParseMember parses a member's base name with the partner pattern. ok is false for a name that
+// is not a table file (it does not match, or the date is not a calendar date).
+func (p *Partner) ParseMember(base string) (MemberName, bool) {
+	re := p.re
+	if re == nil {
+		re = regexp.MustCompile(p.MemberPattern)
+	}
+	m := re.FindStringSubmatch(base)
+	if m == nil {
+		return MemberName{}, false
+	}
+	mn := MemberName{Table: m[re.SubexpIndex("table")], Date: m[re.SubexpIndex("date")], Batch: m[re.SubexpIndex("batch")]}
+	if mn.Table == "" || mn.Batch == "" {
+		return MemberName{}, false
+	}
+	d, err := time.Parse("20060102", mn.Date)
+	if err != nil {
+		return MemberName{}, false
+	}
+	mn.ProcessDate = d.Format("2006-01-02")
+	return mn, true
+}

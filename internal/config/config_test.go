@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestParseMember(t *testing.T) {
+	f, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.PartnerFor("x.tar.gz")
+	cases := []struct {
+		in   string
+		ok   bool
+		want MemberName
+	}{
+		{"seattle_weather_20250301_001.csv", true, MemberName{"seattle_weather", "20250301", "2025-03-01", "001"}},
+		{"a_b_c_20241231_7.csv", true, MemberName{"a_b_c", "20241231", "2024-12-31", "7"}},
+		{"t_20250230_001.csv", false, MemberName{}}, // not a calendar date
+		{"notes.csv", false, MemberName{}},
+		{"README.txt", false, MemberName{}},
+		{"_20250101_1.csv", false, MemberName{}},
+		{"t_20250101_.csv", false, MemberName{}},
+		{"t_20250101_1.csv.bak", false, MemberName{}},
+	}
+	for _, c := range cases {
+		got, ok := p.ParseMember(c.in)
+		if ok != c.ok || got != c.want {
+			t.Errorf("ParseMember(%q) = %+v,%v want %+v,%v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func FuzzParseMember(f *testing.F) {
+	for _, s := range []string{"seattle_weather_20250301_001.csv", "a__20250101_x.csv", "_1_2.csv", "x_99999999_1.csv"} {
+		f.Add(s)
+	}
+	cfg, _ := Load("")
+	p := cfg.PartnerFor("")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, ok := p.ParseMember(s)
+		if !ok {
+			return
+		}
+		if m.Table == "" || m.Batch == "" || len(m.Date) != 8 || len(m.ProcessDate) != 10 {
+			t.Fatalf("bad parse %q -> %+v", s, m)
+		}
+		if s != m.Table+"_"+m.Date+"_"+m.Batch+".csv" {
+			t.Fatalf("parse does not round-trip: %q -> %+v", s, m)
+		}
+	})
+}
+
+func TestLoadYAML(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte(`
+partners:
+  - name: acme
+    archive_glob: "acme_*.tar.gz"
+    delimiter: ";"
+    tables:
+      prices:
+        overrides: {price: float64}
+    expected:
+      sources: ["acme_{date}_*.tar.gz"]
+      deadline: 30h
+`), 0o644)
+	f, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.PartnerFor("acme_20250101_1.tar.gz")
+	if p.Name != "acme" || p.Delimiter != ";" || p.Expected.Deadline.Hours() != 30 || p.Tables["prices"].Overrides["price"] != "float64" {
+		t.Fatalf("%+v", p)
+	}
+	os.WriteFile(file, []byte("partners:\n  - name: x\n    bogus: 1\n"), 0o644)
+	if _, err := Load(file); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+}
