@@ -1,0 +1,82 @@
+// Command sluice is the single binary: one subcommand per stage, `run` for all of them in one
+// process, plus tools (gen, status). main only parses flags, wires and runs.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// exitError carries a process exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run producer, extractor, merger and summarizer in one process", cmdRun},
+		{"producer", "watch a landing area and publish one event per new archive", cmdProducer},
+		{"extractor", "stream archives into per-table chunks on JetStream", cmdExtractor},
+		{"merger", "merge chunks into Parquet and commit atomically", cmdMerger},
+		{"summarizer", "write summaries and reconcile rows in against rows out", cmdSummarizer},
+		{"status", "print the archive ledger", cmdStatus},
+		{"gen", "write synthetic partner archives", cmdGen},
+		{"reextract", "re-run extraction of one archive", cmdReextract},
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: sluice <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\n`sluice <command> -h` lists a command's flags; every flag can also be set as SLUICE_<FLAG> (e.g. SLUICE_NATS).")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, c := range commands() {
+		if c.name != os.Args[1] {
+			continue
+		}
+		err := c.run(ctx, os.Args[2:])
+		var ee *exitError
+		switch {
+		case err == nil:
+			os.Exit(0)
+		case errors.As(err, &ee):
+			if ee.err != nil {
+				fmt.Fprintln(os.Stderr, "sluice:", ee.err)
+			}
+			os.Exit(ee.code)
+		default:
+			fmt.Fprintln(os.Stderr, "sluice:", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n", os.Args[1])
+	usage()
+	os.Exit(2)
+}

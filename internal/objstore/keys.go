@@ -1,0 +1,72 @@
+package objstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrInvalidKey is returned (wrapped) for a key or prefix that is empty, absolute, has empty, "."
+// or ".." segments, is not UTF-8, or (directory buckets) uses the reserved ".tmp-" name prefix.
+var ErrInvalidKey = errors.New("invalid object key")
+
+// ErrInvalidRange is returned (wrapped) by GetRange when off is negative or at/after the end of
+// the object (S3: 416 InvalidRange).
+var ErrInvalidRange = errors.New("invalid range")
+
+// tmpPrefix starts the name of every temporary file of a directory bucket; listings, the
+// producer and Stat ignore such files.
+const tmpPrefix = ".tmp-"
+
+const maxKeyLen = 1024 // S3's limit, applied to both bucket kinds so they accept the same keys
+
+// checkKey validates an object key. Keys use "/" separators and are relative to the bucket root.
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidKey, maxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w %q: not UTF-8", ErrInvalidKey, key)
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("%w %q: absolute", ErrInvalidKey, key)
+	case strings.ContainsRune(key, 0):
+		return fmt.Errorf("%w %q: NUL byte", ErrInvalidKey, key)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("%w %q: empty path segment", ErrInvalidKey, key)
+		case ".", "..":
+			return fmt.Errorf("%w %q: %q segment", ErrInvalidKey, key, seg)
+		}
+	}
+	return nil
+}
+
+// checkPrefix validates a listing prefix: "" (everything) or a key prefix whose complete
+// segments (those followed by "/") are valid. The last, partial segment only filters names.
+func checkPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	dir, _ := splitPrefix(prefix)
+	if dir == "" {
+		if strings.HasPrefix(prefix, "/") {
+			return fmt.Errorf("%w: prefix %q: absolute", ErrInvalidKey, prefix)
+		}
+		return nil
+	}
+	if err := checkKey(strings.TrimSuffix(dir, "/")); err != nil {
+		return fmt.Errorf("prefix %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// splitPrefix splits "a/b/c" into the directory part "a/b/" and the partial name "c".
+func splitPrefix(prefix string) (dir, name string) {
+	i := strings.LastIndexByte(prefix, '/')
+	return prefix[:i+1], prefix[i+1:]
+}

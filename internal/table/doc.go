@@ -1,0 +1,59 @@
+// Package table is the core of sluice's row handling: it splits CSV records (RFC 4180), infers column types over
+// every value of a batch, evolves a table's versioned schema, and builds Arrow record batches under that schema.
+//
+// # Flow (what the merger does)
+//
+//	names, renamed, err := table.ParseHeader(chunk.Header, delim)    // once per member
+//	in := table.NewInferer(opts); in.Observe(names, chunk.Data, chunk.FirstLine) // every chunk of the batch
+//	next, changed := table.Evolve(tableName, registered, in.Columns(), opts)     // on BatchComplete
+//	b := table.NewBuilder(mem, next, opts); b.Append(names, chunk.Data, chunk.FirstLine, quarantine) // replay
+//	rec := b.NewRecordBatch()                                          // whenever b.ApproxBytes() is large enough
+//
+// Inferer and Builder apply exactly the same record rules, so a row the Inferer accepted is never quarantined by a
+// Builder working under the schema Evolve derived from that Inferer.
+//
+// # Records
+//
+// Records follow RFC 4180 as encoding/csv reads it with LazyQuotes=false: a field that starts with '"' is quoted and
+// may hold the delimiter, '""' (an escaped quote), '\n' and '\r\n'; records end in '\n' or '\r\n'; the last record
+// may lack a terminator. Like encoding/csv, '\r\n' inside a quoted field reads as '\n', a '\r' right before the end
+// of the data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
+// (ObserveStats.Blank) but are not rows. A record is rejected (the Builder quarantines it, the Inferer skips it) when
+//   - it is malformed: a '"' inside an unquoted field, text after a closing quote, or a quote never closed. Its
+//     extent is then found by quote parity (it ends at the first '\n' after an even number of '"'), so no byte of
+//     the data is lost or read twice;
+//   - it is ragged: its field count differs from the header's;
+//   - it holds invalid UTF-8 anywhere;
+//   - a value does not fit its column's type (possible only under a strict hint, see Hint).
+//
+// # Values
+//
+// Every value is classified on its own; a column's type is the Widen of the types of all its non-null values.
+// Nothing is trimmed: surrounding spaces make any value a string ("5 " is a string, " NULL" is not null).
+//   - null: exactly one of Options.NullTokens (default "", "NULL", "null", "NA", "N/A"), for every column type,
+//     string included. A quoted empty field ("") is the same as an empty one.
+//   - bool: "true" or "false", any letter case. Not 0/1, not yes/no.
+//   - int64: optional '+' or '-', then ASCII digits, fitting int64. A leading zero followed by more digits ("007",
+//     "00501", "-01") makes the value a string, so identifiers and zip codes keep their zeros; "0", "-0", "+0"
+//     are the integer 0. Integers that do not fit int64 are strings (a float64 could not hold them).
+//   - float64: [+-] digits [. digits] [(e|E) [+-] digits], or [+-] . digits [exponent], as strconv.ParseFloat
+//     reads it. "nan", "inf", hex floats, '_' separators, a leading zero followed by digits ("01.5") and values
+//     that overflow float64 are strings.
+//   - date: YYYY-MM-DD, a valid proleptic Gregorian calendar date, year 0000-9999.
+//   - timestamp: YYYY-MM-DD, then ' ' or 'T', then HH:MM:SS (00-23, 00-59, 00-59), then optionally '.' and 1 to 9
+//     fraction digits. Stored in microseconds: digits past the sixth are truncated.
+//   - timestamptz: a timestamp followed by 'Z', ±HH:MM or ±HHMM (HH 00-23, MM 00-59), stored as the UTC instant
+//     (the original offset is not kept).
+//   - string: anything else that is valid UTF-8.
+//
+// Types form a lattice (see Widen): null < every type < string; int64 < float64; date < timestamp. Joins not
+// listed are string. In a float64 column an integer is read as a float, except an integer float64 cannot hold
+// exactly (beyond ±2^53): a column mixing such an integer with floats is a string column, so no digit is lost.
+// In a timestamp column a date is read as midnight.
+//
+// # Hints
+//
+// A non-strict Hint is the column's starting type: the column widens from it (hint string keeps zip codes as
+// text even when every value looks like an integer). A strict Hint fixes the type: a non-null value whose own type
+// does not widen to it (the same rule as above, e.g. "abc" or "007" for int64) rejects its row.
+package table

@@ -1,0 +1,234 @@
+package table
+
+import (
+	"bytes"
+)
+
+// recordKind says what the scanner found.
+type recordKind uint8
+
+const (
+	recFields    recordKind = iota // a well-formed record: fields are set
+	recBlank                       // a blank line: not a row
+	recMalformed                   // a malformed record: reason is set, fields are not usable
+)
+
+// Reasons a record is malformed; the wording follows encoding/csv.
+const (
+	malformedBareQuote   = `bare " in non-quoted field`
+	malformedQuote       = `extraneous or missing " in quoted field`
+	malformedUnterminated = `quoted field not closed before the end of the data`
+)
+
+// scanner splits RFC 4180 records out of a byte slice. It does not allocate per field: fields are sub-slices of
+// the data, except fields that hold '""' or '\r\n' inside quotes, which are unescaped into a buffer reused from
+// record to record. Fields are valid until the next call to next.
+//
+// It reads like encoding/csv with LazyQuotes=false and FieldsPerRecord=-1 (FuzzScanner checks it), and also
+// delimits malformed records (by quote parity) so that every byte of the data belongs to exactly one record.
+type scanner struct {
+	data    []byte
+	delim   byte
+	pos     int   // start of the next record in data
+	line    int64 // physical line of the next record
+	special [256]bool
+
+	// The current record.
+	kind   recordKind
+	fields [][]byte
+	raw    []byte // the record without its terminator ('\n' or '\r\n'); aliases data
+	start  int64  // physical line where the record starts
+	reason string // recMalformed only
+	buf    []byte // unescaped fields
+}
+
+func newScanner(delim byte) *scanner {
+	s := &scanner{delim: delim}
+	s.special[delim] = true
+	s.special['\n'] = true
+	s.special['"'] = true
+	return s
+}
+
+func (s *scanner) reset(data []byte, firstLine int64) {
+	s.data, s.pos, s.line = data, 0, firstLine
+}
+
+// next scans the next record; false at the end of the data.
+func (s *scanner) next() bool {
+	d := s.data
+	i := s.pos
+	if i >= len(d) {
+		return false
+	}
+	s.start = s.line
+	s.fields = s.fields[:0]
+	s.buf = s.buf[:0]
+	s.reason = ""
+
+	// Blank line: "\n", "\r\n", or a lone "\r" ending the data (dropped like encoding/csv drops it).
+	if d[i] == '\n' || d[i] == '\r' && (i+1 == len(d) || d[i+1] == '\n') {
+		s.kind = recBlank
+		s.raw = d[i:i]
+		if d[i] == '\r' {
+			i++
+		}
+		if i < len(d) { // d[i] == '\n'
+			i++
+			s.line++
+		}
+		s.pos = i
+		return true
+	}
+
+	s.kind = recFields
+	var nl int64 // '\n' inside quoted fields
+	start := i
+	for {
+		if i < len(d) && d[i] == '"' {
+			// Quoted field: find the closing quote, skipping '""'.
+			j := i + 1
+			escaped := false
+			var end int // index of the closing quote
+			for {
+				q := bytes.IndexByte(d[j:], '"')
+				if q < 0 {
+					nl += int64(bytes.Count(d[i:], nlByte))
+					s.finishMalformed(start, len(d), nl, malformedUnterminated)
+					return true
+				}
+				end = j + q
+				if end+1 < len(d) && d[end+1] == '"' {
+					escaped = true
+					j = end + 2
+					continue
+				}
+				break
+			}
+			content := d[i+1 : end]
+			crlf := false
+			if c := bytes.Count(content, nlByte); c > 0 {
+				nl += int64(c)
+				crlf = bytes.Contains(content, crlfBytes)
+			}
+			if escaped || crlf {
+				s.fields = append(s.fields, s.unescape(content))
+			} else {
+				s.fields = append(s.fields, content)
+			}
+			k := end + 1
+			switch {
+			case k == len(d) || k+1 == len(d) && d[k] == '\r':
+				s.finish(start, k, len(d), nl, false)
+				return true
+			case d[k] == s.delim:
+				i = k + 1
+				continue
+			case d[k] == '\n':
+				s.finish(start, k, k+1, nl, true)
+				return true
+			case d[k] == '\r' && d[k+1] == '\n':
+				s.finish(start, k, k+2, nl, true)
+				return true
+			default:
+				s.recover(start, k, nl, malformedQuote)
+				return true
+			}
+		}
+
+		// Unquoted field.
+		j := i
+		for j < len(d) && !s.special[d[j]] {
+			j++
+		}
+		if j == len(d) {
+			end := j
+			if end > i && d[end-1] == '\r' { // encoding/csv drops a '\r' ending the data
+				end--
+			}
+			s.fields = append(s.fields, d[i:end])
+			s.finish(start, end, len(d), nl, false)
+			return true
+		}
+		switch d[j] {
+		case s.delim:
+			s.fields = append(s.fields, d[i:j])
+			i = j + 1
+		case '\n':
+			end := j
+			if end > i && d[end-1] == '\r' {
+				end--
+			}
+			s.fields = append(s.fields, d[i:end])
+			s.finish(start, end, j+1, nl, true)
+			return true
+		default: // '"'
+			s.recover(start, j, nl, malformedBareQuote)
+			return true
+		}
+	}
+}
+
+var (
+	nlByte    = []byte{'\n'}
+	crlfBytes = []byte("\r\n")
+)
+
+// finish ends a record whose content is data[start:end] and whose next record starts at next.
+func (s *scanner) finish(start, end, next int, nl int64, terminated bool) {
+	s.raw = s.data[start:end]
+	s.pos = next
+	s.line += nl
+	if terminated {
+		s.line++
+	}
+}
+
+func (s *scanner) finishMalformed(start, end int, nl int64, reason string) {
+	s.kind = recMalformed
+	s.reason = reason
+	s.finish(start, end, end, nl, false)
+}
+
+// recover delimits a malformed record found at data[at]: the record ends at the first '\n' outside quotes, quotes
+// being counted from at (every field before at was well formed, so the parity there is even).
+func (s *scanner) recover(start, at int, nl int64, reason string) {
+	d := s.data
+	inQuote := false
+	for k := at; k < len(d); k++ {
+		switch d[k] {
+		case '"':
+			inQuote = !inQuote
+		case '\n':
+			if !inQuote {
+				end := k
+				if end > start && d[end-1] == '\r' {
+					end--
+				}
+				s.kind = recMalformed
+				s.reason = reason
+				s.finish(start, end, k+1, nl, true)
+				return
+			}
+			nl++
+		}
+	}
+	s.finishMalformed(start, len(d), nl, reason)
+}
+
+// unescape copies a quoted field's content into s.buf, turning '""' into '"' and '\r\n' into '\n'. The returned
+// slice stays valid if s.buf grows later in the record (the old array is kept by the slice).
+func (s *scanner) unescape(content []byte) []byte {
+	off := len(s.buf)
+	for k := 0; k < len(content); k++ {
+		c := content[k]
+		switch {
+		case c == '"': // always the first of a pair inside content
+			k++
+		case c == '\r' && k+1 < len(content) && content[k+1] == '\n':
+			continue
+		}
+		s.buf = append(s.buf, c)
+	}
+	return s.buf[off:len(s.buf):len(s.buf)]
+}
