@@ -1,6 +1,12 @@
 // Package objstore is sluice's narrow view of an object store: a local directory or an S3 bucket
 // prefix, behind one Bucket interface. Objects written through Create become visible only when
 // Commit returns (S3: multipart upload completed on Commit; directory: temp file, fsync, rename).
+//
+// Open picks the implementation from a location (a path, file:///path or s3://bucket/prefix);
+// ReaderAt adapts an object to io.ReaderAt+io.Seeker for Parquet readers; WrapWithMetrics adds
+// Prometheus metrics. Keys are "/"-separated, relative, without empty, "." or ".." segments
+// (ErrInvalidKey otherwise), and list in byte-wise lexical order on both kinds of bucket.
+// Package s3test runs a real S3 server (versitygw) for tests.
 package objstore
 
 import (
@@ -22,7 +28,9 @@ type Attrs struct {
 }
 
 // Writer streams one object. Nothing is visible at its key until Commit returns nil; Abort
-// discards what was written. Exactly one of Commit or Abort must be called.
+// discards what was written. Exactly one of Commit or Abort must be called; an Abort after
+// Commit does nothing, so `defer w.Abort(ctx)` is a safe cleanup. A Writer is not safe for
+// concurrent use. For S3 the ctx given to Create bounds the part uploads that Write starts.
 type Writer interface {
 	io.Writer
 	Commit(ctx context.Context) error

@@ -64,9 +64,14 @@ func (r *retrier) do(ctx context.Context, op, uri string, fn func(ctx context.Co
 			r.onRetry(op, err)
 		}
 	})
-	if err != nil && last != nil && err != last && !errors.Is(err, last) {
+	switch {
+	case err == nil:
+		return nil
+	case last != nil && err != last && !errors.Is(err, last):
 		// backoff reports ctx.Err() when the context ended between attempts: keep the cause.
 		return fmt.Errorf("%w (after %d attempts, last error: %v)", err, attempt, last)
+	case attempt > 1 && retryable(err):
+		return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 	}
 	return err
 }

@@ -1,0 +1,128 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+func TestCheckKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"a", true},
+		{"t/process_date=2024-01-02/batch_id=x/part-0123.parquet", true},
+		{"a/.hidden", true},
+		{"a/..b", true},
+		{"", false},
+		{"/a", false},
+		{"a/", false},
+		{"a//b", false},
+		{".", false},
+		{"..", false},
+		{"a/../b", false},
+		{"a/./b", false},
+		{"a\x00b", false},
+		{"\xff", false},
+		{string(make([]byte, 1025)), false},
+	} {
+		if err := checkKey(tc.key); (err == nil) != tc.ok {
+			t.Errorf("checkKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+	}
+	if err := checkDirKey("a/.tmp-x"); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("checkDirKey of a temp name = %v", err)
+	}
+	for _, tc := range []struct {
+		prefix string
+		ok     bool
+	}{
+		{"", true}, {"a", true}, {"a/", true}, {"a/b", true}, {"a/..", true}, {"a/.", true},
+		{"/", false}, {"/a", false}, {"../", false}, {"a/../", false}, {"a//", false},
+	} {
+		if err := checkPrefix(tc.prefix); (err == nil) != tc.ok {
+			t.Errorf("checkPrefix(%q) = %v, want ok=%v", tc.prefix, err, tc.ok)
+		}
+	}
+}
+
+// apiErr builds the error the SDK returns for an HTTP answer with an S3 error code.
+func apiErr(status int, code string) error {
+	var inner error = &smithy.GenericAPIError{Code: code, Message: "test"}
+	if code == "" {
+		inner = errors.New("http error")
+	}
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "Op", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      inner,
+		},
+	}}
+}
+
+func TestRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"503 SlowDown", apiErr(503, "SlowDown"), true},
+		{"500 InternalError", apiErr(500, "InternalError"), true},
+		{"502 bare", apiErr(502, ""), true},
+		{"429", apiErr(429, "TooManyRequests"), true},
+		{"400 RequestTimeout", apiErr(400, "RequestTimeout"), true},
+		{"404 NoSuchKey", apiErr(404, "NoSuchKey"), false},
+		{"404 bare (HEAD)", apiErr(404, ""), false},
+		{"404 NoSuchBucket", apiErr(404, "NoSuchBucket"), false},
+		{"404 NoSuchUpload", apiErr(404, "NoSuchUpload"), false},
+		{"403 AccessDenied", apiErr(403, "AccessDenied"), false},
+		{"400 InvalidArgument", apiErr(400, "InvalidArgument"), false},
+		{"400 InvalidPart", apiErr(400, "InvalidPart"), false},
+		{"412", apiErr(412, "PreconditionFailed"), false},
+		{"send failed", &smithyhttp.RequestSendError{Err: io.EOF}, true},
+		{"dial refused", &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, true},
+		{"unexpected EOF reading body", fmt.Errorf("deserialize: %w", io.ErrUnexpectedEOF), true},
+		{"canceled", fmt.Errorf("op: %w", context.Canceled), false},
+		{"deadline", &smithyhttp.RequestSendError{Err: context.DeadlineExceeded}, false},
+		{"no credentials", errors.New("failed to retrieve credentials"), false},
+	} {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("%s: retryable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !errors.Is(mapS3Err(apiErr(404, "")), ErrNotFound) || errors.Is(mapS3Err(apiErr(404, "NoSuchBucket")), ErrNotFound) {
+		t.Error("mapS3Err: a bare 404 is ErrNotFound, NoSuchBucket is not")
+	}
+	if !errors.Is(mapS3Err(apiErr(416, "InvalidRange")), ErrInvalidRange) {
+		t.Error("mapS3Err: 416 is ErrInvalidRange")
+	}
+}
+
+func TestOptionsFromEnv(t *testing.T) {
+	t.Setenv(EnvS3Endpoint, "http://127.0.0.1:7070")
+	t.Setenv(EnvS3PathStyle, "1")
+	o, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Endpoint != "http://127.0.0.1:7070" || !o.PathStyle || o.PartSize != DefaultPartSize ||
+		o.RetryMaxElapsed != DefaultRetryMaxElapsed || o.Logger == nil {
+		t.Fatalf("defaults = %+v", o)
+	}
+	o, _ = Options{Endpoint: "https://s3.example"}.withDefaults()
+	if o.Endpoint != "https://s3.example" {
+		t.Errorf("explicit endpoint overridden by env: %q", o.Endpoint)
+	}
+	if got := cleanPrefix("/a/b/"); got != "a/b/" {
+		t.Errorf("cleanPrefix = %q", got)
+	}
+}

@@ -1,0 +1,65 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/ledger"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// ReextractReason is the ledger reason recorded by Reextract.
+const ReextractReason = "re-extract requested"
+
+// Reextract runs one archive through extraction again (`sluice reextract <archive_id>`): it
+// bumps the record's Attempt (compare-and-set), moves it to state landed with ReextractReason,
+// and publishes an ArchiveLanded with the new attempt and replay=true. The new attempt gives the
+// event and every rows message new Nats-Msg-Ids, so de-duplication does not swallow the re-run.
+// It needs deps.Bus and deps.Ledger; an unknown id returns an error wrapping ledger.ErrNotFound.
+// If publishing fails after the bump, calling Reextract again simply uses the next attempt.
+func Reextract(ctx context.Context, deps Deps, archiveID string) error {
+	if deps.Bus == nil || deps.Ledger == nil {
+		return errors.New("reextract: bus and ledger are required")
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	rec, err := deps.Ledger.Update(ctx, archiveID, func(r *ledger.Record) error {
+		r.Attempt++
+		r.SetState(ledger.Landed, ReextractReason, now())
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reextract %s: %w", archiveID, err)
+	}
+	var mtimeMs int64
+	if e, ok, err := deps.Ledger.GetPath(ctx, rec.URI); err == nil && ok && e.ArchiveID == rec.ArchiveID {
+		mtimeMs = e.MtimeMs
+	}
+	partner := rec.Partner
+	if partner == "" && deps.Partners != nil && len(deps.Partners.Partners) > 0 {
+		partner = deps.Partners.PartnerFor(rec.Name).Name
+	}
+	ev := &sluicev1.ArchiveLanded{
+		ArchiveId:    rec.ArchiveID,
+		Sha256:       rec.SHA256,
+		Uri:          rec.URI,
+		Name:         rec.Name,
+		Size:         rec.Size,
+		MtimeUnixMs:  mtimeMs,
+		LandedUnixMs: now().UnixMilli(),
+		Partner:      partner,
+		Attempt:      rec.Attempt,
+		Replay:       true,
+	}
+	if err := publishLanded(ctx, deps.Bus, ev); err != nil {
+		return fmt.Errorf("reextract %s: %w", archiveID, err)
+	}
+	if deps.Log != nil {
+		deps.Log.Info("re-extract requested", "archive", archiveID, "attempt", rec.Attempt, "uri", rec.URI)
+	}
+	return nil
+}
