@@ -18,8 +18,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
-	"github.com/sluice-dev/sluice/internal/ledger"
-	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 )
 
 // common holds the flags every stage shares.
@@ -112,20 +111,11 @@ func (c *common) busConfig(name string) bus.Config {
 	}
 }
 
-// env is what a stage needs from the process: a bus, the partner config, a ledger, metrics.
-type env struct {
-	log      *slog.Logger
-	bus      *bus.Bus
-	partners *config.File
-	ledger   *ledger.Ledger
-	reg      *prometheus.Registry
-}
-
-func (c *common) setup(ctx context.Context, name string) (*env, func(), error) {
-	log := c.logger().With("stage", name)
+func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(), error) {
+	log := c.logger()
 	partners, err := config.Load(c.configFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &exitError{code: 2, err: err}
 	}
 	b, err := bus.Connect(ctx, c.busConfig(name), log)
 	if err != nil {
@@ -135,23 +125,23 @@ func (c *common) setup(ctx context.Context, name string) (*env, func(), error) {
 		b.Close()
 		return nil, nil, err
 	}
-	kv, err := b.Ledger(ctx)
-	if err != nil {
-		b.Close()
-		return nil, nil, fmt.Errorf("open ledger: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	e := &env{log: log, bus: b, partners: partners, ledger: ledger.New(kv, nil), reg: reg}
+	e, err := pipeline.NewEnv(ctx, b, partners, log, reg)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
 	stopMetrics := func() {}
 	if c.metricsAddr != "" {
 		stopMetrics, err = serveMetrics(c.metricsAddr, reg, b, log)
 		if err != nil {
+			e.Close()
 			b.Close()
 			return nil, nil, err
 		}
 	}
-	return e, func() { stopMetrics(); b.Close() }, nil
+	return e, func() { stopMetrics(); e.Close(); b.Close() }, nil
 }
 
 func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.Logger) (func(), error) {
@@ -182,6 +172,3 @@ func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.L
 	}, nil
 }
 
-func (c *common) objOptions(log *slog.Logger, reg prometheus.Registerer) objstore.Options {
-	return objstore.Options{Endpoint: c.s3Endpoint, PathStyle: c.s3PathStyle, Logger: log, Registerer: reg}
-}

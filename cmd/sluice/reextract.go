@@ -22,5 +22,5 @@ func cmdReextract(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	return producer.Reextract(ctx, producer.Deps{Bus: e.bus, Ledger: e.ledger, Partners: e.partners, Log: e.log}, c.fs.Arg(0))
+	return producer.Reextract(ctx, producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}, c.fs.Arg(0))
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -33,100 +33,46 @@ func cmdRun(ctx context.Context, args []string) error {
 	if s.landing == "" || s.out == "" {
 		return &exitError{code: 2, err: errors.New("--landing and --out are required")}
 	}
-	start := time.Now()
+	o, err := s.options(c)
+	if err != nil {
+		return err
+	}
 	e, closeAll, err := c.setup(ctx, "run")
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-
-	prod, err := newProducer(ctx, c, &s, e)
-	if err != nil {
-		return err
-	}
-	ext, err := newExtractor(ctx, c, &s, e)
-	if err != nil {
-		return err
-	}
-	mrg, err := newMerger(ctx, c, &s, e)
-	if err != nil {
-		return err
-	}
-	sum, err := newSummarizer(ctx, c, &s, e)
-	if err != nil {
-		return err
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(runCtx)
-	for _, st := range []interface{ Run(context.Context) error }{ext, mrg, sum} {
-		g.Go(func() error { return ignoreCanceled(st.Run(gctx)) })
-	}
 	showProgress := progress == "on" || (progress == "auto" && term.IsTerminal(int(os.Stderr.Fd())))
-
-	if !s.once {
-		g.Go(func() error { return ignoreCanceled(prod.Run(gctx)) })
-		e.log.Info("running", "landing", s.landing, "out", s.out)
+	pctx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	start := time.Now()
+	res, err := pipeline.Run(ctx, e, o, func(sum *summarizer.Summarizer) {
 		if showProgress {
-			go progressLoop(gctx, sum, start)
+			go progressLoop(pctx, sum, start)
+		} else if !o.Once {
+			go logLoop(pctx, e, sum)
 		}
-		err := g.Wait()
-		return err
-	}
-
-	res, err := prod.Scan(gctx)
+	})
+	stopProgress()
 	if err != nil {
-		cancel()
-		_ = g.Wait()
-		return fmt.Errorf("scan landing: %w", err)
-	}
-	e.log.Info("landing scanned", "new", len(res.Landed), "pending", len(res.Pending), "duplicates", len(res.Duplicates), "unchanged", res.Unchanged)
-	wait := append(append([]string{}, res.Landed...), res.Pending...)
-	if showProgress {
-		go progressLoop(gctx, sum, start)
-	}
-	type result struct {
-		st  summarizer.Status
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		st, err := sum.WaitFor(gctx, wait)
-		done <- result{st, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-gctx.Done():
-		// a stage failed (or we were interrupted): report that error
-		cancel()
-		werr := g.Wait()
-		if werr == nil {
-			werr = ctx.Err()
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !o.Once {
+			return nil // clean shutdown on a signal
 		}
-		return &exitError{code: 1, err: fmt.Errorf("pipeline stopped before finishing: %w", werr)}
+		return &exitError{code: 1, err: err}
 	}
-	cancel()
-	if werr := g.Wait(); werr != nil && r.err == nil {
-		r.err = werr
-	}
-	if r.err != nil {
-		return &exitError{code: 1, err: r.err}
-	}
-	code := printRunSummary(os.Stdout, r.st, res.Duplicates, time.Since(start))
-	return &exitError{code: code}
-}
-
-func ignoreCanceled(err error) error {
-	if errors.Is(err, context.Canceled) {
+	if !o.Once {
 		return nil
 	}
-	return err
+	printRunSummary(os.Stdout, res, o.Out)
+	return &exitError{code: res.Code}
+}
+
+func registerRunFlags(fs *flag.FlagSet, progress *string) {
+	fs.StringVar(progress, "progress", "auto", "progress display: auto (on a terminal), on, off")
 }
 
 func progressLoop(ctx context.Context, sum *summarizer.Summarizer, start time.Time) {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -139,10 +85,61 @@ func progressLoop(ctx context.Context, sum *summarizer.Summarizer, start time.Ti
 	}
 }
 
-func printRunSummary(w io.Writer, st summarizer.Status, dups any, took time.Duration) int {
-	fmt.Fprintln(w, renderStatus(st))
-	fmt.Fprintf(w, "wall time %s\n", took.Round(time.Millisecond))
-	return exitCode(st)
+// logLoop writes a plain progress line every 30s when stderr is not a terminal.
+func logLoop(ctx context.Context, e *pipeline.Env, sum *summarizer.Summarizer) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st := sum.Status()
+			e.Log.Info("progress", "archives", st.Totals.Archives, "committed", st.Totals.Committed, "pending", st.Totals.Pending,
+				"failed", st.Totals.Failed, "rows_in", st.Totals.RowsIn, "rows_out", st.Totals.RowsOut)
+		}
+	}
+}
+
+func progressLine(st summarizer.Status, took time.Duration) string {
+	tables := map[string]bool{}
+	_ = tables
+	t := st.Totals
+	return fmt.Sprintf("[%s] archives %d/%d done (%d failed, %d duplicates)  rows in %d  rows out %d  quarantined %d",
+		took.Round(100*time.Millisecond), t.Committed+t.Failed, t.Archives, t.Failed, t.Duplicates, t.RowsIn, t.RowsOut, t.Quarantined)
+}
+
+func printRunSummary(w io.Writer, res *pipeline.Result, out string) {
+	st := res.Status
+	t := st.Totals
+	fmt.Fprintf(w, "sluice run --once: %d archives (%d new, %d resumed, %d unchanged, %d duplicates skipped) in %s\n",
+		len(res.Scan.Landed)+len(res.Scan.Pending)+res.Scan.Unchanged, len(res.Scan.Landed), len(res.Scan.Pending), res.Scan.Unchanged,
+		len(res.Scan.Duplicates), res.Took.Round(time.Millisecond))
+	fmt.Fprintf(w, "  committed %d, failed %d; rows in %d, rows out %d, quarantined %d; rejected/skipped members %d; check failures %d\n",
+		t.Committed, t.Failed, t.RowsIn, t.RowsOut, t.Quarantined, t.RejectedMembers, t.CheckFailures)
+	var failed []string
+	for _, id := range sortedKeys(st.Archives) {
+		a := st.Archives[id]
+		if a.State == summarizer.StateFailed {
+			failed = append(failed, fmt.Sprintf("  FAILED %s (%s): %s", a.Name, id, a.Reason))
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintln(w, strings.Join(failed, "\n"))
+	}
+	for _, d := range sortedKeys(st.Dates) {
+		ds := st.Dates[d]
+		line := fmt.Sprintf("  %s: %d archives, summary %s", d, ds.Archives, ds.Key)
+		if len(ds.Missing) > 0 {
+			line += fmt.Sprintf(", MISSING sources %v", ds.Missing)
+		}
+		if !ds.CheckOK {
+			line += ", CHECK FAILED"
+		}
+		fmt.Fprintln(w, line)
+	}
+	verdict := map[int]string{0: "OK: everything ingested", 1: "FAILED: reconciliation mismatch or error", 2: "DONE with rejections or quarantined rows (recorded in the summaries)"}[res.Code]
+	fmt.Fprintf(w, "%s; Parquet under %s/<table>/process_date=*/batch_id=*/\n", verdict, strings.TrimSuffix(out, "/"))
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {
@@ -152,10 +149,4 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-var _ = strings.TrimSpace
-
-func registerRunFlags(fs *flag.FlagSet, progress *string) {
-	fs.StringVar(progress, "progress", "auto", "progress display: auto (on a terminal), on, off")
 }

@@ -5,16 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/sluice-dev/sluice/extractor"
-	"github.com/sluice-dev/sluice/internal/objstore"
-	"github.com/sluice-dev/sluice/merger"
-	"github.com/sluice-dev/sluice/producer"
-	"github.com/sluice-dev/sluice/summarizer"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 )
 
 // stageFlags are the per-stage knobs, registered on the common flag set.
@@ -49,92 +44,39 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 	}
 }
 
-func (s *stageFlags) partitionsList() ([]int, error) {
-	if s.partitionsServed == "" {
-		return nil, nil
+// options turns the flags into pipeline options.
+func (s *stageFlags) options(c *common) (pipeline.Options, error) {
+	o := pipeline.Options{
+		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll,
+		ExtractConcurrency: s.extractConcurrency, MemoryBudget: s.memoryBudget, Instance: s.instance,
+		SpillDir: filepath.Join(c.state, "spill"),
 	}
-	var out []int
-	for _, p := range strings.Split(s.partitionsServed, ",") {
-		var n int
-		if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil {
-			return nil, fmt.Errorf("serve-partitions %q: %w", p, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func openBucket(ctx context.Context, c *common, e *env, location string) (objstore.Bucket, error) {
-	if location == "" {
-		return nil, errors.New("location required")
-	}
-	if !strings.HasPrefix(location, "s3://") {
-		if err := os.MkdirAll(strings.TrimPrefix(location, "file://"), 0o755); err != nil {
-			return nil, err
+	o.S3.Endpoint, o.S3.PathStyle = c.s3Endpoint, c.s3PathStyle
+	if s.partitionsServed != "" {
+		for _, p := range strings.Split(s.partitionsServed, ",") {
+			var n int
+			if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil {
+				return o, &exitError{code: 2, err: fmt.Errorf("serve-partitions %q: %w", p, err)}
+			}
+			o.ServePartitions = append(o.ServePartitions, n)
 		}
 	}
-	b, err := objstore.Open(ctx, location, c.objOptions(e.log, e.reg))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", location, err)
-	}
-	return objstore.WrapWithMetrics(b, e.reg), nil
+	return o, nil
 }
 
-func newProducer(ctx context.Context, c *common, s *stageFlags, e *env) (*producer.Producer, error) {
-	if s.landing == "" {
-		return nil, &exitError{code: 2, err: errors.New("--landing is required")}
-	}
-	deps := producer.Deps{Bus: e.bus, Ledger: e.ledger, Partners: e.partners, Log: e.log.With("stage", "producer"), Metrics: e.reg}
-	if strings.HasPrefix(s.landing, "s3://") {
-		b, err := openBucket(ctx, c, e, s.landing)
-		if err != nil {
-			return nil, err
-		}
-		deps.Landing = b
-	}
-	return producer.New(producer.Config{Landing: s.landing, Once: s.once, PollInterval: s.poll}, deps)
-}
-
-func newExtractor(ctx context.Context, c *common, s *stageFlags, e *env) (*extractor.Extractor, error) {
-	deps := extractor.Deps{Bus: e.bus, Partners: e.partners, Ledger: e.ledger, Log: e.log.With("stage", "extractor"), Metrics: e.reg,
-		Open: func(ctx context.Context, uri string) (ioReadCloser, error) { return openURI(ctx, c, e, uri) }}
-	return extractor.New(extractor.Config{Concurrency: s.extractConcurrency}, deps)
-}
-
-func newMerger(ctx context.Context, c *common, s *stageFlags, e *env) (*merger.Merger, error) {
-	if s.out == "" {
-		return nil, &exitError{code: 2, err: errors.New("--out is required")}
-	}
-	out, err := openBucket(ctx, c, e, s.out)
-	if err != nil {
-		return nil, err
-	}
-	parts, err := s.partitionsList()
-	if err != nil {
-		return nil, &exitError{code: 2, err: err}
-	}
-	cfg := merger.Config{Instance: s.instance, Partitions: parts, MemoryBudget: s.memoryBudget, SpillDir: filepath.Join(c.state, "spill")}
-	return merger.New(cfg, merger.Deps{Bus: e.bus, Out: out, Partners: e.partners, Log: e.log.With("stage", "merger"), Metrics: e.reg})
-}
-
-func newSummarizer(ctx context.Context, c *common, s *stageFlags, e *env) (*summarizer.Summarizer, error) {
-	if s.out == "" {
-		return nil, &exitError{code: 2, err: errors.New("--out is required")}
-	}
-	out, err := openBucket(ctx, c, e, s.out)
-	if err != nil {
-		return nil, err
-	}
-	return summarizer.New(summarizer.Config{}, summarizer.Deps{Bus: e.bus, Ledger: e.ledger, Out: out, Partners: e.partners, Log: e.log.With("stage", "summarizer"), Metrics: e.reg})
-}
+type runner interface{ Run(context.Context) error }
 
 // stage runs one stage alone against a shared --nats.
-func stage(name string, want []string, build func(ctx context.Context, c *common, s *stageFlags, e *env) (interface{ Run(context.Context) error }, error)) func(ctx context.Context, args []string) error {
+func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipeline.Options) (runner, error)) func(ctx context.Context, args []string) error {
 	return func(ctx context.Context, args []string) error {
 		c := newCommon(name)
 		var s stageFlags
-		s.register(c.fs, want...)
+		s.register(c.fs, stageWants[name]...)
 		if err := c.parse(args); err != nil {
+			return err
+		}
+		o, err := s.options(c)
+		if err != nil {
 			return err
 		}
 		e, closeAll, err := c.setup(ctx, name)
@@ -142,32 +84,32 @@ func stage(name string, want []string, build func(ctx context.Context, c *common
 			return err
 		}
 		defer closeAll()
-		st, err := build(ctx, c, &s, e)
+		st, err := build(ctx, e, o)
 		if err != nil {
-			return err
+			return &exitError{code: 2, err: err}
 		}
-		e.log.Info("started")
+		e.Log.Info("started")
 		err = st.Run(ctx)
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
-		e.log.Info("stopped", "err", err)
+		e.Log.Info("stopped", "err", err)
 		return err
 	}
 }
 
 var (
-	cmdProducer = stage("producer", stageWants["producer"], func(ctx context.Context, c *common, s *stageFlags, e *env) (interface{ Run(context.Context) error }, error) {
-		return newProducer(ctx, c, s, e)
+	cmdProducer = stage("producer", func(ctx context.Context, e *pipeline.Env, o pipeline.Options) (runner, error) {
+		return pipeline.NewProducer(ctx, e, o)
 	})
-	cmdExtractor = stage("extractor", stageWants["extractor"], func(ctx context.Context, c *common, s *stageFlags, e *env) (interface{ Run(context.Context) error }, error) {
-		return newExtractor(ctx, c, s, e)
+	cmdExtractor = stage("extractor", func(ctx context.Context, e *pipeline.Env, o pipeline.Options) (runner, error) {
+		return pipeline.NewExtractor(ctx, e, o)
 	})
-	cmdMerger = stage("merger", stageWants["merger"], func(ctx context.Context, c *common, s *stageFlags, e *env) (interface{ Run(context.Context) error }, error) {
-		return newMerger(ctx, c, s, e)
+	cmdMerger = stage("merger", func(ctx context.Context, e *pipeline.Env, o pipeline.Options) (runner, error) {
+		return pipeline.NewMerger(ctx, e, o)
 	})
-	cmdSummarizer = stage("summarizer", stageWants["summarizer"], func(ctx context.Context, c *common, s *stageFlags, e *env) (interface{ Run(context.Context) error }, error) {
-		return newSummarizer(ctx, c, s, e)
+	cmdSummarizer = stage("summarizer", func(ctx context.Context, e *pipeline.Env, o pipeline.Options) (runner, error) {
+		return pipeline.NewSummarizer(ctx, e, o)
 	})
 )
 

@@ -22,7 +22,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	recs, err := e.ledger.List(ctx)
+	recs, err := e.Ledger.List(ctx)
 	if err != nil {
 		return err
 	}

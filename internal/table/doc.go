@@ -18,10 +18,15 @@
 // may hold the delimiter, '""' (an escaped quote), '\n' and '\r\n'; records end in '\n' or '\r\n'; the last record
 // may lack a terminator. Like encoding/csv, '\r\n' inside a quoted field reads as '\n', a '\r' right before the end
 // of the data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
-// (ObserveStats.Blank) but are not rows. A record is rejected (the Builder quarantines it, the Inferer skips it) when
-//   - it is malformed: a '"' inside an unquoted field, text after a closing quote, or a quote never closed. Its
-//     extent is then found by quote parity (it ends at the first '\n' after an even number of '"'), so no byte of
-//     the data is lost or read twice;
+// (ObserveStats.Blank) but are not rows (the extractor does not count them either). Two departures from strict
+// encoding/csv, both shared with the extractor's chunking (encoding/csv with LazyQuotes=true):
+//   - a '"' inside an unquoted field is data (`5" pipe` is the value 5" pipe), not an error;
+//   - a record whose quoted field is not closed properly (its closing quote is followed by something other than
+//     the delimiter or a line end, or it never closes) is malformed; it extends as far as LazyQuotes reading takes
+//     it, so record counts and line numbers agree with the extractor's and no byte is lost or read twice.
+//
+// A record is rejected (the Builder quarantines it, the Inferer skips it) when, checked in this order,
+//   - it is malformed (above);
 //   - it is ragged: its field count differs from the header's;
 //   - it holds invalid UTF-8 anywhere;
 //   - a value does not fit its column's type (possible only under a strict hint, see Hint).

@@ -15,8 +15,7 @@ const (
 
 // Reasons a record is malformed; the wording follows encoding/csv.
 const (
-	malformedBareQuote   = `bare " in non-quoted field`
-	malformedQuote       = `extraneous or missing " in quoted field`
+	malformedQuote        = `extraneous or missing " in quoted field`
 	malformedUnterminated = `quoted field not closed before the end of the data`
 )
 
@@ -24,8 +23,13 @@ const (
 // the data, except fields that hold '""' or '\r\n' inside quotes, which are unescaped into a buffer reused from
 // record to record. Fields are valid until the next call to next.
 //
-// It reads like encoding/csv with LazyQuotes=false and FieldsPerRecord=-1 (FuzzScanner checks it), and also
-// delimits malformed records (by quote parity) so that every byte of the data belongs to exactly one record.
+// On input that encoding/csv (LazyQuotes=false, FieldsPerRecord=-1) accepts, it returns the same records with the
+// same fields (FuzzScanner checks it). Beyond that:
+//   - a '"' inside an unquoted field is a literal character (as with LazyQuotes=true), not an error;
+//   - a quoted field whose closing quote is followed by anything but the delimiter or a line end, or that is not
+//     closed, makes the record malformed (recMalformed). Its extent is the one encoding/csv with LazyQuotes=true
+//     gives it, which is also how the extractor splits chunks, so record counts and line numbers agree with it
+//     and every byte of the data belongs to exactly one record.
 type scanner struct {
 	data    []byte
 	delim   byte
@@ -46,7 +50,6 @@ func newScanner(delim byte) *scanner {
 	s := &scanner{delim: delim}
 	s.special[delim] = true
 	s.special['\n'] = true
-	s.special['"'] = true
 	return s
 }
 
@@ -82,6 +85,34 @@ func (s *scanner) next() bool {
 	}
 
 	s.kind = recFields
+
+	// Fast path: no '"' before the end of the line, so the record is that line.
+	lineEnd := len(d)
+	if e := bytes.IndexByte(d[i:], '\n'); e >= 0 {
+		lineEnd = i + e
+	}
+	if bytes.IndexByte(d[i:lineEnd], '"') < 0 {
+		delim := s.delim
+		fs := i
+		for k := i; k < lineEnd; k++ {
+			if d[k] == delim {
+				s.fields = append(s.fields, d[fs:k])
+				fs = k + 1
+			}
+		}
+		end := lineEnd
+		if end > fs && d[end-1] == '\r' { // '\r\n' terminator, or a '\r' ending the data
+			end--
+		}
+		s.fields = append(s.fields, d[fs:end])
+		if lineEnd < len(d) {
+			s.finish(i, end, lineEnd+1, 0, true)
+		} else {
+			s.finish(i, end, len(d), 0, false)
+		}
+		return true
+	}
+
 	var nl int64 // '\n' inside quoted fields
 	start := i
 	for {
@@ -131,12 +162,12 @@ func (s *scanner) next() bool {
 				s.finish(start, k, k+2, nl, true)
 				return true
 			default:
-				s.recover(start, k, nl, malformedQuote)
+				s.recoverLazy(start, k, nl)
 				return true
 			}
 		}
 
-		// Unquoted field.
+		// Unquoted field: a '"' in it is data.
 		j := i
 		for j < len(d) && !s.special[d[j]] {
 			j++
@@ -150,22 +181,18 @@ func (s *scanner) next() bool {
 			s.finish(start, end, len(d), nl, false)
 			return true
 		}
-		switch d[j] {
-		case s.delim:
+		if d[j] == s.delim {
 			s.fields = append(s.fields, d[i:j])
 			i = j + 1
-		case '\n':
-			end := j
-			if end > i && d[end-1] == '\r' {
-				end--
-			}
-			s.fields = append(s.fields, d[i:end])
-			s.finish(start, end, j+1, nl, true)
-			return true
-		default: // '"'
-			s.recover(start, j, nl, malformedBareQuote)
-			return true
+			continue
 		}
+		end := j // d[j] == '\n'
+		if end > i && d[end-1] == '\r' {
+			end--
+		}
+		s.fields = append(s.fields, d[i:end])
+		s.finish(start, end, j+1, nl, true)
+		return true
 	}
 }
 
@@ -190,30 +217,76 @@ func (s *scanner) finishMalformed(start, end int, nl int64, reason string) {
 	s.finish(start, end, end, nl, false)
 }
 
-// recover delimits a malformed record found at data[at]: the record ends at the first '\n' outside quotes, quotes
-// being counted from at (every field before at was well formed, so the parity there is even).
-func (s *scanner) recover(start, at int, nl int64, reason string) {
+// recoverLazy finds the end of a malformed record: data[at] follows a '"' that closes a quoted field in strict
+// mode but is not followed by the delimiter or a line end. Like encoding/csv with LazyQuotes=true (and the
+// extractor), it takes that quote as data and goes on inside the quoted field, and reads any later field by the
+// same lazy rules, up to the end of the record.
+func (s *scanner) recoverLazy(start, at int, nl int64) {
 	d := s.data
-	inQuote := false
-	for k := at; k < len(d); k++ {
-		switch d[k] {
-		case '"':
-			inQuote = !inQuote
-		case '\n':
-			if !inQuote {
-				end := k
-				if end > start && d[end-1] == '\r' {
-					end--
-				}
-				s.kind = recMalformed
-				s.reason = reason
-				s.finish(start, end, k+1, nl, true)
+	s.kind = recMalformed
+	s.reason = malformedQuote
+	k := at
+	quoted := true
+	for {
+		if quoted {
+			q := bytes.IndexByte(d[k:], '"')
+			if q < 0 {
+				nl += int64(bytes.Count(d[k:], nlByte))
+				s.finish(start, len(d), len(d), nl, false)
 				return
 			}
-			nl++
+			p := k + q
+			nl += int64(bytes.Count(d[k:p], nlByte))
+			n := p + 1
+			switch {
+			case n == len(d) || n+1 == len(d) && d[n] == '\r':
+				s.finish(start, n, len(d), nl, false)
+				return
+			case d[n] == '"': // escaped quote
+				k = n + 1
+			case d[n] == s.delim:
+				k = n + 1
+				quoted = false
+			case d[n] == '\n':
+				s.finish(start, n, n+1, nl, true)
+				return
+			case d[n] == '\r' && d[n+1] == '\n':
+				s.finish(start, n, n+2, nl, true)
+				return
+			default: // a literal quote
+				k = n
+			}
+			continue
+		}
+		// At the start of a field.
+		if k < len(d) && d[k] == '"' {
+			quoted = true
+			k++
+			continue
+		}
+		f := k
+		for k < len(d) && !s.special[d[k]] {
+			k++
+		}
+		switch {
+		case k == len(d):
+			end := k
+			if end > f && d[end-1] == '\r' {
+				end--
+			}
+			s.finish(start, end, len(d), nl, false)
+			return
+		case d[k] == s.delim:
+			k++
+		default: // '\n'
+			end := k
+			if end > f && d[end-1] == '\r' {
+				end--
+			}
+			s.finish(start, end, k+1, nl, true)
+			return
 		}
 	}
-	s.finishMalformed(start, len(d), nl, reason)
 }
 
 // unescape copies a quoted field's content into s.buf, turning '""' into '"' and '\r\n' into '\n'. The returned

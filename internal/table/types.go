@@ -131,5 +131,5 @@ func Widen(a, b Type) Type {
 	return String
 }
 
-// holds reports whether a column of type col can hold a value of type v without loss: Widen(col, v) == col.
-func (col Type) holds(v Type) bool { return Widen(col, v) == col }
+// holds reports whether a column of type t can hold a value of type v without loss: Widen(t, v) == t.
+func (t Type) holds(v Type) bool { return Widen(t, v) == t }

@@ -1,0 +1,137 @@
+package table
+
+import (
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// The oracle classifies values with regexp, strconv and time: an implementation independent of value.go.
+var (
+	reInt   = regexp.MustCompile(`^[+-]?(0|[1-9][0-9]*)$`)
+	reFloat = regexp.MustCompile(`^[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+	reDate  = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	reTS    = regexp.MustCompile(`^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$`)
+)
+
+// oracle returns the type of a non-null value and, for temporal types, its days or µs.
+func oracle(s string) (Type, int64) {
+	switch {
+	case strings.EqualFold(s, "true") || strings.EqualFold(s, "false"):
+		return Bool, 0
+	case reInt.MatchString(s):
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			return String, 0
+		}
+		return Int64, 0
+	case reFloat.MatchString(s):
+		if _, err := strconv.ParseFloat(s, 64); err != nil {
+			return String, 0
+		}
+		return Float64, 0
+	case reDate.MatchString(s):
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return String, 0
+		}
+		return Date, t.Unix() / 86400
+	}
+	m := reTS.FindStringSubmatch(s)
+	if m == nil {
+		return String, 0
+	}
+	t, err := time.Parse("2006-01-02 15:04:05", m[1]+" "+m[2])
+	if err != nil {
+		return String, 0
+	}
+	frac := int64(0)
+	if m[3] != "" {
+		digits := (m[3][1:] + "000000")[:6]
+		frac, _ = strconv.ParseInt(digits, 10, 64)
+	}
+	us := t.UnixMicro() + frac
+	if m[4] == "" {
+		return Timestamp, us
+	}
+	if m[4] == "Z" {
+		return TimestampTZ, us
+	}
+	z := strings.ReplaceAll(m[4][1:], ":", "")
+	hh, _ := strconv.Atoi(z[:2])
+	mm, _ := strconv.Atoi(z[2:])
+	if hh > 23 || mm > 59 {
+		return String, 0
+	}
+	off := int64(hh*3600+mm*60) * 1e6
+	if m[4][0] == '+' {
+		return TimestampTZ, us - off
+	}
+	return TimestampTZ, us + off
+}
+
+// checkValue asserts that arr[row] holds field (a CSV value) under column type col.
+func checkValue(t testing.TB, col Type, nulls *nullSet, arr arrow.Array, row int, field, where string) {
+	t.Helper()
+	if nulls.match([]byte(field)) {
+		if !arr.IsNull(row) {
+			t.Fatalf("%s: %q should be null, got %v", where, field, arr.ValueStr(row))
+		}
+		return
+	}
+	if arr.IsNull(row) {
+		t.Fatalf("%s: %q read back as null", where, field)
+	}
+	vt, tv := oracle(field)
+	switch col {
+	case String, Null:
+		if got := arr.(*array.String).Value(row); got != field {
+			t.Fatalf("%s: got %q, want %q", where, got, field)
+		}
+	case Int64:
+		want, err := strconv.ParseInt(field, 10, 64)
+		if got := arr.(*array.Int64).Value(row); err != nil || got != want {
+			t.Fatalf("%s: got %d, want %q", where, got, field)
+		}
+	case Float64:
+		want, err := strconv.ParseFloat(field, 64)
+		if got := arr.(*array.Float64).Value(row); err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%s: got %v, want %q", where, got, field)
+		}
+	case Bool:
+		if got := arr.(*array.Boolean).Value(row); got != strings.EqualFold(field, "true") {
+			t.Fatalf("%s: got %v, want %q", where, got, field)
+		}
+	case Date:
+		if got := arr.(*array.Date32).Value(row); vt != Date || int64(got) != tv {
+			t.Fatalf("%s: got %v, want %q (%v %d)", where, got, field, vt, tv)
+		}
+	case Timestamp, TimestampTZ:
+		want := tv
+		if vt == Date {
+			want *= 86400e6
+		} else if vt != col {
+			t.Fatalf("%s: %q is %v, stored in %v", where, field, vt, col)
+		}
+		if got := arr.(*array.Timestamp).Value(row); int64(got) != want {
+			t.Fatalf("%s: got %v, want %q (%d)", where, got, field, want)
+		}
+	default:
+		t.Fatalf("%s: unexpected column type %v", where, col)
+	}
+}
+
+// colByName returns the column named name of rec.
+func colByName(t testing.TB, rec arrow.RecordBatch, name string) arrow.Array {
+	t.Helper()
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		t.Fatalf("column %q: %d matches in %v", name, len(idx), rec.Schema())
+	}
+	return rec.Column(idx[0])
+}
