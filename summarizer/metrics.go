@@ -1,0 +1,50 @@
+package summarizer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics count what this process did. Replaying the stream at start does not count again what
+// an earlier process already counted (the counters restart at zero, as Prometheus expects).
+type metrics struct {
+	archivesCompleted prometheus.Counter
+	archivesFailed    prometheus.Counter
+	checkFailures     prometheus.Counter
+	rowsIn            prometheus.Counter
+	rowsOut           prometheus.Counter
+	summariesWritten  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "summarizer", Name: name, Help: help})
+	}
+	m := &metrics{
+		archivesCompleted: c("archives_completed_total", "Archives whose tables were all committed and passed the post-merge check."),
+		archivesFailed:    c("archives_failed_total", "Archives that failed extraction or the post-merge check."),
+		checkFailures:     c("check_failures_total", "Post-merge checks (archive, table) that found a row count mismatch."),
+		rowsIn:            c("rows_in_total", "Rows counted by the extractor in checked archives."),
+		rowsOut:           c("rows_out_total", "Rows found in Parquet footers of checked archives."),
+		summariesWritten:  c("summaries_written_total", "Summary writes (summary.json + summary.txt) to the output."),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, p := range []*prometheus.Counter{&m.archivesCompleted, &m.archivesFailed, &m.checkFailures, &m.rowsIn, &m.rowsOut, &m.summariesWritten} {
+		if err := reg.Register(*p); err != nil {
+			are := prometheus.AlreadyRegisteredError{}
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("register summarizer metrics: %w", err)
+			}
+			existing, ok := are.ExistingCollector.(prometheus.Counter)
+			if !ok {
+				return nil, fmt.Errorf("register summarizer metrics: %w", err)
+			}
+			*p = existing // a second summarizer on the same registry (a restart in-process) shares the counters
+		}
+	}
+	return m, nil
+}
