@@ -1,0 +1,234 @@
+package extractor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/ledger"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+const (
+	// fetchWait is how long one pull request waits for a landed event.
+	fetchWait = 5 * time.Second
+	// handBackDeliveries is how many deliveries past MaxDeliver the server still makes, so an
+	// archive handed back at shutdown during its last delivery is not stranded (see Run).
+	handBackDeliveries = 2
+	// settleTimeout bounds acking, naking and dead-lettering after the work is done.
+	settleTimeout = 10 * time.Second
+)
+
+// Run consumes landed events with the durable pull consumer cfg.Consumer (explicit ack, at most
+// cfg.Concurrency archives at once) until ctx is done. Each archive is acked once its outcome is
+// published: ArchiveExtracted, or ArchiveFailed plus a dead letter for an archive that cannot be
+// extracted (corrupt, truncated, over the limits) or that still fails on its MaxDeliver-th
+// delivery. A transient failure before that is handed back with a delayed Nak.
+//
+// Shutdown is a stop, not a drain: cancelling ctx interrupts the archives in progress, which are
+// handed back (Nak) with their batches left open; the next delivery completes them under the same
+// Nats-Msg-Ids. So that a hand-back during the last delivery is not lost, the consumer's server-side
+// MaxDeliver is cfg.MaxDeliver + 2, while the extractor itself treats delivery cfg.MaxDeliver and
+// later as the last one. Run returns nil after a shutdown, once every archive it held is handed
+// back.
+func (e *Extractor) Run(ctx context.Context) error {
+	stream, err := e.js.Stream(ctx, e.subj.EventsStream())
+	if err != nil {
+		return fmt.Errorf("extractor: events stream: %w", err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       e.cfg.Consumer,
+		Description:   "sluice extractor: landed archives",
+		FilterSubject: e.subj.Landed(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.cfg.AckWait,
+		MaxDeliver:    e.cfg.MaxDeliver + handBackDeliveries,
+		MaxAckPending: e.cfg.Concurrency * 4,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("extractor: consumer %s: %w", e.cfg.Consumer, err)
+	}
+	e.log.Info("consuming landed archives", "consumer", e.cfg.Consumer, "concurrency", e.cfg.Concurrency,
+		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow)
+
+	slots := make(chan struct{}, e.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select { // a pull request only when an archive can start right away
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		msg, err := e.next(ctx, cons)
+		if msg == nil {
+			<-slots
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				e.handle(ctx, msg)
+			}()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			e.log.Warn("fetch landed event", "err", err)
+			select { // the server may be restarting; do not spin
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// next pulls one message, waiting at most fetchWait; (nil, nil) when there was none.
+func (e *Extractor) next(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	msg, err := cons.Next(jetstream.FetchContext(fctx))
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return msg, nil
+}
+
+// handle extracts the archive of one landed event and settles the message.
+func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
+	deliveries := uint64(1)
+	var streamSeq uint64
+	if md, err := msg.Metadata(); err == nil {
+		deliveries, streamSeq = md.NumDelivered, md.Sequence.Stream
+	}
+	final := deliveries >= uint64(e.cfg.MaxDeliver)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	log := e.log.With("seq", streamSeq, "deliveries", deliveries)
+
+	ev := &sluicev1.ArchiveLanded{}
+	if err := proto.Unmarshal(msg.Data(), ev); err != nil || ev.ArchiveId == "" || ev.Uri == "" {
+		reason := "landed event lacks archive_id or uri"
+		if err != nil {
+			reason = "undecodable landed event: " + err.Error()
+		}
+		log.Error("dropping landed event", "reason", reason)
+		e.deadLetter(sctx, msg, ev, streamSeq, deliveries, reason)
+		_ = msg.TermWithReason(reason)
+		e.m.archives.WithLabelValues(outcomeDeadLettered).Inc()
+		return
+	}
+	log = log.With("archive", ev.ArchiveId)
+
+	if e.alreadyExtracted(ctx, ev) {
+		log.Info("archive already extracted, acking redelivery")
+		e.m.archives.WithLabelValues(outcomeSkipped).Inc()
+		e.ack(sctx, msg, log)
+		return
+	}
+
+	stop := e.keepAlive(msg)
+	_, err := e.extract(ctx, ev, final, true)
+	stop()
+
+	var ae *ArchiveError
+	switch {
+	case err == nil:
+		e.ack(sctx, msg, log)
+	case errors.As(err, &ae) && ae.Final:
+		// The failure is recorded (aborts, ArchiveFailed, ledger): dead-letter and stop.
+		e.deadLetter(sctx, msg, ev, streamSeq, deliveries, ae.Reason)
+		e.m.archives.WithLabelValues(outcomeDeadLettered).Inc()
+		if terr := msg.TermWithReason("extractor: " + ae.Reason); terr != nil {
+			log.Warn("terminate landed event", "err", terr)
+		}
+	default:
+		// Shutdown, or a transient failure with deliveries left (or one that could not even be
+		// recorded): hand it back; batches stay open for the next delivery.
+		delay := min(time.Duration(deliveries)*2*time.Second, 30*time.Second)
+		if ctx.Err() != nil {
+			delay = 0
+		}
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			log.Warn("nak landed event", "err", nerr)
+		}
+	}
+}
+
+func (e *Extractor) ack(ctx context.Context, msg jetstream.Msg, log interface{ Warn(string, ...any) }) {
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack landed event", "err", err)
+	}
+}
+
+// alreadyExtracted reports whether the ledger shows this attempt of the archive extracted, i.e.
+// the event is a redelivery after the ack was lost. Replays (`sluice reextract`) always run.
+func (e *Extractor) alreadyExtracted(ctx context.Context, ev *sluicev1.ArchiveLanded) bool {
+	if e.ledger == nil || ev.Replay {
+		return false
+	}
+	rec, _, err := e.ledger.Get(ctx, ev.ArchiveId)
+	if err != nil {
+		return false
+	}
+	return rec.Attempt == ev.Attempt && (rec.State == ledger.Extracted || rec.State == ledger.Committed)
+}
+
+// keepAlive tells the server the message is being worked on, every third of AckWait, until
+// the returned function is called.
+func (e *Extractor) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// deadLetter publishes a DeadLetter carrying the landed event.
+func (e *Extractor) deadLetter(ctx context.Context, msg jetstream.Msg, ev *sluicev1.ArchiveLanded, seq, deliveries uint64, reason string) {
+	hdrs := map[string]string{}
+	for k, v := range msg.Headers() {
+		if len(v) > 0 {
+			hdrs[k] = v[0]
+		}
+	}
+	dl := &sluicev1.DeadLetter{
+		Stage: "extractor", Stream: e.subj.EventsStream(), Subject: msg.Subject(), StreamSeq: seq, Deliveries: deliveries,
+		Reason: reason, ArchiveId: ev.GetArchiveId(), Payload: msg.Data(), Headers: hdrs, DeadUnixMs: e.now().UnixMilli(),
+	}
+	data, err := proto.Marshal(dl)
+	if err != nil {
+		e.log.Error("encode dead letter", "err", err)
+		return
+	}
+	out := &nats.Msg{Subject: e.subj.DLQ("extractor"), Data: data, Header: nats.Header{
+		nats.MsgIdHdr: {fmt.Sprintf("extractor.%s.%d", e.subj.EventsStream(), seq)},
+	}}
+	if err := publishSync(ctx, e.js, out); err != nil {
+		e.log.Error("publish dead letter", "archive", ev.GetArchiveId(), "err", err)
+	}
+}

@@ -1,0 +1,233 @@
+package extractor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/ledger"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// startRun runs the extractor until the test ends, and checks that Run returns nil on shutdown.
+func startRun(t *testing.T, v *env) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+func publishLanded(t *testing.T, v *env, ev *sluicev1.ArchiveLanded) {
+	t.Helper()
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.b.JS.Publish(context.Background(), v.b.Subjects.Landed(), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (v *env) settled(t *testing.T) bool {
+	c, err := v.e.js.Consumer(context.Background(), v.b.Subjects.EventsStream(), "extractor")
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(context.Background())
+	return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+}
+
+func extractedEvents(t *testing.T, v *env) []*sluicev1.ArchiveExtracted {
+	return eventsOf(t, v, v.b.Subjects.Extracted(), func() *sluicev1.ArchiveExtracted { return &sluicev1.ArchiveExtracted{} })
+}
+
+func TestRunConsumesLandedEvents(t *testing.T) {
+	v := newEnv(t, Config{})
+	startRun(t, v)
+	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a,b\n1,2\n3,4\n")))
+	v.createRecord(t, ev)
+	publishLanded(t, v, ev)
+	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
+	got := extractedEvents(t, v)[0]
+	if got.ArchiveId != ev.ArchiveId || len(got.Tables) != 1 || got.Tables[0].Rows != 2 {
+		t.Fatalf("event %+v", got)
+	}
+	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
+	rec, _, err := v.ledger.Get(context.Background(), ev.ArchiveId)
+	if err != nil || rec.State != ledger.Extracted {
+		t.Fatalf("ledger %+v %v", rec, err)
+	}
+	// A redelivered landed event (ack lost) is recognised from the ledger and not redone.
+	publishLanded(t, v, ev)
+	waitFor(t, "the duplicate acked", func() bool { return v.settled(t) })
+	if n := len(extractedEvents(t, v)); n != 1 {
+		t.Fatalf("%d extracted events", n)
+	}
+}
+
+func TestRunDeadLettersBadArchivesAndEvents(t *testing.T) {
+	v := newEnv(t, Config{})
+	startRun(t, v)
+	ev := landArchive(t, "bad.tar.gz", []byte("this is not a gzip file at all"))
+	publishLanded(t, v, ev)
+	if _, err := v.b.JS.Publish(context.Background(), v.b.Subjects.Landed(), []byte{0xff, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	dlq := func() []*sluicev1.DeadLetter {
+		var out []*sluicev1.DeadLetter
+		for _, m := range v.streamMsgs(t, v.b.Subjects.DLQStream()) {
+			d := &sluicev1.DeadLetter{}
+			if err := proto.Unmarshal(m.data, d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	waitFor(t, "two dead letters", func() bool { return len(dlq()) == 2 })
+	waitFor(t, "both settled", func() bool { return v.settled(t) })
+	reasons := map[string]string{}
+	for _, d := range dlq() {
+		reasons[d.ArchiveId] = d.Reason
+		if d.Stage != "extractor" || d.Subject != v.b.Subjects.Landed() || len(d.Payload) == 0 {
+			t.Fatalf("dead letter %+v", d)
+		}
+	}
+	if !strings.HasPrefix(reasons[ev.ArchiveId], "corrupt gzip stream") || !strings.HasPrefix(reasons[""], "undecodable landed event") {
+		t.Fatalf("reasons %v", reasons)
+	}
+	failed := eventsOf(t, v, v.b.Subjects.Failed(), func() *sluicev1.ArchiveFailed { return &sluicev1.ArchiveFailed{} })
+	if len(failed) != 1 || failed[0].ArchiveId != ev.ArchiveId {
+		t.Fatalf("failed events %+v", failed)
+	}
+}
+
+func TestRunRetriesTransientFailures(t *testing.T) {
+	var calls atomic.Int32
+	v := newEnv(t, Config{}, func(d *Deps) {
+		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			if calls.Add(1) == 1 {
+				return nil, errors.New("connection reset by peer")
+			}
+			return os.Open(strings.TrimPrefix(uri, "file://"))
+		}
+	})
+	startRun(t, v)
+	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a\n1\n")))
+	publishLanded(t, v, ev)
+	waitFor(t, "ArchiveExtracted after a retry", func() bool { return len(extractedEvents(t, v)) == 1 })
+	if calls.Load() != 2 {
+		t.Fatalf("opened %d times", calls.Load())
+	}
+	if n := len(eventsOf(t, v, v.b.Subjects.Failed(), func() *sluicev1.ArchiveFailed { return &sluicev1.ArchiveFailed{} })); n != 0 {
+		t.Fatalf("%d failed events for a transient failure", n)
+	}
+}
+
+func TestRunLastDeliveryDeadLetters(t *testing.T) {
+	v := newEnv(t, Config{MaxDeliver: 2}, func(d *Deps) {
+		d.Open = func(context.Context, string) (io.ReadCloser, error) { return nil, errors.New("bucket unreachable") }
+	})
+	startRun(t, v)
+	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a\n1\n")))
+	publishLanded(t, v, ev)
+	waitFor(t, "ArchiveFailed", func() bool {
+		return len(eventsOf(t, v, v.b.Subjects.Failed(), func() *sluicev1.ArchiveFailed { return &sluicev1.ArchiveFailed{} })) == 1
+	})
+	waitFor(t, "a dead letter", func() bool { return len(v.streamMsgs(t, v.b.Subjects.DLQStream())) == 1 })
+	d := &sluicev1.DeadLetter{}
+	if err := proto.Unmarshal(v.streamMsgs(t, v.b.Subjects.DLQStream())[0].data, d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Deliveries != 2 || !strings.Contains(d.Reason, "bucket unreachable") {
+		t.Fatalf("dead letter %+v", d)
+	}
+}
+
+func TestRunShutdownHandsBackAndResumes(t *testing.T) {
+	data := tarGz(t, file("first_20250101_b1.csv", randomCSV(1, 3000)), file("second_20250101_b1.csv", randomCSV(2, 3000)))
+	var calls atomic.Int32
+	fed := make(chan struct{})
+	v := newEnv(t, Config{ChunkBytes: 4096}, func(d *Deps) {
+		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			if calls.Add(1) > 1 {
+				return os.Open(strings.TrimPrefix(uri, "file://"))
+			}
+			pr, pw := io.Pipe()
+			go func() { // feed 60% of the archive, then stall like a hung connection
+				_, _ = pw.Write(data[:len(data)*6/10])
+				close(fed)
+			}()
+			return pr, nil
+		}
+	})
+	ev := landArchive(t, "a.tar.gz", data)
+	v.createRecord(t, ev)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.e.Run(ctx) }()
+	publishLanded(t, v, ev)
+	<-fed
+	waitFor(t, "chunks of the first attempt", func() bool { return len(v.rows(t)) > 10 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return on shutdown")
+	}
+	// Handed back: nothing about the failure is visible, the batches stay open.
+	before := v.rows(t)
+	for _, m := range before {
+		if m.chunk == nil {
+			t.Fatalf("%s message published on shutdown", m.typ)
+		}
+	}
+	if n := len(eventsOf(t, v, v.b.Subjects.Failed(), func() *sluicev1.ArchiveFailed { return &sluicev1.ArchiveFailed{} })); n != 0 {
+		t.Fatal("ArchiveFailed on shutdown")
+	}
+	// The next process completes the same batches; the chunks already stored are not doubled.
+	startRun(t, v)
+	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
+	for table, ms := range byTable(v.rows(t)) {
+		last := ms[len(ms)-1].done
+		if last == nil || int(last.Chunks) != len(ms)-1 || last.Rows != 3000 {
+			t.Fatalf("%s: %d messages, marker %+v", table, len(ms), last)
+		}
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("opened %d times", calls.Load())
+	}
+}
