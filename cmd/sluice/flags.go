@@ -26,13 +26,13 @@ type common struct {
 	fs *flag.FlagSet
 
 	nats, natsCreds, natsNKey, natsUser, natsPassword string
-	natsTLSCert, natsTLSKey, natsTLSCA, natsListen      string
-	state, prefix, configFile, metricsAddr             string
-	logLevel, logFormat                                string
-	partitions                                         int
-	rowsMaxAge, dupWindow                              time.Duration
-	s3Endpoint                                         string
-	s3PathStyle                                        bool
+	natsTLSCert, natsTLSKey, natsTLSCA, natsListen    string
+	state, prefix, configFile, metricsAddr            string
+	logLevel, logFormat                               string
+	partitions                                        int
+	rowsMaxAge, dupWindow                             time.Duration
+	s3Endpoint                                        string
+	s3PathStyle                                       bool
 }
 
 func newCommon(name string) *common {
@@ -171,4 +171,3 @@ func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.L
 		_ = srv.Shutdown(ctx)
 	}, nil
 }
-
