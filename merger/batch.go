@@ -1,0 +1,384 @@
+package merger
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// batchKey names one batch: the chunks of one table from one extraction attempt of one archive.
+type batchKey struct {
+	archive string
+	attempt uint32
+	table   string
+}
+
+func (k batchKey) String() string {
+	return fmt.Sprintf("%s.%d.%s", k.archive, k.attempt, bus.TableToken(k.table))
+}
+
+// member is one CSV member of a batch, as its chunks describe it.
+type member struct {
+	name  string
+	raw   []byte   // header record as received
+	names []string // ParseHeader(raw)
+}
+
+// chunk is one received Chunk. Its payload is in data until the batch is spilled, then at
+// [off, off+size) of the batch's spill file.
+type chunk struct {
+	index       uint32
+	member      uint32 // member_index
+	memberName  string
+	processDate string
+	batchID     string
+	firstLine   int64
+	rows        int64
+	size        int64
+	memberChunk uint32
+	last        bool   // last_in_member
+	data        []byte // nil once spilled
+	off         int64
+	spilled     bool
+}
+
+// batch is the state of one open batch.
+//
+// Fields above mu belong to the partition that owns the batch (guarded by partition.mu); fields
+// below mu may also be touched by the spiller and the InProgress ticker of other goroutines.
+type batch struct {
+	key     batchKey
+	part    *partition
+	order   uint64 // creation order on its partition (the deadlock breaker hands back the youngest)
+	created time.Time
+	opts    table.Options
+	delim   byte
+	partner string
+
+	inferer    *table.Inferer
+	members    map[uint32]*member
+	poison     string // why the batch can never commit (dead-lettered when its marker arrives)
+	committing bool
+
+	mu        sync.Mutex
+	chunks    map[uint32]*chunk
+	handles   map[uint64]handle // by stream sequence
+	memBytes  atomic.Int64      // payload bytes in memory (read without mu by the spiller's choice)
+	inCommit  atomic.Bool       // being committed: spilled only when nothing else can be
+	spill     *os.File
+	spillSize int64
+	closed    bool
+}
+
+func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, now time.Time) *batch {
+	return &batch{
+		key:     key,
+		partner: partner,
+		part:    p,
+		order:   order,
+		created: now,
+		opts:    opts,
+		delim:   opts.Delimiter,
+		inferer: table.NewInferer(opts),
+		members: map[uint32]*member{},
+		chunks:  map[uint32]*chunk{},
+		handles: map[uint64]handle{},
+	}
+}
+
+// addHandle holds h; it reports whether h is a message not held before (a redelivery of the same
+// stream sequence replaces the old handle).
+func (b *batch) addHandle(h handle) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, had := b.handles[h.seq]
+	b.handles[h.seq] = h
+	return !had
+}
+
+// removeHandle forgets h (a marker handed back with a delay).
+func (b *batch) removeHandle(h handle) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, had := b.handles[h.seq]
+	delete(b.handles, h.seq)
+	return had
+}
+
+// addChunk buffers c's payload and infers types from it. It returns the payload bytes now held in
+// memory (0 for a chunk index already received: redeliveries are de-duplicated by chunk_index).
+// Called by the owning partition with partition.mu held.
+func (b *batch) addChunk(c *sluicev1.Chunk) (int64, error) {
+	b.mu.Lock()
+	if _, dup := b.chunks[c.ChunkIndex]; dup || b.closed {
+		b.mu.Unlock()
+		return 0, nil
+	}
+	ch := &chunk{
+		index:       c.ChunkIndex,
+		member:      c.MemberIndex,
+		memberName:  c.Member,
+		processDate: c.ProcessDate,
+		batchID:     c.BatchId,
+		firstLine:   c.FirstLine,
+		rows:        int64(c.Rows),
+		size:        int64(len(c.Data)),
+		memberChunk: c.MemberChunk,
+		last:        c.LastInMember,
+		data:        c.Data,
+	}
+	b.chunks[c.ChunkIndex] = ch
+	b.memBytes.Add(ch.size)
+	b.mu.Unlock()
+
+	m, ok := b.members[c.MemberIndex]
+	if !ok {
+		m = &member{name: c.Member, raw: slices.Clone(c.Header)}
+		names, _, err := table.ParseHeader(c.Header, b.delim)
+		if err != nil {
+			b.poison = fmt.Sprintf("member %s: %v", c.Member, err)
+		}
+		m.names = names
+		b.members[c.MemberIndex] = m
+	}
+	if b.poison == "" {
+		if _, err := b.inferer.Observe(m.names, c.Data, c.FirstLine); err != nil {
+			b.poison = fmt.Sprintf("member %s: %v", c.Member, err)
+		}
+	}
+	return ch.size, nil
+}
+
+// heldCount is the number of messages held.
+func (b *batch) heldCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.handles)
+}
+
+// snapshotHandles returns the held handles in stream order.
+func (b *batch) snapshotHandles() []handle {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return sortedHandles(b.handles)
+}
+
+func sortedHandles(m map[uint64]handle) []handle {
+	hs := make([]handle, 0, len(m))
+	for _, h := range m {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].seq < hs[j].seq })
+	return hs
+}
+
+// check compares what was received with the marker's counts; "" when they agree.
+func (b *batch) check(mk *sluicev1.BatchComplete) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var problems []string
+	var missing []uint32
+	for i := uint32(0); i < mk.Chunks; i++ {
+		if _, ok := b.chunks[i]; !ok {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("missing %d of %d chunks (%s)", len(missing), mk.Chunks, indexList(missing)))
+	}
+	var extra []uint32
+	var rows, size int64
+	for i, c := range b.chunks {
+		if i >= mk.Chunks {
+			extra = append(extra, i)
+		}
+		rows += c.rows
+		size += c.size
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		problems = append(problems, fmt.Sprintf("chunk indexes beyond the marker's %d: %s", mk.Chunks, indexList(extra)))
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		if rows != mk.Rows {
+			problems = append(problems, fmt.Sprintf("rows %d, marker says %d", rows, mk.Rows))
+		}
+		if size != mk.Bytes {
+			problems = append(problems, fmt.Sprintf("data bytes %d, marker says %d", size, mk.Bytes))
+		}
+		problems = append(problems, b.checkMembersLocked(mk)...)
+	}
+	return strings.Join(problems, "; ")
+}
+
+// checkMembersLocked checks that each member of the marker owns exactly its chunk range with
+// its rows, date and batch id. b.mu is held and every chunk 0..chunks-1 is present.
+func (b *batch) checkMembersLocked(mk *sluicev1.BatchComplete) []string {
+	var problems []string
+	var total uint64
+	for _, mi := range mk.Members {
+		total += uint64(mi.Chunks)
+		var rows int64
+		for i := uint64(mi.FirstChunk); i < uint64(mi.FirstChunk)+uint64(mi.Chunks); i++ {
+			c, ok := b.chunks[uint32(i)]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("member %s: chunk %d beyond the batch", mi.Name, i))
+				break
+			}
+			if c.memberName != mi.Name || c.processDate != mi.ProcessDate || c.batchID != mi.BatchId {
+				problems = append(problems, fmt.Sprintf("member %s: chunk %d belongs to %s (%s/%s)", mi.Name, i, c.memberName, c.processDate, c.batchID))
+				break
+			}
+			rows += c.rows
+		}
+		if rows != mi.Rows {
+			problems = append(problems, fmt.Sprintf("member %s: rows %d, marker says %d", mi.Name, rows, mi.Rows))
+		}
+	}
+	if len(mk.Members) > 0 && total != uint64(mk.Chunks) {
+		problems = append(problems, fmt.Sprintf("members hold %d chunks, marker says %d", total, mk.Chunks))
+	}
+	return problems
+}
+
+func indexList(xs []uint32) string {
+	const show = 8
+	parts := make([]string, 0, show+1)
+	for i, x := range xs {
+		if i == show {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, fmt.Sprint(x))
+	}
+	return strings.Join(parts, ",")
+}
+
+// spillOut writes every in-memory chunk payload to the batch's spill file (append-only) and
+// drops it from memory. It returns the bytes freed. Safe from any goroutine.
+func (b *batch) spillOut(dir string) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.memBytes.Load() == 0 {
+		return 0, nil
+	}
+	if b.spill == nil {
+		f, err := os.CreateTemp(dir, "batch-*.spill")
+		if err != nil {
+			return 0, fmt.Errorf("create spill file: %w", err)
+		}
+		b.spill = f
+	}
+	idx := make([]uint32, 0, len(b.chunks))
+	for i, c := range b.chunks {
+		if !c.spilled {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	w := bufio.NewWriterSize(io.NewOffsetWriter(b.spill, b.spillSize), 1<<20)
+	off := b.spillSize
+	for _, i := range idx {
+		if _, err := w.Write(b.chunks[i].data); err != nil {
+			return 0, fmt.Errorf("write spill file: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("write spill file: %w", err)
+	}
+	var freed int64
+	for _, i := range idx {
+		c := b.chunks[i]
+		c.off, c.spilled, c.data = off, true, nil
+		off += c.size
+		freed += c.size
+	}
+	b.spillSize = off
+	b.memBytes.Add(-freed)
+	return freed, nil
+}
+
+// payload returns c's bytes, from memory or read from the spill file into buf.
+func (b *batch) payload(c *chunk, buf []byte) ([]byte, []byte, error) {
+	b.mu.Lock()
+	data, spilled, f := c.data, c.spilled, b.spill
+	b.mu.Unlock()
+	if !spilled {
+		return data, buf, nil
+	}
+	if int64(cap(buf)) < c.size {
+		buf = make([]byte, c.size)
+	}
+	buf = buf[:c.size]
+	if _, err := f.ReadAt(buf, c.off); err != nil {
+		return nil, buf, fmt.Errorf("read spill file: %w", err)
+	}
+	return buf, buf, nil
+}
+
+// close drops the batch's payload and spill file and returns what it held: the handles, the
+// payload bytes that were in memory and the bytes that were in the spill file.
+func (b *batch) close() (hs []handle, mem, spilled int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, 0, 0
+	}
+	b.closed = true
+	hs = sortedHandles(b.handles)
+	mem = b.memBytes.Swap(0)
+	spilled = b.spillSize
+	if b.spill != nil {
+		name := b.spill.Name()
+		_ = b.spill.Close()
+		_ = os.Remove(name)
+		b.spill = nil
+	}
+	b.chunks, b.handles = nil, nil
+	return hs, mem, spilled
+}
+
+// orderedChunks returns the chunks sorted by chunk index.
+func (b *batch) orderedChunks() []*chunk {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cs := make([]*chunk, 0, len(b.chunks))
+	for _, c := range b.chunks {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].index < cs[j].index })
+	return cs
+}
+
+// columns returns the inferred columns in a deterministic order: by member index, then header
+// position. (The Inferer lists them in first-seen order, which depends on the order chunks
+// arrived in, e.g. after a redelivery.)
+func (b *batch) columns() []table.ColumnType {
+	cols := b.inferer.Columns()
+	rank := map[string]int{}
+	mis := make([]uint32, 0, len(b.members))
+	for mi := range b.members {
+		mis = append(mis, mi)
+	}
+	slices.Sort(mis)
+	for _, mi := range mis {
+		for _, n := range b.members[mi].names {
+			if _, ok := rank[n]; !ok {
+				rank[n] = len(rank)
+			}
+		}
+	}
+	sort.SliceStable(cols, func(i, j int) bool { return rank[cols[i].Name] < rank[cols[j].Name] })
+	return cols
+}

@@ -1,0 +1,327 @@
+package merger
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	rtmetrics "runtime/metrics"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// benchCSV returns about size bytes of CSV records (no header) of a typical partner table,
+// cut into chunks of about chunk bytes at record boundaries.
+func benchCSV(seed, size, chunk int) (header string, chunks [][]byte, total int) {
+	header = "id,customer,amount,qty,day,ts,active,comment"
+	var sb strings.Builder
+	for i := 0; total < size; i++ {
+		n := seed*1_000_000 + i
+		rec := fmt.Sprintf("%d,customer %d,%d.%02d,%d,2025-%02d-%02d,2025-01-02 %02d:%02d:%02d,%t,\"note %d, with comma\"\n",
+			n, n%5000, n%100000, n%100, n%17, 1+n%12, 1+n%28, n%24, n%60, n%60, n%3 == 0, n%997)
+		sb.WriteString(rec)
+		total += len(rec)
+		if sb.Len() >= chunk {
+			chunks = append(chunks, []byte(sb.String()))
+			sb.Reset()
+		}
+	}
+	if sb.Len() > 0 {
+		chunks = append(chunks, []byte(sb.String()))
+	}
+	return header, chunks, total
+}
+
+func benchSchema(b *testing.B, header string, chunks [][]byte) (*table.Schema, []string) {
+	names, _, err := table.ParseHeader([]byte(header), ',')
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := table.NewInferer(table.Options{})
+	for _, c := range chunks {
+		if _, err := in.Observe(names, c, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, _ := table.Evolve("bench", nil, in.Columns(), table.Options{})
+	return s, names
+}
+
+// BenchmarkCSVToArrow: parsing CSV chunks into Arrow record batches (row groups of 32 MiB).
+func BenchmarkCSVToArrow(b *testing.B) {
+	header, chunks, total := benchCSV(0, 64<<20, 1<<20)
+	s, names := benchSchema(b, header, chunks)
+	b.SetBytes(int64(total))
+	b.ResetTimer()
+	for b.Loop() {
+		bld := table.NewBuilder(memory.DefaultAllocator, s, table.Options{})
+		for _, c := range chunks {
+			if _, err := bld.Append(names, c, 2, nil); err != nil {
+				b.Fatal(err)
+			}
+			if bld.ApproxBytes() >= DefaultRowGroupBytes {
+				bld.NewRecordBatch().Release()
+			}
+		}
+		bld.NewRecordBatch().Release()
+		bld.Release()
+	}
+}
+
+// BenchmarkArrowToParquet: encoding those record batches as zstd Parquet (the merger's writer
+// properties), MB/s of the CSV they came from.
+func BenchmarkArrowToParquet(b *testing.B) {
+	header, chunks, total := benchCSV(0, 64<<20, 1<<20)
+	s, names := benchSchema(b, header, chunks)
+	bld := table.NewBuilder(memory.DefaultAllocator, s, table.Options{})
+	var recs []arrow.RecordBatch
+	for _, c := range chunks {
+		if _, err := bld.Append(names, c, 2, nil); err != nil {
+			b.Fatal(err)
+		}
+		if bld.ApproxBytes() >= DefaultRowGroupBytes {
+			recs = append(recs, bld.NewRecordBatch())
+		}
+	}
+	recs = append(recs, bld.NewRecordBatch())
+	bld.Release()
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	m := &Merger{}
+	m.pqProps, m.arrowProps = writerProps(memory.DefaultAllocator)
+	b.SetBytes(int64(total))
+	var out int64
+	b.ResetTimer()
+	for b.Loop() {
+		cw := &countingWriter{w: io.Discard}
+		fw, err := pqarrow.NewFileWriter(bld.ArrowSchema(), cw, m.pqProps, m.arrowProps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs {
+			if err := fw.Write(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := fw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		out = cw.n
+	}
+	b.ReportMetric(float64(total)/float64(out), "csv/parquet")
+}
+
+// BenchmarkMergerBudget: 8 archives × 30 tables interleaved on the rows stream (markers last, as
+// when the extractions run concurrently), merged by one merger at a 128 MiB budget into a
+// directory. Reports MB/s of CSV, the peak Go heap in use while merging (sampled HeapInuse, which
+// includes garbage not yet collected and the embedded nats-server of the same process), the peak
+// live heap (as of each GC), the heap before the merger started, and the peak memory the merger
+// accounted against its budget.
+func BenchmarkMergerBudget(b *testing.B) {
+	const archives, tables, perBatch = 8, 30, 900 << 10
+	for b.Loop() {
+		b.StopTimer()
+		bs := benchBus(b)
+		ctx := context.Background()
+		var all [][]*nats.Msg
+		var markers []*nats.Msg
+		var total int64
+		for a := range archives {
+			for tb := range tables {
+				archive := fmt.Sprintf("bench%015d", a)
+				tbl := fmt.Sprintf("table_%02d", tb)
+				header, chunks, n := benchCSV(a*100+tb, perBatch, 256<<10)
+				total += int64(n)
+				msgs, marker := benchMsgs(bs.Subjects, archive, tbl, header, chunks)
+				all = append(all, msgs)
+				markers = append(markers, marker)
+			}
+		}
+		publishAsync(b, bs.JS, interleave(all))
+		publishAsync(b, bs.JS, markers)
+		all, markers = nil, nil
+
+		out, err := objstore.Open(ctx, b.TempDir(), objstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		evc, err := bs.JS.OrderedConsumer(ctx, bs.Subjects.EventsStream(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{bs.Subjects.Committed()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := Config{Instance: "bench", MemoryBudget: 128 << 20, SpillDir: b.TempDir()}
+		m, err := New(cfg, Deps{Bus: bs, Out: out, Metrics: prometheus.NewRegistry()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		var peakHeap, peakLive, peakAcct atomic.Uint64
+		sampleCtx, stopSampling := context.WithCancel(ctx)
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			var ms runtime.MemStats
+			live := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			for {
+				select {
+				case <-sampleCtx.Done():
+					return
+				case <-t.C:
+				}
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peakHeap.Load() {
+					peakHeap.Store(ms.HeapInuse)
+				}
+				rtmetrics.Read(live)
+				if v := live[0].Value.Uint64(); v > peakLive.Load() {
+					peakLive.Store(v)
+				}
+				if u := uint64(max(m.mem.used.Load(), 0)); u > peakAcct.Load() {
+					peakAcct.Store(u)
+				}
+			}
+		}()
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- m.Run(runCtx) }()
+		for range archives * tables {
+			if _, err := evc.Next(jetstream.FetchMaxWait(10 * time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		stopSampling()
+		<-sampled
+		b.ReportMetric(float64(total)/1e6/elapsed.Seconds(), "MB/s")
+		b.ReportMetric(float64(peakHeap.Load())/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(peakLive.Load())/(1<<20), "peak-live-heap-MiB")
+		b.ReportMetric(float64(base)/(1<<20), "heap-before-MiB")
+		b.ReportMetric(float64(peakAcct.Load())/(1<<20), "peak-accounted-MiB")
+		b.ReportMetric(float64(total)/(1<<20), "csv-MiB")
+		var spilled dto.Metric
+		if err := m.met.spilledTotal.Write(&spilled); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(spilled.GetCounter().GetValue()/(1<<20), "spilled-MiB")
+		b.StartTimer()
+	}
+}
+
+// benchMsgs builds one batch (one member) on subj's partition.
+func benchMsgs(s bus.Subjects, archive, tbl, header string, chunks [][]byte) ([]*nats.Msg, *nats.Msg) {
+	part := bus.Partition(archive, tbl, s.Partitions)
+	subj := s.Rows(part, tbl)
+	mk := &sluicev1.BatchComplete{ArchiveId: archive, Table: tbl, Partition: part, Partner: "default"}
+	info := &sluicev1.MemberInfo{Name: tbl + "_20250101_1.csv", ProcessDate: "2025-01-01", BatchId: "1"}
+	var msgs []*nats.Msg
+	line := int64(2)
+	for i, c := range chunks {
+		rows := strings.Count(string(c), "\n") // no quoted newlines in bench data
+		ch := &sluicev1.Chunk{ArchiveId: archive, Table: tbl, Member: info.Name, ProcessDate: "2025-01-01", BatchId: "1",
+			ChunkIndex: uint32(i), MemberChunk: uint32(i), FirstLine: line, Rows: uint32(rows), Header: []byte(header),
+			Data: c, Delimiter: ",", Partner: "default", LastInMember: i == len(chunks)-1}
+		msgs = append(msgs, rowsMsg(subj, bus.TypeChunk, fmt.Sprintf("%s.0.%s.c.%d", archive, tbl, i), ch))
+		line += int64(rows)
+		info.Chunks++
+		info.Rows += int64(rows)
+		info.Bytes += int64(len(c))
+		mk.Chunks++
+		mk.Rows += int64(rows)
+		mk.Bytes += int64(len(c))
+	}
+	mk.Members = []*sluicev1.MemberInfo{info}
+	return msgs, rowsMsg(subj, bus.TypeComplete, fmt.Sprintf("%s.0.%s.done.0", archive, tbl), mk)
+}
+
+func interleave(all [][]*nats.Msg) []*nats.Msg {
+	var out []*nats.Msg
+	for i := 0; ; i++ {
+		any := false
+		for _, c := range all {
+			if i < len(c) {
+				out = append(out, c[i])
+				any = true
+			}
+		}
+		if !any {
+			return out
+		}
+	}
+}
+
+func publishAsync(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg) {
+	b.Helper()
+	const window = 256
+	var futs []jetstream.PubAckFuture
+	for i, m := range msgs {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		futs = append(futs, f)
+		if len(futs) == window || i == len(msgs)-1 {
+			for _, f := range futs {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					b.Fatal(err)
+				case <-time.After(time.Minute):
+					b.Fatal("publish ack timeout")
+				}
+			}
+			futs = futs[:0]
+		}
+	}
+}
+
+// benchBus is an embedded nats-server (bustest), or the server at $MERGER_BENCH_NATS_URL (a
+// fresh one, e.g. nats-server -js -sd DIR) so that the heap figures hold the merger alone.
+func benchBus(b *testing.B) *bus.Bus {
+	url := os.Getenv("MERGER_BENCH_NATS_URL")
+	if url == "" {
+		return bustest.New(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bs, err := bus.Connect(ctx, bus.Config{URL: url, Subjects: bus.Subjects{Prefix: fmt.Sprintf("bench%d", time.Now().UnixNano()%1e6), Partitions: 4}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bs.Close)
+	if err := bs.Ensure(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return bs
+}

@@ -1,0 +1,635 @@
+package merger
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// permanentError marks a commit failure that retrying cannot fix; the batch is dead-lettered.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err: err} }
+
+// errDeadLettered: the batch was dead-lettered during its commit (its state is already dropped).
+var errDeadLettered = errors.New("batch dead-lettered")
+
+// commitResult is what a batch's commit made visible.
+type commitResult struct {
+	schema        *table.Schema
+	changed       bool
+	objects       []*sluicev1.CommittedObject
+	rowsOut       int64
+	bytes         int64
+	quarantined   int64
+	kinds         map[string]int64
+	quarantineKey string
+}
+
+// commitBatch commits a complete batch: schema registry, Parquet (and quarantine) objects,
+// BatchCommitted, then the acks. Failures other than shutdown and permanent errors are retried
+// with a backoff while the batch's messages are kept alive, so a commit is never half-acked.
+func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, marker handle, msg jetstream.Msg, received time.Time) error {
+	select {
+	case m.commitSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-m.commitSem }()
+	b.inCommit.Store(true)
+	defer b.inCommit.Store(false)
+
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		res, err := m.writeBatch(ctx, b)
+		if err == nil {
+			err = m.publishCommitted(ctx, b, mk, res, received)
+		}
+		if err == nil {
+			m.ackBatch(ctx, b, marker)
+			m.met.committed.Inc()
+			m.met.rowsOut.Add(float64(res.rowsOut))
+			m.met.bytesWritten.Add(float64(res.bytes))
+			if res.quarantined > 0 {
+				m.met.quarantined.WithLabelValues(b.key.table).Add(float64(res.quarantined))
+			}
+			m.met.commitSeconds.Observe(m.now().Sub(received).Seconds())
+			m.log.Info("batch committed", "table", b.key.table, "archive", b.key.archive, "attempt", b.key.attempt,
+				"objects", len(res.objects), "rows_in", mk.Rows, "rows_out", res.rowsOut, "quarantined", res.quarantined,
+				"schema_version", res.schema.Version, "bytes", res.bytes)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error()) {
+				return errDeadLettered
+			}
+			return err
+		}
+		m.log.Warn("commit failed, retrying", "table", b.key.table, "archive", b.key.archive, "attempt", attempt,
+			"retry_in", backoff, "err", err)
+		sleepCtx(ctx, backoff)
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// ackBatch acks every chunk, then the marker synchronously: once the marker's ack is confirmed,
+// the chunks' acks (sent before it on the same connection) were processed too.
+func (m *Merger) ackBatch(ctx context.Context, b *batch, marker handle) {
+	for _, h := range b.snapshotHandles() {
+		if h.seq == marker.seq {
+			continue
+		}
+		if err := m.ack.ack(h); err != nil {
+			m.log.Warn("ack", "seq", h.seq, "err", err)
+		}
+	}
+	if err := m.ack.ackSync(ctx, marker); err != nil {
+		// The objects are committed and the event published; a redelivery rewrites the same
+		// objects and the event is de-duplicated by its message id.
+		m.log.Warn("ack marker", "batch", b.key.String(), "err", err)
+	}
+}
+
+// publishCommitted publishes BatchCommitted synchronously, de-duplicated by its message id.
+func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, res *commitResult, received time.Time) error {
+	ev := &sluicev1.BatchCommitted{
+		ArchiveId:       b.key.archive,
+		Attempt:         b.key.attempt,
+		Table:           b.key.table,
+		Objects:         res.objects,
+		RowsIn:          mk.Rows,
+		RowsOut:         res.rowsOut,
+		Bytes:           res.bytes,
+		Quarantined:     res.quarantined,
+		QuarantineKey:   res.quarantineKey,
+		DurationMs:      m.now().Sub(received).Milliseconds(),
+		CommittedUnixMs: m.now().UnixMilli(),
+		Merger:          m.cfg.Instance,
+		Replay:          b.key.attempt > 0, // attempts are bumped only by re-extraction
+	}
+	if res.schema != nil {
+		ev.SchemaVersion = res.schema.Version
+		if res.changed {
+			ev.SchemaChanges = res.schema.Changes
+		}
+	}
+	kinds := make([]string, 0, len(res.kinds))
+	for k := range res.kinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		ev.QuarantineReasons = append(ev.QuarantineReasons, &sluicev1.QuarantineCount{Reason: k, Rows: res.kinds[k]})
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return permanent(fmt.Errorf("encode committed event: %w", err))
+	}
+	out := nats.NewMsg(m.deps.Bus.Subjects.Committed())
+	out.Data = data
+	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.%d.%s.committed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table)))
+	out.Header.Set(bus.HdrArchive, b.key.archive)
+	out.Header.Set(bus.HdrTable, b.key.table)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := m.deps.Bus.JS.PublishMsg(pctx, out); err != nil {
+		return fmt.Errorf("publish committed event: %w", err)
+	}
+	return nil
+}
+
+// tableDir is the table's top-level folder: the name as written, path-escaped when it could not
+// be one key segment.
+func tableDir(t string) string { return keySegment(t) }
+
+// keySegment returns s when it is usable as one object key segment, else its URL path escape.
+func keySegment(s string) string {
+	switch {
+	case s == "":
+		return "_"
+	case s == ".":
+		return "%2E"
+	case s == "..":
+		return "%2E%2E"
+	case strings.ContainsAny(s, "/\\") || strings.ContainsRune(s, 0):
+		return url.PathEscape(strings.ReplaceAll(s, "\\", "%5C"))
+	}
+	return s
+}
+
+func groupPrefix(tbl, processDate, batchID string) string {
+	return fmt.Sprintf("%s/process_date=%s/batch_id=%s/", tableDir(tbl), keySegment(processDate), keySegment(batchID))
+}
+
+func partName(archive string, i int) string {
+	if i == 0 {
+		return "part-" + archive + ".parquet"
+	}
+	return fmt.Sprintf("part-%s-%04d.parquet", archive, i)
+}
+
+// schemaKey is where the registry document of a version is copied to in the output.
+func schemaKey(tbl string, version uint32) string {
+	return fmt.Sprintf("_schemas/%s/v%d.json", tableDir(tbl), version)
+}
+
+// evolve merges cols into the table's registered schema with compare-and-set: on a conflict
+// (another merger updated it first) it reloads and evolves again.
+func (m *Merger) evolve(ctx context.Context, tbl string, cols []table.ColumnType, opts table.Options) (*table.Schema, bool, error) {
+	key := schemaRegistryKey(tbl)
+	for range 100 {
+		prev, rev, err := m.loadSchema(ctx, key)
+		if err != nil {
+			return nil, false, err
+		}
+		next, changed := table.Evolve(tbl, prev, cols, opts)
+		if !changed {
+			return next, false, nil
+		}
+		doc, err := json.Marshal(next)
+		if err != nil {
+			return nil, false, permanent(fmt.Errorf("encode schema: %w", err))
+		}
+		if prev == nil {
+			_, err = m.schemas.Create(ctx, key, doc)
+		} else {
+			_, err = m.schemas.Update(ctx, key, doc, rev)
+		}
+		if err == nil {
+			return next, true, nil
+		}
+		if !isConflict(err) {
+			return nil, false, fmt.Errorf("write schema %s: %w", key, err)
+		}
+		m.log.Debug("schema registry conflict, retrying", "table", tbl)
+	}
+	return nil, false, fmt.Errorf("write schema %s: too many conflicts", key)
+}
+
+// schemaRegistryKey is the registry key of a table: "table.<table-token>" (docs/DESIGN.md), except
+// that '~' (the token's escape character) is written '=': JetStream KV keys do not allow '~', and
+// '=' never occurs in a token (TableToken escapes it), so the mapping stays reversible.
+func schemaRegistryKey(tbl string) string {
+	return "table." + strings.ReplaceAll(bus.TableToken(tbl), "~", "=")
+}
+
+func (m *Merger) loadSchema(ctx context.Context, key string) (*table.Schema, uint64, error) {
+	e, err := m.schemas.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, 0, permanent(fmt.Errorf("read schema %s: %w", key, err))
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read schema %s: %w", key, err)
+	}
+	var s table.Schema
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, 0, permanent(fmt.Errorf("decode schema %s (revision %d): %w", key, e.Revision(), err))
+	}
+	return &s, e.Revision(), nil
+}
+
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// writeSchemaDoc copies the registry document of s to _schemas/<table>/v<N>.json: always when this
+// batch changed the schema, else once per process when it is missing (a crash between the
+// registry update and the copy).
+func (m *Merger) writeSchemaDoc(ctx context.Context, s *table.Schema, changed bool) error {
+	key := schemaKey(s.Table, s.Version)
+	if !changed {
+		if _, ok := m.schemaDocs.Load(key); ok {
+			return nil
+		}
+		if _, err := m.deps.Out.Stat(ctx, key); err == nil {
+			m.schemaDocs.Store(key, true)
+			return nil
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("stat %s: %w", key, err)
+		}
+	}
+	doc, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return permanent(err)
+	}
+	if err := m.deps.Out.Put(ctx, key, bytes.NewReader(append(doc, '\n'))); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	m.schemaDocs.Store(key, true)
+	return nil
+}
+
+// group is the chunks of one (process_date, batch_id) of a batch: one output object (or more,
+// rotated at MaxObjectBytes).
+type group struct {
+	processDate, batchID string
+	chunks               []*chunk
+}
+
+func groupsOf(cs []*chunk) []*group {
+	idx := map[[2]string]*group{}
+	var gs []*group
+	for _, c := range cs { // cs is in chunk index order, so each group's chunks are too
+		k := [2]string{c.processDate, c.batchID}
+		g, ok := idx[k]
+		if !ok {
+			g = &group{processDate: c.processDate, batchID: c.batchID}
+			idx[k] = g
+			gs = append(gs, g)
+		}
+		g.chunks = append(g.chunks, c)
+	}
+	sort.Slice(gs, func(i, j int) bool {
+		if gs[i].processDate != gs[j].processDate {
+			return gs[i].processDate < gs[j].processDate
+		}
+		return gs[i].batchID < gs[j].batchID
+	})
+	return gs
+}
+
+// part is one Parquet object being written; visible only after commit.
+type part struct {
+	key  string
+	w    objstore.Writer
+	cw   *countingWriter
+	fw   *pqarrow.FileWriter
+	rows int64
+	done bool // footer written
+}
+
+// groupOut is what writing a group produced, not yet committed.
+type groupOut struct {
+	g      *group
+	prefix string
+	parts  []*part
+	qfile  *os.File
+	qbuf   *bufio.Writer
+	qrows  int64
+	qkinds map[string]int64
+	qerr   error
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// quarantineLine is one line of a quarantine object.
+type quarantineLine struct {
+	Table     string `json:"table"`
+	ArchiveID string `json:"archive_id"`
+	Member    string `json:"member"`
+	Line      int64  `json:"line"`
+	Kind      string `json:"kind"`
+	Reason    string `json:"reason"`
+	Raw       string `json:"raw"`
+}
+
+// writeBatch evolves the schema and writes every group's objects; it commits them (quarantine
+// first, then Parquet) only when all were written.
+func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, err error) {
+	res = &commitResult{kinds: map[string]int64{}}
+	chunks := b.orderedChunks()
+	if len(chunks) == 0 { // a batch with no chunk (no member had a record nor a header)
+		s, _, err := m.loadSchema(ctx, schemaRegistryKey(b.key.table))
+		res.schema = s
+		return res, err
+	}
+	res.schema, res.changed, err = m.evolve(ctx, b.key.table, b.columns(), b.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.writeSchemaDoc(ctx, res.schema, res.changed); err != nil {
+		return nil, err
+	}
+
+	var outs []*groupOut
+	defer func() {
+		for _, o := range outs {
+			if o.qfile != nil {
+				name := o.qfile.Name()
+				_ = o.qfile.Close()
+				_ = os.Remove(name)
+			}
+			if err != nil {
+				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				for _, p := range o.parts {
+					if p.fw != nil && !p.done {
+						_ = p.fw.Close()
+					}
+					if p.w != nil {
+						_ = p.w.Abort(actx)
+					}
+				}
+				cancel()
+			}
+		}
+	}()
+	for _, g := range groupsOf(chunks) {
+		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID)}
+		outs = append(outs, o)
+		if err := m.writeGroup(ctx, b, res.schema, o); err != nil {
+			return nil, err
+		}
+	}
+
+	// Quarantine first, then the Parquet objects.
+	for _, o := range outs {
+		if o.qrows == 0 {
+			continue
+		}
+		if err := o.qbuf.Flush(); err != nil {
+			return nil, fmt.Errorf("write quarantine scratch: %w", err)
+		}
+		if _, err := o.qfile.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind quarantine scratch: %w", err)
+		}
+		key := "_quarantine/" + o.prefix + "part-" + b.key.archive + ".jsonl"
+		if err := m.deps.Out.Put(ctx, key, o.qfile); err != nil {
+			return nil, fmt.Errorf("put %s: %w", key, err)
+		}
+		if res.quarantineKey == "" {
+			res.quarantineKey = key
+		}
+		res.quarantined += o.qrows
+		for k, n := range o.qkinds {
+			res.kinds[k] += n
+		}
+	}
+	for _, o := range outs {
+		for _, p := range o.parts {
+			if err := p.w.Commit(ctx); err != nil {
+				return nil, fmt.Errorf("commit %s: %w", p.key, err)
+			}
+			p.w = nil
+			res.objects = append(res.objects, &sluicev1.CommittedObject{
+				Key: p.key, ProcessDate: o.g.processDate, BatchId: o.g.batchID, Rows: p.rows, Bytes: p.cw.n,
+			})
+			res.rowsOut += p.rows
+			res.bytes += p.cw.n
+		}
+		m.removeStaleParts(ctx, o.prefix, b.key.archive, len(o.parts))
+	}
+	return res, nil
+}
+
+// removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch
+// that rotated more (e.g. under a smaller MaxObjectBytes), so a replay never duplicates rows.
+func (m *Merger) removeStaleParts(ctx context.Context, prefix, archive string, n int) {
+	base := prefix + "part-" + archive + "-"
+	var stale []string
+	err := m.deps.Out.List(ctx, base, "", func(a objstore.Attrs) error {
+		rest, ok := strings.CutSuffix(strings.TrimPrefix(a.Key, base), ".parquet")
+		if i, err := strconv.Atoi(rest); ok && err == nil && len(rest) == 4 && i >= n {
+			stale = append(stale, a.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("list rotated parts", "prefix", base, "err", err)
+		return
+	}
+	for _, k := range stale {
+		if err := m.deps.Out.Delete(ctx, k); err != nil {
+			m.log.Warn("delete stale part", "key", k, "err", err)
+		} else {
+			m.log.Info("deleted stale part", "key", k)
+		}
+	}
+}
+
+// project restricts s to the columns named in the group's headers, in registry order.
+func project(s *table.Schema, names map[string]bool) *table.Schema {
+	cols := make([]table.Column, 0, len(names))
+	for _, c := range s.Columns {
+		if names[c.Name] {
+			cols = append(cols, c)
+		}
+	}
+	return &table.Schema{Table: s.Table, Version: s.Version, Columns: cols}
+}
+
+// writeGroup parses the group's chunks in chunk order through a Builder under the projected
+// schema, cutting a row group every RowGroupBytes and rotating objects at MaxObjectBytes.
+func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
+	names := map[string]bool{}
+	for _, c := range o.g.chunks {
+		for _, n := range b.members[c.member].names {
+			names[n] = true
+		}
+	}
+	bld := table.NewBuilder(m.alloc, project(s, names), b.opts)
+	defer bld.Release()
+	var accounted int64
+	defer func() { m.mem.add(-accounted) }()
+
+	var curMember string
+	quarantine := func(q table.Quarantined) {
+		if o.qerr != nil {
+			return
+		}
+		if o.qfile == nil {
+			f, err := os.CreateTemp(m.cfg.SpillDir, "quarantine-*.jsonl")
+			if err != nil {
+				o.qerr = fmt.Errorf("create quarantine scratch: %w", err)
+				return
+			}
+			o.qfile, o.qbuf = f, bufio.NewWriterSize(f, 256<<10)
+		}
+		line, err := json.Marshal(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: curMember,
+			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)})
+		if err != nil {
+			o.qerr = err
+			return
+		}
+		_, _ = o.qbuf.Write(line)
+		if err := o.qbuf.WriteByte('\n'); err != nil {
+			o.qerr = fmt.Errorf("write quarantine scratch: %w", err)
+		}
+		o.qrows++
+		if o.qkinds == nil {
+			o.qkinds = map[string]int64{}
+		}
+		o.qkinds[q.Kind]++
+	}
+
+	flush := func() error {
+		if bld.Len() == 0 {
+			return nil
+		}
+		p, err := m.currentPart(ctx, b, bld, o)
+		if err != nil {
+			return err
+		}
+		rec := bld.NewRecordBatch()
+		err = p.fw.Write(rec)
+		p.rows += rec.NumRows()
+		rec.Release()
+		m.mem.add(-accounted)
+		accounted = 0
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p.key, err)
+		}
+		if p.cw.n >= m.cfg.MaxObjectBytes {
+			return m.finishPart(p)
+		}
+		return nil
+	}
+
+	var buf []byte
+	for _, c := range o.g.chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, nbuf, err := b.payload(c, buf)
+		buf = nbuf
+		if err != nil {
+			return err
+		}
+		curMember = c.memberName
+		if _, err := bld.Append(b.members[c.member].names, data, c.firstLine, quarantine); err != nil {
+			return permanent(fmt.Errorf("parse chunk %d of member %s: %w", c.index, c.memberName, err))
+		}
+		if o.qerr != nil {
+			return o.qerr
+		}
+		sz := bld.ApproxBytes()
+		m.mem.add(sz - accounted)
+		accounted = sz
+		if m.mem.over() {
+			m.relieve()
+		}
+		if sz >= m.cfg.RowGroupBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
+		if _, err := m.currentPart(ctx, b, bld, o); err != nil {
+			return err
+		}
+	}
+	if last := o.parts[len(o.parts)-1]; !last.done {
+		return m.finishPart(last)
+	}
+	return nil
+}
+
+// currentPart returns the open part of o, starting the next one when there is none.
+func (m *Merger) currentPart(ctx context.Context, b *batch, bld *table.Builder, o *groupOut) (*part, error) {
+	if n := len(o.parts); n > 0 && !o.parts[n-1].done {
+		return o.parts[n-1], nil
+	}
+	p := &part{key: o.prefix + partName(b.key.archive, len(o.parts))}
+	w, err := m.deps.Out.Create(ctx, p.key)
+	if err != nil {
+		if errors.Is(err, objstore.ErrInvalidKey) {
+			return nil, permanent(fmt.Errorf("create %s: %w", p.key, err))
+		}
+		return nil, fmt.Errorf("create %s: %w", p.key, err)
+	}
+	p.w = w
+	p.cw = &countingWriter{w: w}
+	o.parts = append(o.parts, p)
+	fw, err := pqarrow.NewFileWriter(bld.ArrowSchema(), p.cw, m.pqProps, m.arrowProps)
+	if err != nil {
+		return nil, fmt.Errorf("start parquet %s: %w", p.key, err)
+	}
+	p.fw = fw
+	return p, nil
+}
+
+// finishPart writes the footer; the object stays invisible until committed.
+func (m *Merger) finishPart(p *part) error {
+	p.done = true
+	if err := p.fw.Close(); err != nil {
+		return fmt.Errorf("finish parquet %s: %w", p.key, err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package merger
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/objstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultMemoryBudget   = 256 << 20
+	DefaultAckWait        = 60 * time.Second
+	DefaultPinnedTTL      = 30 * time.Second
+	DefaultMaxAckPending  = 200_000
+	DefaultMaxDeliver     = 5
+	DefaultRowGroupBytes  = 32 << 20
+	DefaultMaxObjectBytes = 1 << 30
+	DefaultStaleUploadAge = time.Hour
+)
+
+// Config configures a Merger. The zero value is usable.
+type Config struct {
+	// Instance names this process; unique per process. Default hostname-pid.
+	Instance string
+	// Partitions to serve; nil serves every partition (bus.Subjects.Partitions).
+	Partitions []int
+	// MemoryBudget bounds buffered chunk bytes plus Arrow builders across ALL open batches of this
+	// process (default 256 MiB). Over it, the largest in-memory batch is spilled to SpillDir and
+	// fetching pauses until memory is back under the budget.
+	MemoryBudget int64
+	// SpillDir holds spill and quarantine scratch files (default
+	// os.TempDir()/sluice-spill-<instance>). Files of ours left there by a crash are removed at
+	// start; the directory is removed when Run returns if it is empty.
+	SpillDir string
+	// AckWait of the consumers (default 60s). Held messages are kept alive with InProgress every
+	// AckWait/3.
+	AckWait time.Duration
+	// PinnedTTL: after this long without a pull from the owner, a partition's pin moves to another
+	// merger (default 30s).
+	PinnedTTL time.Duration
+	// MaxAckPending of each partition consumer (default 200 000).
+	//
+	// Rule: a held (un-acked) message carries no payload in memory once its chunk is spilled, so
+	// MaxAckPending bounds handles, not bytes. It must exceed the largest number of chunks that can
+	// be outstanding on one partition before their markers arrive: roughly the sum, over archives
+	// being extracted at the same time, of their chunks on that partition. With 1 MiB chunks,
+	// 200 000 covers 200 GiB of in-flight CSV per partition. Should the server stop delivering
+	// because ack-pending reached the limit while no held batch can complete, the merger breaks the
+	// deadlock by moving the batch that started last to the tail of the stream (republish its
+	// chunks, ack the originals), so the older batches can receive their remaining chunks and
+	// markers.
+	MaxAckPending int
+	// MaxDeliver of the consumers (default 5). A marker whose counts still do not match on its
+	// MaxDeliver-th delivery is dead-lettered.
+	MaxDeliver int
+	// RowGroupBytes of Arrow data per Parquet row group (default 32 MiB, at most MemoryBudget/4).
+	RowGroupBytes int64
+	// MaxObjectBytes: a Parquet object is rotated (part-<archive>-0001.parquet, …) once it holds
+	// this many bytes (default 1 GiB).
+	MaxObjectBytes int64
+	// StaleUploadAge: unfinished uploads older than this are aborted at start-up (default 1h).
+	StaleUploadAge time.Duration
+	// RetryDelay is the Nak delay of a marker whose counts do not match yet (default AckWait/2).
+	// (MaxDeliver-1)·RetryDelay must exceed AckWait: when an owner dies holding some chunks of a
+	// batch, its successor may receive the marker before those chunks, which come back only when
+	// their AckWait runs out; the marker must not be dead-lettered before that.
+	RetryDelay time.Duration
+}
+
+// Deps are the merger's collaborators.
+type Deps struct {
+	Bus      *bus.Bus
+	Out      objstore.Bucket
+	Partners *config.File          // nil: defaults
+	Log      *slog.Logger          // nil: discarded
+	Metrics  prometheus.Registerer // nil: no metrics
+	Alloc    memory.Allocator      // nil: memory.DefaultAllocator
+	Now      func() time.Time      // nil: time.Now
+}
+
+func defaultInstance() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "merger"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// withDefaults fills zero values; partitions is the bus partition count.
+func (c Config) withDefaults(partitions int) Config {
+	if c.Instance == "" {
+		c.Instance = defaultInstance()
+	}
+	if c.Partitions == nil {
+		c.Partitions = make([]int, partitions)
+		for i := range c.Partitions {
+			c.Partitions[i] = i
+		}
+	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
+	if c.SpillDir == "" {
+		c.SpillDir = filepath.Join(os.TempDir(), "sluice-spill-"+safeName(c.Instance))
+	}
+	if c.AckWait == 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.PinnedTTL == 0 {
+		c.PinnedTTL = DefaultPinnedTTL
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.RowGroupBytes == 0 {
+		c.RowGroupBytes = min(int64(DefaultRowGroupBytes), c.MemoryBudget/4)
+	}
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = DefaultMaxObjectBytes
+	}
+	if c.StaleUploadAge == 0 {
+		c.StaleUploadAge = DefaultStaleUploadAge
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = c.AckWait / 2
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work; partitions is the bus partition count.
+func (c Config) Validate(partitions int) error {
+	c = c.withDefaults(partitions)
+	var errs []error
+	if len(c.Partitions) == 0 {
+		errs = append(errs, errors.New("no partition to serve"))
+	}
+	seen := map[int]bool{}
+	for _, p := range c.Partitions {
+		if p < 0 || p >= partitions {
+			errs = append(errs, fmt.Errorf("partition %d out of range [0,%d)", p, partitions))
+		}
+		if seen[p] {
+			errs = append(errs, fmt.Errorf("partition %d listed twice", p))
+		}
+		seen[p] = true
+	}
+	if c.MemoryBudget < 1<<20 {
+		errs = append(errs, fmt.Errorf("memory budget %d is below 1 MiB", c.MemoryBudget))
+	}
+	if c.RowGroupBytes <= 0 || c.RowGroupBytes > c.MemoryBudget/2 {
+		errs = append(errs, fmt.Errorf("row group bytes %d must be in (0, memory budget/2]", c.RowGroupBytes))
+	}
+	if c.MaxObjectBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max object bytes %d <= 0", c.MaxObjectBytes))
+	}
+	if c.AckWait < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ack wait %s is too short", c.AckWait))
+	}
+	if c.PinnedTTL < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("pinned ttl %s is too short", c.PinnedTTL))
+	}
+	if c.MaxAckPending < 1 {
+		errs = append(errs, fmt.Errorf("max ack pending %d < 1", c.MaxAckPending))
+	}
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("max deliver %d < 1", c.MaxDeliver))
+	}
+	if c.StaleUploadAge < 0 || c.RetryDelay < 0 {
+		errs = append(errs, errors.New("negative duration"))
+	}
+	if c.MaxDeliver > 1 && time.Duration(c.MaxDeliver-1)*c.RetryDelay <= c.AckWait {
+		errs = append(errs, fmt.Errorf("(max deliver-1)×retry delay = %s must exceed ack wait %s, or a dead owner's chunks come back after their marker was dead-lettered",
+			time.Duration(c.MaxDeliver-1)*c.RetryDelay, c.AckWait))
+	}
+	return errors.Join(errs...)
+}
+
+// safeName keeps [A-Za-z0-9._-] and replaces anything else with '_'.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
+		}
+		return '_'
+	}, s)
+}

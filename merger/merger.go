@@ -1,0 +1,521 @@
+package merger
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// Merger turns the chunks of each (archive, attempt, table) batch into Parquet. See the package
+// documentation for ownership, acks, memory and the commit protocol.
+type Merger struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	alloc    memory.Allocator
+	met      *metrics
+	partners *config.File
+	hints    map[string]map[string]map[string]table.Hint // partner -> table -> column -> hint
+	ack      acker
+	mem      *budget
+
+	pqProps    *parquet.WriterProperties
+	arrowProps pqarrow.ArrowWriterProperties
+
+	pollWait   time.Duration // longest pull request; also the idle poll period
+	keepEvery  time.Duration // keep-alive period of a busy partition
+	hbEvery    time.Duration // presence heartbeat period
+	maxPayload int64
+
+	commitSem chan struct{}
+	spillMu   sync.Mutex
+
+	mu   sync.Mutex
+	open map[*batch]struct{}
+
+	schemaDocs sync.Map // "<table>\x00<version>" -> true once _schemas/<table>/v<N>.json is known to exist
+
+	running  atomic.Bool
+	ready    chan struct{} // closed once Run has set everything up (tests wait on it)
+	live     atomic.Int64
+	liveKeys atomic.Pointer[[]string] // sorted presence keys of the live mergers
+	parts    []*partition
+	stream   jetstream.Stream
+	schemas  jetstream.KeyValue
+	presence jetstream.KeyValue
+}
+
+// New checks the configuration and returns a Merger; Run starts it.
+func New(cfg Config, deps Deps) (*Merger, error) {
+	if deps.Bus == nil || deps.Bus.JS == nil || deps.Bus.NC == nil {
+		return nil, errors.New("merger: a connected bus is required")
+	}
+	if deps.Out == nil {
+		return nil, errors.New("merger: an output bucket is required")
+	}
+	nparts := deps.Bus.Subjects.Partitions
+	if err := cfg.Validate(nparts); err != nil {
+		return nil, fmt.Errorf("merger config: %w", err)
+	}
+	cfg = cfg.withDefaults(nparts)
+	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, alloc: deps.Alloc, partners: deps.Partners,
+		open: map[*batch]struct{}{}, ready: make(chan struct{})}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.alloc == nil {
+		m.alloc = memory.DefaultAllocator
+	}
+	if m.partners == nil {
+		m.partners = &config.File{}
+		if err := m.partners.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	hints, err := parseHints(m.partners)
+	if err != nil {
+		return nil, err
+	}
+	m.hints = hints
+	m.met = newMetrics(deps.Metrics)
+	m.ack = acker{nc: deps.Bus.NC}
+	m.mem = newBudget(cfg.MemoryBudget, func(d int64) { m.met.memoryInUse.Add(float64(d)) })
+	m.pqProps, m.arrowProps = writerProps(m.alloc)
+	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
+	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
+	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)
+	m.maxPayload = deps.Bus.MaxPayload()
+	// Concurrent commits each hold up to a row group of Arrow data plus encoder buffers.
+	m.commitSem = make(chan struct{}, max(1, int(cfg.MemoryBudget/(4*cfg.RowGroupBytes))))
+	return m, nil
+}
+
+// writerProps are the Parquet writer properties: zstd, statistics on, dictionary by default,
+// the Arrow schema stored in the footer. Nothing in them depends on time or host, so the same
+// rows under the same schema always encode to the same bytes.
+func writerProps(alloc memory.Allocator) (*parquet.WriterProperties, pqarrow.ArrowWriterProperties) {
+	return parquet.NewWriterProperties(
+			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithStats(true),
+			parquet.WithAllocator(alloc),
+		),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc))
+}
+
+// parseHints reads every partner's per-table hints (may widen) and overrides (strict).
+func parseHints(f *config.File) (map[string]map[string]map[string]table.Hint, error) {
+	out := map[string]map[string]map[string]table.Hint{}
+	for _, p := range f.Partners {
+		tables := map[string]map[string]table.Hint{}
+		for tname, tc := range p.Tables {
+			h := map[string]table.Hint{}
+			for col, ts := range tc.Hints {
+				t, err := table.ParseType(ts)
+				if err != nil {
+					return nil, fmt.Errorf("partner %s table %s hint %s: %w", p.Name, tname, col, err)
+				}
+				h[col] = table.Hint{Type: t}
+			}
+			for col, ts := range tc.Overrides {
+				t, err := table.ParseType(ts)
+				if err != nil {
+					return nil, fmt.Errorf("partner %s table %s override %s: %w", p.Name, tname, col, err)
+				}
+				h[col] = table.Hint{Type: t, Strict: true}
+			}
+			tables[tname] = h
+		}
+		out[p.Name] = tables
+	}
+	return out, nil
+}
+
+// tableOptions are the parsing options of a table for a partner; delim (one byte, from the
+// chunks) wins over the partner's delimiter.
+func (m *Merger) tableOptions(partner, tbl, delim string) table.Options {
+	p := m.partners.Partner(partner)
+	o := table.Options{NullTokens: p.NullTokens}
+	d := p.Delimiter
+	if len(delim) == 1 {
+		d = delim
+	}
+	if len(d) == 1 {
+		o.Delimiter = d[0]
+	}
+	if h := m.hints[p.Name][tbl]; len(h) > 0 {
+		o.Hints = h
+	}
+	return o
+}
+
+// Run serves the configured partitions until ctx is done. On shutdown it stops fetching, then
+// hands back (Nak) every message it holds, releases its pins and removes its presence.
+func (m *Merger) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("merger: Run called twice")
+	}
+	if err := m.start(ctx); err != nil {
+		return err
+	}
+	close(m.ready)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.presenceLoop(gctx) })
+	g.Go(func() error { return m.progressLoop(gctx) })
+	for _, p := range m.parts {
+		g.Go(func() error { return p.run(gctx) })
+		g.Go(func() error { return p.keeper(gctx) })
+	}
+	err := g.Wait()
+
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, p := range m.parts {
+		p.mu.Lock()
+		pin := p.pinID
+		p.retirePinLocked()
+		p.mu.Unlock()
+		p.handBack(cctx, "shutdown", 0, true)
+		if pin != "" {
+			p.unpin(cctx, pin)
+		}
+	}
+	if err := m.presence.Delete(cctx, m.presenceKey()); err != nil {
+		m.log.Debug("remove presence", "err", err)
+	}
+	if err := m.deps.Bus.NC.FlushTimeout(5 * time.Second); err != nil {
+		m.log.Warn("flush naks", "err", err)
+	}
+	m.cleanSpillDir()
+	_ = os.Remove(m.cfg.SpillDir)
+	m.log.Info("merger stopped", "instance", m.cfg.Instance)
+	return err
+}
+
+// start prepares everything Run needs: stale uploads, spill dir, buckets, consumers.
+func (m *Merger) start(ctx context.Context) error {
+	cfg, b := m.cfg, m.deps.Bus
+	if n, err := m.deps.Out.AbortStale(ctx, "", m.now().Add(-cfg.StaleUploadAge)); err != nil {
+		m.log.Warn("abort stale uploads", "err", err)
+	} else if n > 0 {
+		m.log.Info("aborted stale uploads", "count", n)
+	}
+	if err := os.MkdirAll(cfg.SpillDir, 0o700); err != nil {
+		return fmt.Errorf("create spill dir: %w", err)
+	}
+	m.cleanSpillDir()
+	var err error
+	if m.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
+		return fmt.Errorf("open stream %s: %w", b.Subjects.RowsStream(), err)
+	}
+	if m.schemas, err = b.Schemas(ctx); err != nil {
+		return fmt.Errorf("open schema registry: %w", err)
+	}
+	if m.presence, err = m.openPresence(ctx); err != nil {
+		return err
+	}
+	if err := m.beat(ctx); err != nil {
+		return err
+	}
+	for _, n := range cfg.Partitions {
+		name := fmt.Sprintf("merger-p%d", n)
+		cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:        name,
+			Description:    fmt.Sprintf("sluice merger: rows partition %d", n),
+			FilterSubject:  b.Subjects.RowsPartition(uint32(n)),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			AckWait:        cfg.AckWait,
+			MaxDeliver:     cfg.MaxDeliver,
+			MaxAckPending:  cfg.MaxAckPending,
+			PriorityGroups: []string{priorityGroup},
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PinnedTTL:      cfg.PinnedTTL,
+		})
+		if err != nil {
+			return fmt.Errorf("create consumer %s: %w", name, err)
+		}
+		m.parts = append(m.parts, &partition{
+			m: m, n: uint32(n), name: name, cons: cons,
+			log:     m.log.With("partition", n),
+			batches: map[batchKey]*batch{}, tomb: map[batchKey]time.Time{}, deadPins: map[string]bool{},
+		})
+	}
+	m.log.Info("merger started", "instance", cfg.Instance, "partitions", cfg.Partitions, "memory_budget", cfg.MemoryBudget)
+	return nil
+}
+
+// cleanSpillDir removes spill and quarantine scratch files left in the spill dir (only ours: the
+// directory may be shared).
+func (m *Merger) cleanSpillDir() {
+	for _, pat := range []string{"batch-*.spill", "quarantine-*.jsonl"} {
+		names, _ := filepath.Glob(filepath.Join(m.cfg.SpillDir, pat))
+		for _, n := range names {
+			_ = os.Remove(n)
+		}
+	}
+}
+
+// remember/forget keep the registry of open batches used by the spiller and InProgress ticker.
+func (m *Merger) remember(b *batch) {
+	m.mu.Lock()
+	m.open[b] = struct{}{}
+	m.mu.Unlock()
+}
+
+func (m *Merger) forget(b *batch) {
+	m.mu.Lock()
+	delete(m.open, b)
+	m.mu.Unlock()
+}
+
+func (m *Merger) openBatches() []*batch {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bs := make([]*batch, 0, len(m.open))
+	for b := range m.open {
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// relieve spills the largest in-memory batches until memory is under the budget, preferring
+// batches that are not being committed. When nothing is left to spill, the partition loops pause
+// fetching until commits release their builders.
+func (m *Merger) relieve() {
+	m.spillMu.Lock()
+	defer m.spillMu.Unlock()
+	for m.mem.over() {
+		var pick *batch
+		var pickBytes int64
+		var pickCommitting bool
+		for _, b := range m.openBatches() {
+			n := b.memBytes.Load()
+			if n == 0 {
+				continue
+			}
+			c := b.inCommit.Load()
+			if pick == nil || (pickCommitting && !c) || (c == pickCommitting && n > pickBytes) {
+				pick, pickBytes, pickCommitting = b, n, c
+			}
+		}
+		if pick == nil {
+			return
+		}
+		freed, err := pick.spillOut(m.cfg.SpillDir)
+		if err != nil {
+			m.log.Error("spill", "batch", pick.key.String(), "err", err)
+			return
+		}
+		if freed == 0 {
+			continue
+		}
+		m.mem.add(-freed)
+		m.met.spillBytes.Add(float64(freed))
+		m.met.spilledTotal.Add(float64(freed))
+		m.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
+	}
+}
+
+// progressLoop keeps every held message alive with InProgress every AckWait/3.
+func (m *Merger) progressLoop(ctx context.Context) error {
+	t := time.NewTicker(max(m.cfg.AckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, b := range m.openBatches() {
+			for _, h := range b.snapshotHandles() {
+				if err := m.ack.inProgress(h); err != nil {
+					m.log.Debug("in progress", "seq", h.seq, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// presenceBucket is <PREFIX>_MERGERS: one key per live merger, expiring after a few missed beats.
+func (m *Merger) presenceBucket() string {
+	return strings.TrimSuffix(m.deps.Bus.Subjects.RowsStream(), "_ROWS") + "_MERGERS"
+}
+
+func (m *Merger) presenceKey() string {
+	sum := sha1.Sum([]byte(m.cfg.Instance))
+	return "m." + hex.EncodeToString(sum[:8])
+}
+
+func (m *Merger) openPresence(ctx context.Context) (jetstream.KeyValue, error) {
+	name := m.presenceBucket()
+	kv, err := m.deps.Bus.JS.KeyValue(ctx, name)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open presence bucket %s: %w", name, err)
+	}
+	kv, err = m.deps.Bus.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: "sluice: live mergers (presence heartbeats) for partition balancing",
+		History:     1,
+		TTL:         max(3*m.hbEvery, time.Second),
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    m.deps.Bus.Cfg.Replicas,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = m.deps.Bus.JS.KeyValue(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create presence bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+type presenceDoc struct {
+	Instance   string `json:"instance"`
+	Partitions []int  `json:"partitions"`
+	Pinned     []int  `json:"pinned"`
+	AtUnixMs   int64  `json:"at_unix_ms"`
+}
+
+// beat refreshes our presence key and counts the live mergers.
+func (m *Merger) beat(ctx context.Context) error {
+	doc := presenceDoc{Instance: m.cfg.Instance, Partitions: m.cfg.Partitions, AtUnixMs: m.now().UnixMilli()}
+	for _, p := range m.parts {
+		if p.isPinned() {
+			doc.Pinned = append(doc.Pinned, int(p.n))
+		}
+	}
+	data, _ := json.Marshal(doc)
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := m.presence.Put(bctx, m.presenceKey(), data); err != nil {
+		return fmt.Errorf("presence heartbeat: %w", err)
+	}
+	lister, err := m.presence.ListKeys(bctx)
+	if err != nil {
+		return fmt.Errorf("list presence: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	keys = slices.Compact(keys)
+	m.liveKeys.Store(&keys)
+	m.live.Store(max(int64(len(keys)), 1))
+	return nil
+}
+
+// presenceLoop beats and rebalances until ctx is done.
+func (m *Merger) presenceLoop(ctx context.Context) error {
+	t := time.NewTicker(m.hbEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := m.beat(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("presence", "err", err)
+		}
+		m.rebalance()
+	}
+}
+
+// target is how many partitions this merger should own: ceil(partitions / live mergers).
+func (m *Merger) target() int {
+	live := int(max(m.live.Load(), 1))
+	n := len(m.cfg.Partitions)
+	return (n + live - 1) / live
+}
+
+func (m *Merger) pinnedCount() int {
+	c := 0
+	for _, p := range m.parts {
+		if p.isPinned() && !p.release.Load() {
+			c++
+		}
+	}
+	return c
+}
+
+// mayAcquire reports whether this merger may pull on p, a partition it does not own: only while
+// it owns fewer than target partitions, and only on a partition preferred for it, or one nobody
+// has taken although it has messages waiting (its preferred merger does not serve it).
+func (m *Merger) mayAcquire(ctx context.Context, p *partition) bool {
+	if m.pinnedCount() >= m.target() {
+		return false
+	}
+	return m.preferred(p) || p.orphaned(ctx)
+}
+
+// preferred spreads partitions over the live mergers without coordination: the i-th served
+// partition is preferred by the merger whose presence key is (i mod live)-th in sorted order.
+// Mergers only use it to decide where to pull first; ownership itself is the server's pin.
+func (m *Merger) preferred(p *partition) bool {
+	kp := m.liveKeys.Load()
+	if kp == nil || len(*kp) <= 1 {
+		return true
+	}
+	keys := *kp
+	mine := slices.Index(keys, m.presenceKey())
+	if mine < 0 {
+		return true
+	}
+	return slices.Index(m.parts, p)%len(keys) == mine
+}
+
+// rebalance asks the partitions owned beyond target to give their pins up: partitions not
+// preferred for this merger first, then the cheapest (fewest held messages).
+func (m *Merger) rebalance() {
+	extra := m.pinnedCount() - m.target()
+	if extra <= 0 {
+		return
+	}
+	var owned []*partition
+	for _, p := range m.parts {
+		if p.isPinned() && !p.release.Load() {
+			owned = append(owned, p)
+		}
+	}
+	sort.Slice(owned, func(i, j int) bool {
+		pi, pj := m.preferred(owned[i]), m.preferred(owned[j])
+		if pi != pj {
+			return !pi
+		}
+		return owned[i].held.Load() < owned[j].held.Load()
+	})
+	for _, p := range owned[:extra] {
+		p.release.Store(true)
+	}
+	m.log.Info("rebalancing", "live", m.live.Load(), "target", m.target(), "releasing", extra)
+}

@@ -1,0 +1,72 @@
+package merger
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of one Merger. Registered on Deps.Metrics when it is set; a second Merger on the same
+// registerer shares the already registered collectors.
+type metrics struct {
+	committed     prometheus.Counter
+	aborted       prometheus.Counter
+	deadLettered  prometheus.Counter
+	handedBack    prometheus.Counter
+	rowsOut       prometheus.Counter
+	bytesWritten  prometheus.Counter
+	commitSeconds prometheus.Histogram
+	held          prometheus.Gauge
+	memoryInUse   prometheus.Gauge
+	spillBytes    prometheus.Gauge
+	spilledTotal  prometheus.Counter
+	quarantined   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		committed:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "batches_committed_total", Help: "Batches committed."}),
+		aborted:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "batches_aborted_total", Help: "Batches dropped on an abort marker."}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "batches_dead_lettered_total", Help: "Batches dead-lettered."}),
+		handedBack:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "batches_handed_back_total", Help: "Batches whose messages were handed back (Nak): shutdown, lost or released ownership, ack-pending deadlock."}),
+		rowsOut:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "rows_out_total", Help: "Rows written to Parquet."}),
+		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "bytes_written_total", Help: "Parquet bytes committed."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sluice", Subsystem: "merger", Name: "commit_seconds",
+			Help: "Time from a batch's marker to its acks.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12)}),
+		held:         prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "held_messages", Help: "Rows messages held un-acked."}),
+		memoryInUse:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "memory_bytes", Help: "Buffered chunk bytes plus builder bytes accounted against the memory budget."}),
+		spillBytes:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "spill_bytes", Help: "Bytes currently in spill files."}),
+		spilledTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "spilled_bytes_total", Help: "Bytes written to spill files."}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "quarantined_rows_total", Help: "Rows quarantined, by table."},
+			[]string{"table"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.committed = register(reg, m.committed)
+	m.aborted = register(reg, m.aborted)
+	m.deadLettered = register(reg, m.deadLettered)
+	m.handedBack = register(reg, m.handedBack)
+	m.rowsOut = register(reg, m.rowsOut)
+	m.bytesWritten = register(reg, m.bytesWritten)
+	m.commitSeconds = register(reg, m.commitSeconds)
+	m.held = register(reg, m.held)
+	m.memoryInUse = register(reg, m.memoryInUse)
+	m.spillBytes = register(reg, m.spillBytes)
+	m.spilledTotal = register(reg, m.spilledTotal)
+	m.quarantined = register(reg, m.quarantined)
+	return m
+}
+
+// register registers c, or returns the collector already registered under the same name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
