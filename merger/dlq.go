@@ -90,5 +90,31 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	_ = m.ack.term(marker, short)
 	p.dropBatch(b, func(h handle) error { return m.ack.term(h, "batch dead-lettered") })
 	m.met.deadLettered.Inc()
+	m.publishBatchFailed(ctx, b, reason)
 	return true
+}
+
+// publishBatchFailed tells the summarizer that an archive will never complete because one of
+// its table batches was dead-lettered, so the archive ends as failed (with the reason) instead
+// of staying pending forever. Best effort: the dead letter itself is already recorded.
+func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string) {
+	ev := &sluicev1.ArchiveFailed{
+		ArchiveId:     b.key.archive,
+		Attempt:       b.key.attempt,
+		Reason:        fmt.Sprintf("table %s dead-lettered by the merger: %s", b.key.table, reason),
+		TablesAborted: []string{b.key.table},
+		FailedUnixMs:  m.now().UnixMilli(),
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return
+	}
+	out := nats.NewMsg(m.deps.Bus.Subjects.Failed())
+	out.Data = data
+	out.Header.Set(bus.HdrArchive, b.key.archive)
+	out.Header.Set(bus.HdrTable, b.key.table)
+	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.%d.%s.merger-failed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table)))
+	if _, err := m.deps.Bus.JS.PublishMsg(ctx, out); err != nil {
+		m.log.Error("publish batch failure", "batch", b.key.String(), "err", err)
+	}
 }

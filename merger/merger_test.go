@@ -175,6 +175,7 @@ func testCountMismatch(t *testing.T, sk sink) {
 	e := newEnv(t, sk)
 	ev := e.committedEvents()
 	dlq := e.watch(e.bus.Subjects.DLQStream(), e.bus.Subjects.DLQ("merger"))
+	failed := e.watch(e.bus.Subjects.EventsStream(), e.bus.Subjects.Failed())
 	cfg := testConfig("m1")
 	cfg.MaxDeliver = 3
 	cfg.RetryDelay = 1100 * time.Millisecond
@@ -200,6 +201,12 @@ func testCountMismatch(t *testing.T, sk sink) {
 	eventually(t, 10*time.Second, "terminated", func() bool { return e.ackPending(p) == 0 })
 	if ks := e.keys("t/"); len(ks) != 0 {
 		t.Fatalf("objects of a dead-lettered batch: %v", ks)
+	}
+	// the summarizer learns the archive will not complete
+	var af sluicev1.ArchiveFailed
+	failed.next(t, &af, 10*time.Second)
+	if af.ArchiveId != x.archive || !strings.Contains(af.Reason, "dead-lettered") || len(af.TablesAborted) != 1 {
+		t.Fatalf("archive failed event: %v", &af)
 	}
 
 	// Y's chunk 1 arrives after its marker's first delivery: the redelivered marker commits.
