@@ -113,7 +113,10 @@ func (p *partition) run(ctx context.Context) error {
 			sleepCtx(ctx, m.pollWait)
 			continue
 		}
-		maxBytes := int(min(max(m.mem.free(), 2*m.maxPayload+64<<10), 16<<20))
+		// Bytes in a pull are not accounted until handled, so every partition pulls at most its
+		// share of the free budget (and never less than two messages' worth, never above 8 MiB).
+		share := m.mem.free() / int64(max(len(m.parts), 1))
+		maxBytes := int(min(max(share, 2*m.maxPayload+64<<10), 8<<20))
 		p.lastPull.Store(time.Now().UnixNano())
 		mb, err := p.cons.Fetch(min(room, 256),
 			jetstream.FetchMaxBytes(maxBytes),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type common struct {
 	rowsMaxAge, dupWindow                             time.Duration
 	s3Endpoint                                        string
 	s3PathStyle                                       bool
+	rowsCompression                                   string
 }
 
 func newCommon(name string) *common {
@@ -52,6 +54,7 @@ func newCommon(name string) *common {
 	f.IntVar(&c.partitions, "partitions", 8, "row partitions (fixed for the life of the streams)")
 	f.DurationVar(&c.rowsMaxAge, "retention", 72*time.Hour, "how long the rows stream keeps data for replay")
 	f.DurationVar(&c.dupWindow, "dedup-window", time.Hour, "Nats-Msg-Id de-duplication window")
+	f.StringVar(&c.rowsCompression, "rows-compression", "s2", "on-disk compression of the rows stream: s2 or none")
 	f.StringVar(&c.configFile, "config", "", "partner configuration (YAML); defaults work without one")
 	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
@@ -107,7 +110,7 @@ func (c *common) busConfig(name string) bus.Config {
 		TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey, TLSCA: c.natsTLSCA,
 		StateDir: c.state, Listen: c.natsListen,
 		Subjects:   bus.Subjects{Prefix: c.prefix, Partitions: c.partitions},
-		RowsMaxAge: c.rowsMaxAge, DupWindow: c.dupWindow, Name: "sluice-" + name,
+		RowsMaxAge: c.rowsMaxAge, DupWindow: c.dupWindow, Name: "sluice-" + name, RowsCompression: c.rowsCompression,
 	}
 }
 
@@ -147,6 +150,8 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !b.NC.IsConnected() {
 			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -27,8 +28,18 @@ func cmdRun(ctx context.Context, args []string) error {
 	s.register(c.fs, stageWants["run"]...)
 	var progress string
 	registerRunFlags(c.fs, &progress)
+	// One process holds every stage, so it gets smaller defaults than the stages run alone
+	// (see docs/BENCHMARKS.md): a 96 MiB merger budget, 16 chunks in flight per extraction,
+	// and a soft Go memory limit of budget + 160 MiB unless GOMEMLIMIT is set.
+	c.fs.Lookup("memory-budget").DefValue = "100663296"
+	s.memoryBudget = 96 << 20
+	c.fs.Lookup("publish-window").DefValue = "16"
+	s.extractWindow = 16
 	if err := c.parse(args); err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(s.memoryBudget + 160<<20)
 	}
 	if s.landing == "" || s.out == "" {
 		return &exitError{code: 2, err: errors.New("--landing and --out are required")}

@@ -18,6 +18,7 @@ type stageFlags struct {
 	once               bool
 	poll               time.Duration
 	extractConcurrency int
+	extractWindow      int
 	memoryBudget       int64
 	partitionsServed   string
 	instance           string
@@ -36,6 +37,7 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 			fs.DurationVar(&s.poll, "poll", 0, "landing poll interval (default 250ms for a folder, 2s for S3)")
 		case "extract":
 			fs.IntVar(&s.extractConcurrency, "extract-concurrency", 2, "archives extracted at once")
+			fs.IntVar(&s.extractWindow, "publish-window", 0, "chunks in flight per extractor (0 = default 64; memory ≈ window × chunk size)")
 		case "merge":
 			fs.Int64Var(&s.memoryBudget, "memory-budget", 256<<20, "merger memory budget in bytes (buffered chunks and builders)")
 			fs.StringVar(&s.partitionsServed, "serve-partitions", "", "comma-separated partitions this merger serves (default all)")
@@ -48,7 +50,7 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 	o := pipeline.Options{
 		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll,
-		ExtractConcurrency: s.extractConcurrency, MemoryBudget: s.memoryBudget, Instance: s.instance,
+		ExtractConcurrency: s.extractConcurrency, ExtractWindow: s.extractWindow, MemoryBudget: s.memoryBudget, Instance: s.instance,
 		SpillDir: filepath.Join(c.state, "spill"),
 	}
 	o.S3.Endpoint, o.S3.PathStyle = c.s3Endpoint, c.s3PathStyle

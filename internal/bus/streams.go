@@ -15,6 +15,10 @@ import (
 // safe to call from every process at start-up.
 func (b *Bus) Ensure(ctx context.Context) error {
 	c, s := b.Cfg, b.Subjects
+	rowsCompression := jetstream.S2Compression
+	if c.RowsCompression == "none" {
+		rowsCompression = jetstream.NoCompression
+	}
 	streams := []jetstream.StreamConfig{{
 		Name:        s.RowsStream(),
 		Description: "sluice: CSV chunks, batch-complete markers and aborts, per partition and table",
@@ -24,7 +28,7 @@ func (b *Bus) Ensure(ctx context.Context) error {
 		MaxAge:      c.RowsMaxAge,
 		MaxBytes:    c.RowsMaxBytes,
 		Duplicates:  c.DupWindow,
-		Compression: jetstream.S2Compression,
+		Compression: rowsCompression,
 		Replicas:    c.Replicas,
 		Discard:     jetstream.DiscardOld,
 	}, {

@@ -37,6 +37,7 @@ type Options struct {
 	Once               bool
 	Poll               time.Duration
 	ExtractConcurrency int
+	ExtractWindow      int // chunks in flight per extractor (0 = extractor default)
 	MemoryBudget       int64
 	SpillDir           string
 	ServePartitions    []int
@@ -151,7 +152,7 @@ func NewProducer(ctx context.Context, e *Env, o Options) (*producer.Producer, er
 
 // NewExtractor builds the extractor.
 func NewExtractor(_ context.Context, e *Env, o Options) (*extractor.Extractor, error) {
-	return extractor.New(extractor.Config{Concurrency: o.ExtractConcurrency}, extractor.Deps{
+	return extractor.New(extractor.Config{Concurrency: o.ExtractConcurrency, PublishWindow: o.ExtractWindow}, extractor.Deps{
 		Bus: e.Bus, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "extractor"), Metrics: e.Reg,
 		Open: func(ctx context.Context, uri string) (io.ReadCloser, error) { return e.OpenURI(ctx, uri, o.S3) },
 	})
