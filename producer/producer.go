@@ -38,9 +38,9 @@ import (
 
 // Defaults applied by New when the Config field is zero.
 const (
-	DefaultDirPollInterval = 250 * time.Millisecond
+	DefaultDirPollInterval = 100 * time.Millisecond
 	DefaultS3PollInterval  = 2 * time.Second
-	DefaultStableFor       = 300 * time.Millisecond
+	DefaultStableFor       = 200 * time.Millisecond
 	DefaultFullListEvery   = 10 * time.Minute
 )
 
@@ -48,10 +48,10 @@ const (
 type Config struct {
 	Landing string // local directory (or file:///dir) or s3://bucket/prefix
 	Once    bool   // take what is there now, then return
-	// PollInterval is the pause between scans: default 250ms for a directory, 2s for S3.
+	// PollInterval is the pause between scans: default 100ms for a directory, 2s for S3.
 	PollInterval time.Duration
 	// StableFor is how long a local file must keep the same size and mtime before it is taken
-	// (default 300ms). A file whose mtime is already older than this when first seen is taken
+	// (default 200ms). A file whose mtime is already older than this when first seen is taken
 	// at once. Not used for S3: an object is complete once it is visible.
 	StableFor time.Duration
 	// FullListEvery is the S3 full re-listing period (default 10m); scans in between list only

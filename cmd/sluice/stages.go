@@ -16,7 +16,7 @@ import (
 type stageFlags struct {
 	landing, out       string
 	once               bool
-	poll               time.Duration
+	poll, stableFor    time.Duration
 	extractConcurrency int
 	extractWindow      int
 	memoryBudget       int64
@@ -34,7 +34,8 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 		case "once":
 			fs.BoolVar(&s.once, "once", false, "take what is in the landing area now, finish it, then exit")
 		case "poll":
-			fs.DurationVar(&s.poll, "poll", 0, "landing poll interval (default 250ms for a folder, 2s for S3)")
+			fs.DurationVar(&s.poll, "poll", 0, "landing poll interval (default 100ms for a folder, 2s for S3)")
+			fs.DurationVar(&s.stableFor, "stable-for", 0, "a local file must keep its size and mtime this long before it is taken (default 200ms)")
 		case "extract":
 			fs.IntVar(&s.extractConcurrency, "extract-concurrency", 2, "archives extracted at once")
 			fs.IntVar(&s.extractWindow, "publish-window", 0, "chunks in flight per extractor (0 = default 64; memory ≈ window × chunk size)")
@@ -49,7 +50,7 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 // options turns the flags into pipeline options.
 func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 	o := pipeline.Options{
-		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll,
+		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll, StableFor: s.stableFor,
 		ExtractConcurrency: s.extractConcurrency, ExtractWindow: s.extractWindow, MemoryBudget: s.memoryBudget, Instance: s.instance,
 		SpillDir: filepath.Join(c.state, "spill"),
 	}

@@ -36,6 +36,7 @@ type Options struct {
 	Out                string // directory or s3://bucket/prefix
 	Once               bool
 	Poll               time.Duration
+	StableFor          time.Duration // how long a local file must keep its size and mtime (0 = producer default)
 	ExtractConcurrency int
 	ExtractWindow      int // chunks in flight per extractor (0 = extractor default)
 	MemoryBudget       int64
@@ -147,7 +148,7 @@ func NewProducer(ctx context.Context, e *Env, o Options) (*producer.Producer, er
 		}
 		deps.Landing = b
 	}
-	return producer.New(producer.Config{Landing: o.Landing, Once: o.Once, PollInterval: o.Poll}, deps)
+	return producer.New(producer.Config{Landing: o.Landing, Once: o.Once, PollInterval: o.Poll, StableFor: o.StableFor}, deps)
 }
 
 // NewExtractor builds the extractor.

@@ -18,14 +18,16 @@ import (
 )
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	env     *pipeline.Env
 	landing string
 	out     string
 	opts    pipeline.Options
 }
 
-func newHarness(t *testing.T, out string, s3 objstore.Options) *harness {
+func newHarnessB(b *testing.B) *harness { return newHarness(b, "", objstore.Options{}) }
+
+func newHarness(t testing.TB, out string, s3 objstore.Options) *harness {
 	t.Helper()
 	b := bustest.New(t, func(c *bus.Config) { c.Subjects.Partitions = 4 })
 	env, err := pipeline.NewEnv(context.Background(), b, nil, nil, nil)
