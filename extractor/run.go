@@ -142,6 +142,10 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 	stop := e.keepAlive(msg)
 	_, err := e.extract(ctx, ev, final, true)
 	stop()
+	// The settle deadline starts now: extracting a large archive can take longer than it.
+	after, cancelAfter := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancelAfter()
+	sctx = after
 
 	var ae *ArchiveError
 	switch {

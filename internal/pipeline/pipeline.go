@@ -154,7 +154,7 @@ func NewProducer(ctx context.Context, e *Env, o Options) (*producer.Producer, er
 // NewExtractor builds the extractor.
 func NewExtractor(_ context.Context, e *Env, o Options) (*extractor.Extractor, error) {
 	return extractor.New(extractor.Config{Concurrency: o.ExtractConcurrency, PublishWindow: o.ExtractWindow}, extractor.Deps{
-		Bus: e.Bus, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "extractor"), Metrics: e.Reg,
+		Bus: e.Bus, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log, Metrics: e.Reg, // the extractor adds stage=extractor itself
 		Open: func(ctx context.Context, uri string) (io.ReadCloser, error) { return e.OpenURI(ctx, uri, o.S3) },
 	})
 }
