@@ -44,7 +44,7 @@ proto-check: ## fail when the generated code is stale
 demo: build ## generate sample archives and run the whole pipeline once on embedded defaults
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	./bin/sluice gen --out $(DEMO_DIR)/landing --days 2 --archives 2 --tables 6 --rows 3000
-	./bin/sluice run --once --landing $(DEMO_DIR)/landing --out $(DEMO_DIR)/out --state $(DEMO_DIR)/state; \
+	./bin/sluice run --once --log-level warn --landing $(DEMO_DIR)/landing --out $(DEMO_DIR)/out --state $(DEMO_DIR)/state; \
 	  rc=$$?; echo; echo "Parquet: $(DEMO_DIR)/out/<table>/process_date=*/batch_id=*/*.parquet   summaries: $(DEMO_DIR)/out/_summaries/"; exit $$rc
 
 bench: build ## end-to-end benchmark on a generated corpus (ANCHOR=1 also times DuckDB)

@@ -28,6 +28,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	s.register(c.fs, stageWants["run"]...)
 	var progress string
 	registerRunFlags(c.fs, &progress)
+	var quiet bool
+	c.fs.BoolVar(&quiet, "quiet-summary", false, "with --once, print only the totals, not each date's summary.txt")
 	// One process holds every stage, so it gets smaller defaults than the stages run alone
 	// (see docs/BENCHMARKS.md): a 96 MiB merger budget, 16 chunks in flight per extraction,
 	// and a soft Go memory limit of budget + 160 MiB unless GOMEMLIMIT is set.
@@ -73,6 +75,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	if !o.Once {
 		return nil
+	}
+	if !quiet {
+		printSummaries(ctx, os.Stdout, e, o, res)
 	}
 	printRunSummary(os.Stdout, res, o.Out)
 	return &exitError{code: res.Code}
@@ -126,8 +131,8 @@ func printRunSummary(w io.Writer, res *pipeline.Result, out string) {
 	fmt.Fprintf(w, "sluice run --once: %d archives (%d new, %d resumed, %d unchanged, %d duplicates skipped) in %s\n",
 		len(res.Scan.Landed)+len(res.Scan.Pending)+res.Scan.Unchanged, len(res.Scan.Landed), len(res.Scan.Pending), res.Scan.Unchanged,
 		len(res.Scan.Duplicates), res.Took.Round(time.Millisecond))
-	fmt.Fprintf(w, "  committed %d, failed %d; rows in %d, rows out %d, quarantined %d; rejected/skipped members %d; check failures %d\n",
-		t.Committed, t.Failed, t.RowsIn, t.RowsOut, t.Quarantined, t.RejectedMembers, t.CheckFailures)
+	fmt.Fprintf(w, "  committed %d, failed %d; rows in %d, rows out %d, quarantined %d; members rejected %d, skipped %d; check failures %d\n",
+		t.Committed, t.Failed, t.RowsIn, t.RowsOut, t.Quarantined, t.RejectedMembers, t.SkippedMembers, t.CheckFailures)
 	var failed []string
 	for _, id := range sortedKeys(st.Archives) {
 		a := st.Archives[id]
@@ -160,4 +165,23 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// printSummaries prints the summary.txt of every process date of this run.
+func printSummaries(ctx context.Context, w io.Writer, e *pipeline.Env, o pipeline.Options, res *pipeline.Result) {
+	out, err := e.Bucket(ctx, o.Out, o.S3)
+	if err != nil {
+		return
+	}
+	for _, d := range sortedKeys(res.Status.Dates) {
+		key := strings.TrimSuffix(res.Status.Dates[d].Key, ".json") + ".txt"
+		rc, err := out.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(w, "──── %s ────\n", out.URI(key))
+		_, _ = io.Copy(w, rc)
+		rc.Close()
+		fmt.Fprintln(w)
+	}
 }
