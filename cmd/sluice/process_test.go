@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,8 +52,14 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); logf.Close() })
 		return cmd
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	procs := []*exec.Cmd{
-		start("extractor", "extractor"),
+		start("extractor", "extractor", "--metrics-addr", metricsAddr),
 		start("merger1", "merger", "--out", out, "--instance", "m1"),
 		start("merger2", "merger", "--out", out, "--instance", "m2"),
 		start("summarizer", "summarizer", "--out", out),
@@ -90,6 +99,18 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 			t.Fatalf("only %d/%d archives committed", done, len(m.Archives))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// the stage's metrics and health endpoints
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "sluice_extractor_"} {
+		resp, err := http.Get("http://" + metricsAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
 	}
 	// every table's rows, counted from the Parquet footers
 	for table, tt := range m.Tables {
