@@ -28,6 +28,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -153,6 +154,7 @@ func (e *Extractor) extract(ctx context.Context, ev *sluicev1.ArchiveLanded, fin
 	if err := j.publishEvent(ctx, e.subj.Extracted(), "extracted", out); err != nil {
 		return nil, j.fail(ctx, err, final)
 	}
+	crashpoint.Hit("extractor.extracted") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	if err := j.ledgerDone(ctx, out); err != nil {
 		return nil, j.fail(ctx, err, final)
 	}
@@ -484,6 +486,7 @@ func (j *job) publishMarker(ctx context.Context, t *tableBatch) error {
 		return &transientError{what: "publish marker of table " + t.name, err: err}
 	}
 	t.done = true
+	crashpoint.Hit("extractor.marker") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	return nil
 }
 

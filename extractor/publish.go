@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 )
 
 const (
@@ -121,6 +123,7 @@ func (p *publisher) publish(msg *nats.Msg, buf []byte) error {
 		return err
 	}
 	fut, err := p.js.PublishMsgAsync(msg)
+	crashpoint.Hit("extractor.chunk") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	// The queue holds more items than there are buffers, so this never blocks for long.
 	p.queue <- pubItem{msg: msg, fut: fut, perr: err, buf: buf}
 	return nil

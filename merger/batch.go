@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -141,6 +142,7 @@ func (b *batch) addChunk(c *sluicev1.Chunk) (int64, error) {
 	b.chunks[c.ChunkIndex] = ch
 	b.memBytes.Add(ch.size)
 	b.mu.Unlock()
+	crashpoint.Hit("merger.chunk") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 
 	m, ok := b.members[c.MemberIndex]
 	if !ok {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -66,9 +67,11 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 	for attempt := 1; ; attempt++ {
 		res, err := m.writeBatch(ctx, b)
 		if err == nil {
+			crashpoint.Hit("merger.uploaded") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 			err = m.publishCommitted(ctx, b, mk, res, received)
 		}
 		if err == nil {
+			crashpoint.Hit("merger.committed") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 			m.ackBatch(ctx, b, marker)
 			m.met.committed.Inc()
 			m.met.rowsOut.Add(float64(res.rowsOut))
@@ -132,7 +135,7 @@ func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.Ba
 		DurationMs:      m.now().Sub(received).Milliseconds(),
 		CommittedUnixMs: m.now().UnixMilli(),
 		Merger:          m.cfg.Instance,
-		Replay:          b.key.attempt > 0, // attempts are bumped only by re-extraction
+		Replay:          b.key.attempt > 0 || m.replayID != "", // attempts are bumped only by re-extraction
 	}
 	if res.schema != nil {
 		ev.SchemaVersion = res.schema.Version
@@ -154,7 +157,11 @@ func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.Ba
 	}
 	out := nats.NewMsg(m.deps.Bus.Subjects.Committed())
 	out.Data = data
-	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.%d.%s.committed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table)))
+	id := fmt.Sprintf("%s.%d.%s.committed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table))
+	if m.replayID != "" { // a replay's event must not be swallowed by de-duplication
+		id += ".replay." + m.replayID
+	}
+	out.Header.Set(nats.MsgIdHdr, id)
 	out.Header.Set(bus.HdrArchive, b.key.archive)
 	out.Header.Set(bus.HdrTable, b.key.table)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

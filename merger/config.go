@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
 )
 
@@ -87,6 +88,7 @@ type Deps struct {
 	Metrics  prometheus.Registerer // nil: no metrics
 	Alloc    memory.Allocator      // nil: memory.DefaultAllocator
 	Now      func() time.Time      // nil: time.Now
+	Ledger   *ledger.Ledger        // Replay only: records each replayed archive (nil: not recorded)
 }
 
 func defaultInstance() string {

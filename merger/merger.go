@@ -57,6 +57,7 @@ type Merger struct {
 	open map[*batch]struct{}
 
 	schemaDocs sync.Map // "<table>\x00<version>" -> true once _schemas/<table>/v<N>.json is known to exist
+	replayID   string   // set by Replay: BatchCommitted says replay=true, with a message id of its own
 
 	running  atomic.Bool
 	ready    chan struct{} // closed once Run has set everything up (tests wait on it)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
@@ -144,6 +145,7 @@ func (s *Summarizer) applyOutcome(ctx context.Context, a *archive, fresh []*chec
 	if err := s.updateLedger(ctx, a, reason, rowsIn, rowsOut); err != nil {
 		return err
 	}
+	crashpoint.Hit("summarizer.ledger") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	for _, r := range fresh {
 		if err := s.publishCheck(ctx, a, r); err != nil {
 			return err
@@ -286,8 +288,10 @@ func footerRowCount(ctx context.Context, b objstore.Bucket, key string) (int64, 
 }
 
 // readErrs remembers the first error of the store while a footer is read, so that a store
-// outage (retry later) is told apart from a file that is not Parquet (a failed check). A
-// truncated body (io.ErrUnexpectedEOF) is the object's fault, not the store's.
+// outage (retry later) is told apart from a file that is not Parquet (a failed check). Only
+// io.EOF (the end of a range) and an invalid range are the object's doing: a body cut short
+// (io.ErrUnexpectedEOF from the store's reader: the connection dropped mid-response) is the
+// store's failure, retried like any other.
 type readErrs struct {
 	objstore.Bucket
 	err error
@@ -303,7 +307,7 @@ func (r *readErrs) GetRange(ctx context.Context, key string, off, length int64) 
 }
 
 func (r *readErrs) note(err error) {
-	if r.err == nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, objstore.ErrInvalidRange) {
+	if r.err == nil && !errors.Is(err, io.EOF) && !errors.Is(err, objstore.ErrInvalidRange) {
 		r.err = err
 	}
 }

@@ -63,6 +63,11 @@ type archive struct {
 	eventMs  int64  // newest time carried in its events (as_of: the same event twice moves nothing)
 	retryMs  int64  // earliest time to retry a check after a transient read error
 	lastWarn string
+
+	// Tables of the current attempt failed only because the merger dead-lettered their batch
+	// (nil when a failure came from anywhere else): a later commit of each of them (a dead-letter
+	// re-merge, `sluice replay`) clears the failure.
+	mergerFailed map[string]bool
 }
 
 // checkRecord is the result of a post-merge check of one (archive, attempt, table) commit.
@@ -115,7 +120,7 @@ func (a *archive) bump(n uint32) bool {
 		if a.extracted != nil {
 			a.prevDates = a.memberDates()
 		}
-		a.attempt, a.extracted, a.failed, a.applied = n, nil, nil, ""
+		a.attempt, a.extracted, a.failed, a.mergerFailed, a.applied = n, nil, nil, nil, ""
 	}
 	return true
 }
@@ -198,7 +203,21 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 				s.m.archivesFailed.Inc()
 				s.log.Warn("archive failed", "archive", a.id, "name", a.displayName(), "reason", ev.GetReason())
 			}
-			a.failed = ev
+			byMerger := strings.HasSuffix(m.Headers().Get(jetstream.MsgIDHeader), ".merger-failed") && len(ev.GetTablesAborted()) > 0
+			switch {
+			case !byMerger:
+				a.mergerFailed = nil
+			case a.failed == nil || a.mergerFailed != nil:
+				if a.mergerFailed == nil {
+					a.mergerFailed = map[string]bool{}
+				}
+				for _, t := range ev.GetTablesAborted() {
+					a.mergerFailed[t] = true
+				}
+			}
+			if a.failed == nil || !byMerger || a.mergerFailed != nil {
+				a.failed = ev // a merger failure never hides an earlier failure from elsewhere
+			}
 			a.eventMs = max(a.eventMs, ev.GetFailedUnixMs())
 		}
 	case sub.Duplicate():
@@ -225,6 +244,15 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 			a.commits[ev.GetAttempt()] = byTable
 		}
 		byTable[ev.GetTable()] = ev // a replayed commit replaces the earlier one
+		if ev.GetAttempt() == a.attempt && a.mergerFailed[ev.GetTable()] {
+			delete(a.mergerFailed, ev.GetTable())
+			if len(a.mergerFailed) == 0 {
+				a.failed, a.mergerFailed = nil, nil
+				if st.caughtUp {
+					s.log.Info("archive no longer failed: its dead-lettered tables were committed", "archive", a.id)
+				}
+			}
+		}
 		a.eventMs = max(a.eventMs, ev.GetCommittedUnixMs())
 	case sub.Checked():
 		ev := &sluicev1.CheckResult{}

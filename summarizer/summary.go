@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -128,8 +129,11 @@ type ArchiveTableJSON struct {
 	SchemaChanges     []string     `json:"schema_changes,omitempty"`
 	CommitMs          int64        `json:"commit_ms"`
 	Committed         bool         `json:"committed"`
-	Check             string       `json:"check,omitempty"`
-	CheckDetail       string       `json:"check_detail,omitempty"`
+	// Replayed: the table's current commit is a re-run (`sluice replay`, a dead-letter re-merge,
+	// or a re-extraction), not the first merge of the archive.
+	Replayed    bool   `json:"replayed,omitempty"`
+	Check       string `json:"check,omitempty"`
+	CheckDetail string `json:"check_detail,omitempty"`
 }
 
 // ObjectJSON is one committed Parquet object.
@@ -217,7 +221,7 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 		}
 		var r *checkRecord
 		if c != nil {
-			te.Committed = true
+			te.Committed, te.Replayed = true, c.GetReplay()
 			r = a.check(t)
 			te.SchemaVersion, te.SchemaChanges, te.CommitMs = c.GetSchemaVersion(), c.GetSchemaChanges(), c.GetDurationMs()
 			lastCommit = max(lastCommit, c.GetCommittedUnixMs())
@@ -579,6 +583,7 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	if err := s.out.Put(ctx, textKey(date), bytes.NewReader(renderText(doc))); err != nil {
 		return fmt.Errorf("write %s: %w", textKey(date), err)
 	}
+	crashpoint.Hit("summarizer.summary_text") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	if err := s.out.Put(ctx, SummaryKey(date), bytes.NewReader(js)); err != nil {
 		return fmt.Errorf("write %s: %w", SummaryKey(date), err)
 	}

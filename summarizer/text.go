@@ -67,6 +67,15 @@ func renderText(doc SummaryJSON) []byte {
 		}
 	}
 	section(&b, "CHECK FAILURES", checks)
+	replayed := newTextTable("archive", "table", "attempt", ">rows out", "schema")
+	for _, a := range doc.Archives {
+		for _, x := range a.Tables {
+			if x.Replayed {
+				replayed.add(a.Name, x.Table, strconv.FormatUint(uint64(a.Attempt), 10), num(x.RowsOut), version(x.SchemaVersion))
+			}
+		}
+	}
+	section(&b, "RE-RUN (replay, dead-letter re-merge or re-extraction)", replayed)
 	failed := newTextTable("archive", "id", "reason")
 	for _, f := range doc.Failed {
 		failed.add(f.Name, f.ArchiveID, f.Reason)

@@ -39,6 +39,8 @@ func commands() []command {
 		{"status", "print the archive ledger", cmdStatus},
 		{"gen", "write synthetic partner archives", cmdGen},
 		{"reextract", "re-run extraction of one archive", cmdReextract},
+		{"replay", "re-merge a table from the rows stream, rewriting the same objects", cmdReplay},
+		{"dlq", "list, show or retry dead letters", cmdDLQ},
 	}
 }
 

@@ -11,10 +11,11 @@ import (
 // ArchiveLanded is published; a running extractor picks it up.
 func cmdReextract(ctx context.Context, args []string) error {
 	c := newCommon("reextract")
-	if err := c.parse(args); err != nil {
+	pos, err := parseInterspersed(c, args)
+	if err != nil {
 		return err
 	}
-	if c.fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return &exitError{code: 2, err: errors.New("usage: sluice reextract [flags] ARCHIVE_ID")}
 	}
 	e, closeAll, err := c.setup(ctx, "reextract")
@@ -22,5 +23,5 @@ func cmdReextract(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	return producer.Reextract(ctx, producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}, c.fs.Arg(0))
+	return producer.Reextract(ctx, producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}, pos[0])
 }

@@ -32,10 +32,10 @@ func cmdStatus(ctx context.Context, args []string) error {
 		return enc.Encode(recs)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ARCHIVE\tSTATE\tATTEMPT\tTABLES\tROWS IN\tROWS OUT\tDUPLICATES\tUPDATED\tNAME\tREASON")
+	fmt.Fprintln(tw, "ARCHIVE\tSTATE\tATTEMPT\tTABLES\tROWS IN\tROWS OUT\tDUPLICATES\tREPLAYS\tUPDATED\tNAME\tREASON")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ArchiveID, r.State, r.Attempt, r.Tables, r.RowsIn, r.RowsOut,
-			len(r.Duplicates), time.UnixMilli(r.UpdatedMs).UTC().Format(time.RFC3339), r.Name, r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ArchiveID, r.State, r.Attempt, r.Tables, r.RowsIn, r.RowsOut,
+			len(r.Duplicates), r.Replays, time.UnixMilli(r.UpdatedMs).UTC().Format(time.RFC3339), r.Name, r.Reason)
 	}
 	return tw.Flush()
 }

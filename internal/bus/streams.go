@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,18 +89,6 @@ func splitHostPort(addr string) (string, int, error) {
 		port = -1 // random
 	}
 	return host, port, nil
-}
-
-// redactURL hides a password embedded in a NATS URL so it never reaches a log or an error.
-func redactURL(u string) string {
-	pu, err := url.Parse(u)
-	if err != nil || pu.User == nil {
-		return u
-	}
-	if _, has := pu.User.Password(); has {
-		pu.User = url.UserPassword(pu.User.Username(), "xxxxx")
-	}
-	return pu.String()
 }
 
 // IsNotFound reports whether err means a stream, consumer or key is absent.

@@ -52,6 +52,11 @@ func (s Subjects) RowsPartition(partition uint32) string {
 	return fmt.Sprintf("%s.rows.%d.>", s.Prefix, partition)
 }
 
+// RowsTable is the filter for one table's subjects on every partition.
+func (s Subjects) RowsTable(table string) string {
+	return fmt.Sprintf("%s.rows.*.%s", s.Prefix, TableToken(table))
+}
+
 // RowsAll is the filter for every rows subject.
 func (s Subjects) RowsAll() string { return s.Prefix + ".rows.>" }
 

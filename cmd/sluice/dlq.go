@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/dlq"
+	"github.com/sluice-dev/sluice/merger"
+	"github.com/sluice-dev/sluice/producer"
+)
+
+const dlqUsage = "usage: sluice dlq list | show SEQ | retry SEQ|--all [flags]"
+
+// cmdDLQ lists, shows and retries dead letters (internal/dlq).
+func cmdDLQ(ctx context.Context, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return &exitError{code: 2, err: errors.New(dlqUsage)}
+	}
+	action := args[0]
+	c := newCommon("dlq " + action)
+	var s stageFlags
+	var asJSON, all bool
+	c.fs.BoolVar(&asJSON, "json", false, "print JSON")
+	switch action {
+	case "list", "show":
+	case "retry":
+		s.register(c.fs, "out")
+		c.fs.BoolVar(&all, "all", false, "retry every dead letter")
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("dlq: unknown action %q; %s", action, dlqUsage)}
+	}
+	pos, err := parseInterspersed(c, args[1:])
+	if err != nil {
+		return err
+	}
+	var seq uint64
+	switch {
+	case action == "list" && len(pos) == 0, action == "retry" && all && len(pos) == 0:
+	case action != "list" && !all && len(pos) == 1:
+		if seq, err = strconv.ParseUint(pos[0], 10, 64); err != nil || seq == 0 {
+			return &exitError{code: 2, err: fmt.Errorf("dlq %s: %q is not a sequence number", action, pos[0])}
+		}
+	default:
+		return &exitError{code: 2, err: errors.New(dlqUsage)}
+	}
+	e, closeAll, err := c.setup(ctx, "dlq")
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	deps := dlq.Deps{Bus: e.Bus, Log: e.Log.With("stage", "dlq"),
+		Reextract: dlq.Reextracter(producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log})}
+	if s.out != "" {
+		o, err := s.options(c)
+		if err != nil {
+			return err
+		}
+		out, err := e.Bucket(ctx, s.out, o.S3)
+		if err != nil {
+			return err
+		}
+		deps.Remerge = dlq.Remerger(merger.Config{SpillDir: filepath.Join(c.state, "spill")},
+			merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "replay")})
+	}
+	q, err := dlq.New(ctx, deps)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	switch action {
+	case "list":
+		ls, err := q.List(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if ls == nil {
+				ls = []dlq.Letter{}
+			}
+			return printJSON(ls)
+		}
+		printLetters(os.Stdout, ls, now)
+		return nil
+	case "show":
+		l, err := q.Get(ctx, seq)
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		if asJSON {
+			return printJSON(l)
+		}
+		printLetter(os.Stdout, l, now)
+		return nil
+	}
+	var outs []dlq.Outcome
+	if all {
+		outs, err = q.RetryAll(ctx)
+	} else {
+		var o dlq.Outcome
+		o, err = q.Retry(ctx, seq)
+		outs = []dlq.Outcome{o}
+	}
+	if len(outs) == 0 && err == nil {
+		fmt.Println("no dead letters")
+	}
+	for _, o := range outs {
+		if o.Err != nil {
+			fmt.Printf("%d\t%s\tnot retried: %v\n", o.Seq, o.Kind, o.Err)
+		} else {
+			fmt.Printf("%d\t%s\t%s: %s (deleted from the DLQ)\n", o.Seq, o.Kind, o.Action, o.Detail)
+		}
+	}
+	if err != nil {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments, which it returns.
+func parseInterspersed(c *common, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, &exitError{code: 0}
+			}
+			return nil, &exitError{code: 2, err: err}
+		}
+		args = c.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	return pos, applyEnv(c.fs)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printLetters(w io.Writer, ls []dlq.Letter, now time.Time) {
+	if len(ls) == 0 {
+		fmt.Fprintln(w, "no dead letters")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tSTAGE\tKIND\tSUBJECT\tSTREAM SEQ\tDELIVERIES\tAGE\tARCHIVE\tTABLE\tREASON")
+	for _, l := range ls {
+		reason := l.Reason
+		if len(reason) > 100 {
+			reason = reason[:100] + "…"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", l.Seq, l.Stage, l.Kind(), l.DeadLetter.Subject, l.StreamSeq,
+			l.Deliveries, l.Age(now), l.Archive(), l.Table, reason)
+	}
+	_ = tw.Flush()
+}
+
+func printLetter(w io.Writer, l dlq.Letter, now time.Time) {
+	fmt.Fprintf(w, "dead letter %d (%s)\n", l.Seq, l.DLQSubject)
+	fmt.Fprintf(w, "  stage:       %s (%s)\n", l.Stage, l.Kind())
+	fmt.Fprintf(w, "  original:    %s seq %d on %s\n", l.Stream, l.StreamSeq, l.DeadLetter.Subject)
+	fmt.Fprintf(w, "  deliveries:  %d\n", l.Deliveries)
+	fmt.Fprintf(w, "  died:        %s (%s ago)\n", time.UnixMilli(l.DeadUnixMs).UTC().Format(time.RFC3339), l.Age(now))
+	fmt.Fprintf(w, "  archive:     %s\n", l.Archive())
+	fmt.Fprintf(w, "  table:       %s\n", l.Table)
+	fmt.Fprintf(w, "  reason:      %s\n", l.Reason)
+	fmt.Fprintf(w, "  payload:     %s\n", l.PayloadSummary())
+	keys := make([]string, 0, len(l.Headers))
+	for k := range l.Headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  header:      %s: %s\n", k, l.Headers[k])
+	}
+	switch l.Kind() {
+	case dlq.KindArchive:
+		fmt.Fprintln(w, "  retry:       re-extracts the archive (a new attempt)")
+	case dlq.KindBatch:
+		fmt.Fprintln(w, "  retry:       re-merges the batch from the rows stream (needs --out)")
+	default:
+		fmt.Fprintln(w, "  retry:       republishes the payload to its subject")
+	}
+}

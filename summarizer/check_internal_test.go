@@ -1,0 +1,51 @@
+package summarizer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+)
+
+// cutBucket serves range reads whose body breaks off half-way, as when the connection to S3
+// drops in the middle of a response.
+type cutBucket struct{ objstore.Bucket }
+
+func (b cutBucket) GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	rc, err := b.Bucket.GetRange(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, _ := io.ReadAll(rc)
+	return io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), errReader{io.ErrUnexpectedEOF})), nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A body cut short by the network is a store failure (retried), not a bad object (a failed check).
+func TestFooterReadCutShortIsTransient(t *testing.T) {
+	ctx := context.Background()
+	dir, err := objstore.Open(ctx, t.TempDir(), objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.Put(ctx, "t/part.parquet", strings.NewReader(strings.Repeat("x", 4096))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = footerRowCount(ctx, cutBucket{dir}, "t/part.parquet")
+	var bad *badObjectError
+	if err == nil || errors.As(err, &bad) {
+		t.Fatalf("footerRowCount = %v, want a transient (non-badObjectError) error", err)
+	}
+	// The same bytes read whole are simply not Parquet: a failed check.
+	if _, err := footerRowCount(ctx, dir, "t/part.parquet"); !errors.As(err, &bad) {
+		t.Fatalf("footerRowCount of a non-Parquet object = %v, want a badObjectError", err)
+	}
+}
