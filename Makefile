@@ -24,6 +24,10 @@ tools: ## install the test dependencies (versitygw S3 server, protoc-gen-go)
 test: tools ## run every test with the race detector (S3 tests use a real versitygw on loopback)
 	SLUICE_REQUIRE_S3=1 $(GO) test $(TEST_FLAGS) $(PKGS)
 
+.PHONY: test-faults
+test-faults: tools ## fault tests: stages as processes under kill -9, nats/S3 outages, S3 errors, poison (docs/RELIABILITY.md)
+	$(GO) test -tags faults -count=1 -timeout 25m ./test/faults/
+
 test-short: ## quick tests without the race detector
 	$(GO) test -short $(PKGS)
 
