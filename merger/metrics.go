@@ -1,9 +1,9 @@
 package merger
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/promreg"
 )
 
 // metrics of one Merger. Registered on Deps.Metrics when it is set; a second Merger on the same
@@ -60,13 +60,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // register registers c, or returns the collector already registered under the same name.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
+	c, _ = promreg.Register(reg, c)
 	return c
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/promreg"
 )
 
 // metrics of one producer. Counters count events; the gauges describe the last scan (a file
@@ -66,16 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // register registers c, or returns the identical collector already registered (a second
 // producer on the same registry shares them). Other failures are joined into *errp.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
+	c, err := promreg.Register(reg, c)
 	*errp = errors.Join(*errp, err)
 	return c
 }

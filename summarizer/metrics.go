@@ -1,10 +1,11 @@
 package summarizer
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/promreg"
 )
 
 // metrics count what this process did. Replaying the stream at start does not count again what
@@ -34,17 +35,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, p := range []*prometheus.Counter{&m.archivesCompleted, &m.archivesFailed, &m.checkFailures, &m.rowsIn, &m.rowsOut, &m.summariesWritten} {
-		if err := reg.Register(*p); err != nil {
-			are := prometheus.AlreadyRegisteredError{}
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register summarizer metrics: %w", err)
-			}
-			existing, ok := are.ExistingCollector.(prometheus.Counter)
-			if !ok {
-				return nil, fmt.Errorf("register summarizer metrics: %w", err)
-			}
-			*p = existing // a second summarizer on the same registry (a restart in-process) shares the counters
+		// a second summarizer on the same registry (a restart in-process) shares the counters
+		c, err := promreg.Register(reg, *p)
+		if err != nil {
+			return nil, fmt.Errorf("register summarizer metrics: %w", err)
 		}
+		*p = c
 	}
 	return m, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/promreg"
 )
 
 // Operation label values of the sluice_objstore_* metrics.
@@ -35,13 +37,8 @@ type bucketMetrics struct {
 // registerCollector registers c, or returns the collector already registered under the same
 // description, so that several buckets opened on one registerer share (and sum into) one set.
 func registerCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	c, err := promreg.Register(reg, c)
+	if err != nil {
 		panic(err) // a name clash with a different metric type is a programming error
 	}
 	return c
