@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -20,7 +22,8 @@ type chunkResult struct {
 	stats  memberStats
 	header []byte
 	chunks []*sluicev1.Chunk
-	sizes  []int // NATS message size (payload + headers) of each chunk
+	data   [][]byte // each chunk's records, decoded (bus.ChunkData)
+	sizes  []int    // NATS message size (payload + headers) of each chunk
 	err    error
 }
 
@@ -32,13 +35,13 @@ var testHeaders = nats.Header{
 	"Nats-Msg-Id":    {"0123456789abcdef0123.4294967295.t.c.4294967295"},
 }
 
-// chunkMember runs the chunker with the real chunk encoder and a message limit, the way the
-// extractor does, and decodes every message it emitted.
+// chunkMember runs the chunker with the real chunk encoder (S2 on, the default) and a message
+// limit, the way the extractor does, and decodes every message it emitted.
 func chunkMember(tb testing.TB, input []byte, delim byte, limit int, checkUTF8 bool) chunkResult {
 	tb.Helper()
 	var res chunkResult
 	enc := &chunkEncoder{meta: sluicev1.Chunk{ArchiveId: "0123456789abcdef0123", Table: "t", Member: "dir/t_20250101_b1.csv",
-		ProcessDate: "2025-01-01", BatchId: "b1", Delimiter: string(delim), Partner: "default"}}
+		ProcessDate: "2025-01-01", BatchId: "b1", Delimiter: string(delim), Partner: "default"}, compress: true}
 	hdrLen := headerSize(testHeaders)
 	var chunkIndex uint32
 	ck := &chunker{
@@ -51,6 +54,7 @@ func chunkMember(tb testing.TB, input []byte, delim byte, limit int, checkUTF8 b
 		acquire: func() ([]byte, error) { return make([]byte, limit), nil },
 		release: func([]byte) {},
 		emit: func(c *chunkOut) error {
+			raw := slices.Clone(c.data()) // encode may compress it in place
 			msg, err := enc.encode(c, chunkIndex, chunkIndex)
 			if err != nil {
 				return err
@@ -61,10 +65,15 @@ func chunkMember(tb testing.TB, input []byte, delim byte, limit int, checkUTF8 b
 			if err := proto.Unmarshal(msg, &m); err != nil {
 				return fmt.Errorf("decode chunk: %w", err)
 			}
-			if !bytes.Equal(m.Data, c.data()) {
+			data, err := bus.ChunkData(&m, nil)
+			if err != nil {
+				return fmt.Errorf("decode chunk data: %w", err)
+			}
+			if !bytes.Equal(data, raw) {
 				return errors.New("decoded data differs from the buffer")
 			}
 			res.chunks = append(res.chunks, &m)
+			res.data = append(res.data, data)
 			return nil
 		},
 	}
@@ -87,13 +96,7 @@ func (o *oneByteSometimes) Read(p []byte) (int, error) {
 	return o.r.Read(p)
 }
 
-func joinData(chunks []*sluicev1.Chunk) []byte {
-	var b []byte
-	for _, c := range chunks {
-		b = append(b, c.Data...)
-	}
-	return b
-}
+func joinData(data [][]byte) []byte { return bytes.Join(data, nil) }
 
 // csvCount counts records with encoding/csv; ok is false when it rejects the input.
 func csvCount(input []byte, delim byte, lazy bool) (int, bool) {
@@ -158,7 +161,7 @@ func TestChunkerCases(t *testing.T) {
 			if string(res.header) != tc.want.header {
 				t.Errorf("header %q, want %q", res.header, tc.want.header)
 			}
-			if got := string(joinData(res.chunks)); got != tc.want.data {
+			if got := string(joinData(res.data)); got != tc.want.data {
 				t.Errorf("data %q, want %q", got, tc.want.data)
 			}
 			if res.stats.rows != tc.want.rows {
@@ -216,7 +219,7 @@ func TestChunkerInvalidUTF8Counted(t *testing.T) {
 	if res.stats.invalidUTF8 != 2 || res.stats.rows != 4 {
 		t.Fatalf("invalid %d rows %d", res.stats.invalidUTF8, res.stats.rows)
 	}
-	if got := string(joinData(res.chunks)); got != in[2:] {
+	if got := string(joinData(res.data)); got != in[2:] {
 		t.Fatalf("data changed: %q", got)
 	}
 }
@@ -225,7 +228,7 @@ func TestChunkerInvalidUTF8Counted(t *testing.T) {
 func checkChunks(t testing.TB, input []byte, delim byte, limit int, res chunkResult) {
 	t.Helper()
 	in := bytes.TrimPrefix(input, utf8BOM)
-	data := joinData(res.chunks)
+	data := joinData(res.data)
 	if !bytes.HasSuffix(in, data) {
 		t.Fatalf("concatenated chunks are not the input's tail")
 	}
@@ -255,11 +258,11 @@ func checkChunks(t testing.TB, input []byte, delim byte, limit int, res chunkRes
 			t.Fatalf("chunk %d metadata", i)
 		}
 		// Every chunk parses on its own into exactly its rows.
-		if n, _ := csvCount(c.Data, delim, true); n != int(c.Rows) {
-			t.Fatalf("chunk %d: encoding/csv reads %d records, chunk says %d: %q", i, n, c.Rows, c.Data)
+		if n, _ := csvCount(res.data[i], delim, true); n != int(c.Rows) {
+			t.Fatalf("chunk %d: encoding/csv reads %d records, chunk says %d: %q", i, n, c.Rows, res.data[i])
 		}
 		rows += int64(c.Rows)
-		off += len(c.Data)
+		off += len(res.data[i])
 	}
 	if rows != res.stats.rows {
 		t.Fatalf("rows %d vs stats %d", rows, res.stats.rows)
@@ -327,33 +330,42 @@ func BenchmarkChunker(b *testing.B) {
 	}
 	in := buf.Bytes()
 	const limit = 1 << 20
-	bufA, bufB := make([]byte, limit), make([]byte, limit)
-	enc := &chunkEncoder{meta: sluicev1.Chunk{ArchiveId: "0123456789abcdef0123", Table: "t", Delimiter: ","}}
-	flip := false
-	ck := &chunker{delim: ',', checkUTF8: true, maxHeader: limit / 2,
-		layout: func(h []byte) (int, int, error) {
-			enc.meta.Header = h
-			r := enc.reserve()
-			return r, limit - 256 - r, nil
-		},
-		acquire: func() ([]byte, error) {
-			flip = !flip
-			if flip {
-				return bufA, nil
+	for _, codec := range []string{"none", "s2"} {
+		b.Run("codec="+codec, func(b *testing.B) {
+			bufA, bufB := make([]byte, limit), make([]byte, limit)
+			enc := &chunkEncoder{meta: sluicev1.Chunk{ArchiveId: "0123456789abcdef0123", Table: "t", Delimiter: ","},
+				compress: codec == "s2"}
+			flip := false
+			var wire int64
+			ck := &chunker{delim: ',', checkUTF8: true, maxHeader: limit / 2,
+				layout: func(h []byte) (int, int, error) {
+					enc.meta.Header = h
+					r := enc.reserve()
+					return r, limit - 256 - r, nil
+				},
+				acquire: func() ([]byte, error) {
+					flip = !flip
+					if flip {
+						return bufA, nil
+					}
+					return bufB, nil
+				},
+				release: func([]byte) {},
+				emit: func(c *chunkOut) error {
+					msg, err := enc.encode(c, 0, 0)
+					wire += int64(len(msg))
+					return err
+				},
 			}
-			return bufB, nil
-		},
-		release: func([]byte) {},
-		emit: func(c *chunkOut) error {
-			_, err := enc.encode(c, 0, 0)
-			return err
-		},
-	}
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ck.run(bytes.NewReader(in)); err != nil {
-			b.Fatal(err)
-		}
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				wire = 0
+				if _, err := ck.run(bytes.NewReader(in)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(wire)/float64(len(in)), "wire/raw")
+		})
 	}
 }

@@ -15,6 +15,7 @@ const (
 	DefaultAckWait         = 60 * time.Second
 	DefaultMaxDeliver      = 5
 	DefaultConsumer        = "extractor"
+	DefaultChunkCodec      = "s2"
 
 	// ratioCheckAfter is how much output the extractor lets through before it starts checking
 	// MaxRatio: small archives of repetitive text legitimately compress very well.
@@ -39,6 +40,11 @@ type Config struct {
 	AckWait       time.Duration // default 60s, kept alive with InProgress while working
 	MaxDeliver    int           // default 5; the last failed delivery dead-letters the archive
 	Consumer      string        // durable name, default "extractor"
+	// ChunkCodec is how chunk data is sent: "s2" (default) compresses each chunk's records into
+	// one S2 block (Chunk.codec CODEC_S2) when that saves at least 1/8 of them, else sends them
+	// raw; "none" always sends them raw. Compressing here, once, spares the server compressing
+	// blocks and decompressing them on every read, and lets the merger buffer compressed bytes.
+	ChunkCodec string
 }
 
 func (c *Config) withDefaults() {
@@ -62,6 +68,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Consumer == "" {
 		c.Consumer = DefaultConsumer
+	}
+	if c.ChunkCodec == "" {
+		c.ChunkCodec = DefaultChunkCodec
 	}
 }
 
@@ -95,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Consumer == "" {
 		errs = append(errs, errors.New("consumer name is empty"))
+	}
+	if c.ChunkCodec != "s2" && c.ChunkCodec != "none" {
+		errs = append(errs, fmt.Errorf("chunk codec must be s2 or none, got %q", c.ChunkCodec))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("extractor config: %w", err)

@@ -7,7 +7,7 @@
 //
 //	open(uri) → count+sha256 → bufio 64 KiB → gzip (klauspost) → limits → archive/tar
 //	  → per member: path/type checks → pattern → [latin1/cp1252 → UTF-8] → chunker
-//	  → chunk encoded in place → PublishMsgAsync (bounded window) → acks
+//	  → chunk encoded in place (S2-compressed when it pays) → PublishMsgAsync (bounded window) → acks
 //	→ end of archive: gzip trailer, sha256 check, wait for every ack → one BatchComplete per table
 //	→ ArchiveExtracted → ledger extracted → ack
 //
@@ -39,7 +39,14 @@
 //   - Nats-Msg-Id bus.MsgID(archive, attempt, table, "c", chunk_index); the marker "done" and an
 //     abort "abort" use index 0. A re-run of the same attempt stores nothing twice.
 //   - Each message (protobuf + NATS headers) is at most Config.ChunkBytes ≤ the server's max
-//     payload. Chunks are filled up to it and cut at the last record boundary that fits.
+//     payload. Chunks are filled up to it with raw records and cut at the last record boundary
+//     that fits; compression only makes a message smaller, so the cuts do not depend on it.
+//   - codec, data_bytes: with Config.ChunkCodec "s2" (default) the records are S2-encoded into a
+//     per-archive scratch buffer; when the block saves at least 1/8 it is copied over the records
+//     in place (shorter, so it fits; the prefix is then written in front of it) and the chunk says
+//     CODEC_S2 with data_bytes = the records' length. Otherwise, and with "none", data is the raw
+//     records (CODEC_NONE, data_bytes 0). Everything above about data is about the decoded records
+//     (bus.ChunkData); so are the byte counts of markers, members and metrics.
 //
 // # Member outcomes
 //
@@ -94,8 +101,9 @@
 //	PublishWindow × ChunkBytes                         64 × 896 KiB = 56 MiB (upper bound)
 //	+ Concurrency × (bufio 64 KiB + gzip ~50 KiB + header scratch ≥ 32 KiB + tar/transform)
 //	                                                   ≈ 2 × 0.2 MiB
+//	+ Concurrency × S2 scratch (MaxEncodedLen(chunk))  ≈ 2 × 1 MiB (ChunkCodec "s2")
 //	+ NATS client write buffer (one to two messages)   ≈ 1-2.5 MiB
-//	                                                   ≈ 59 MiB live, ≤ 64 MiB
+//	                                                   ≈ 61 MiB live, ≤ 64 MiB
 //
 // That is live memory. The Go heap also holds garbage until the next collection (a few KiB per
 // chunk: message headers, ack bookkeeping), so the process footprint depends on GOGC; set

@@ -346,6 +346,7 @@ func (j *job) initChunker(ctx context.Context) {
 		release:   e.pool.put,
 		hbuf:      j.ck.hbuf,
 	}
+	j.enc.compress = e.cfg.ChunkCodec == "s2"
 }
 
 // chunkMember chunks and publishes one table member. A member that cannot be chunked is
@@ -388,7 +389,7 @@ func (j *job) chunkMember(ctx context.Context, t *tableBatch, name string, mn co
 		t.started = true
 		t.chunks++
 		t.rows += int64(c.rows)
-		t.bytes += int64(c.n)
+		t.bytes += int64(c.n) // raw CSV bytes, also when the data went out compressed
 		memberChunk++
 		e.m.rows.Add(float64(c.rows))
 		return nil

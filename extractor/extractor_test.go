@@ -109,7 +109,7 @@ func TestExtractMultiTableArchive(t *testing.T) {
 			}
 			chunks++
 			rows += int64(c.Rows)
-			nbytes += int64(len(c.Data))
+			nbytes += int64(len(m.records))
 		}
 		done := ms[len(ms)-1].done
 		if done.Chunks != chunks || done.Rows != rows || done.Bytes != nbytes || rows != wantRows[table] {
@@ -262,7 +262,8 @@ func TestExtractHostileAndOddMembers(t *testing.T) {
 	}
 	// Header-only: one zero-row chunk carrying the header, announced as header_only.
 	ho := tables["headeronly"]
-	if len(ho) != 2 || ho[0].chunk.Rows != 0 || string(ho[0].chunk.Header) != "c1,c2" || len(ho[0].chunk.Data) != 0 ||
+	if len(ho) != 2 || ho[0].chunk.Rows != 0 || string(ho[0].chunk.Header) != "c1,c2" || len(ho[0].records) != 0 ||
+		ho[0].chunk.Codec != sluicev1.Chunk_CODEC_NONE ||
 		!ho[0].chunk.LastInMember {
 		t.Fatalf("header-only: %+v", ho)
 	}
@@ -529,12 +530,13 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Concurrency != 2 || c.PublishWindow != 64 || c.MaxDeliver != 5 || c.Consumer != "extractor" || c.MaxRatio != 200 {
+	if c.Concurrency != 2 || c.PublishWindow != 64 || c.MaxDeliver != 5 || c.Consumer != "extractor" || c.MaxRatio != 200 ||
+		c.ChunkCodec != "s2" {
 		t.Fatalf("defaults %+v", c)
 	}
-	bad := Config{Concurrency: 4, PublishWindow: 4, ChunkBytes: 10, AckWait: 1}
+	bad := Config{Concurrency: 4, PublishWindow: 4, ChunkBytes: 10, AckWait: 1, ChunkCodec: "zstd"}
 	err := bad.Validate()
-	for _, want := range []string{"publish window", "chunk bytes", "ack wait"} {
+	for _, want := range []string{"publish window", "chunk bytes", "ack wait", `chunk codec must be s2 or none, got "zstd"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
@@ -553,36 +555,54 @@ func TestNewChunkBytesFromServer(t *testing.T) {
 }
 
 // With ChunkBytes equal to the server's max payload, chunks are filled to the last byte the
-// server accepts, and never beyond (a wide header is repeated in every chunk).
+// server accepts, and never beyond (a wide header is repeated in every chunk). Chunks are sized
+// by their raw data: compressed, the same chunks are only smaller.
 func TestChunksFillServerMaxPayloadExactly(t *testing.T) {
-	b := bustest.New(t, func(c *bus.Config) { c.MaxPayload = 64 << 10 })
-	e, err := New(Config{ChunkBytes: 64 << 10}, Deps{Bus: b})
-	if err != nil {
-		t.Fatal(err)
-	}
 	header := strings.Repeat("column_with_a_long_name,", 400) + "last"
 	var body strings.Builder
 	for i := 0; body.Len() < 2<<20; i++ {
 		fmt.Fprintf(&body, "%d,\"%s\"\n", i, strings.Repeat("v", i%3000))
 	}
-	ev := landArchive(t, "wide.tar.gz", tarGz(t, file("wide_20250101_b1.csv", header+"\n"+body.String())))
-	out, err := e.Extract(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
+	archive := tarGz(t, file("wide_20250101_b1.csv", header+"\n"+body.String()))
+	chunks := map[string]uint32{}
+	for _, codec := range []string{"none", "s2"} {
+		t.Run(codec, func(t *testing.T) {
+			b := bustest.New(t, func(c *bus.Config) { c.MaxPayload = 64 << 10 })
+			e, err := New(Config{ChunkBytes: 64 << 10, ChunkCodec: codec}, Deps{Bus: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := e.Extract(context.Background(), landArchive(t, "wide.tar.gz", archive))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &env{b: b}
+			var data strings.Builder
+			largest, compressed := 0, 0
+			for _, m := range v.rows(t) {
+				if m.chunk != nil {
+					data.Write(m.records)
+					if m.chunk.Codec == sluicev1.Chunk_CODEC_S2 {
+						compressed++
+					}
+				}
+				largest = max(largest, len(m.data))
+			}
+			if data.String() != body.String() {
+				t.Fatal("data differs")
+			}
+			chunks[codec] = out.Tables[0].Chunks
+			switch {
+			case largest > 64<<10 || out.Tables[0].Chunks < 30:
+				t.Fatalf("largest message %d bytes, %d chunks", largest, out.Tables[0].Chunks)
+			case codec == "none" && (largest < 60<<10 || compressed > 0):
+				t.Fatalf("largest message %d bytes, %d compressed chunks", largest, compressed)
+			case codec == "s2" && (largest > 32<<10 || compressed != int(out.Tables[0].Chunks)):
+				t.Fatalf("largest message %d bytes, %d of %d chunks compressed", largest, compressed, out.Tables[0].Chunks)
+			}
+		})
 	}
-	v := &env{b: b}
-	var data strings.Builder
-	largest := 0
-	for _, m := range v.rows(t) {
-		if m.chunk != nil {
-			data.Write(m.chunk.Data)
-		}
-		largest = max(largest, len(m.data))
-	}
-	if data.String() != body.String() {
-		t.Fatal("data differs")
-	}
-	if largest > 64<<10 || largest < 60<<10 || out.Tables[0].Chunks < 30 {
-		t.Fatalf("largest message %d bytes, %d chunks", largest, out.Tables[0].Chunks)
+	if chunks["none"] != chunks["s2"] {
+		t.Fatalf("%d chunks raw, %d compressed: the cuts must not depend on the codec", chunks["none"], chunks["s2"])
 	}
 }

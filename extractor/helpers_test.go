@@ -127,9 +127,10 @@ type stored struct {
 	typ     string
 	msgID   string
 	chunk   *sluicev1.Chunk
+	records []byte // chunk's data decoded (bus.ChunkData)
 	done    *sluicev1.BatchComplete
 	abort   *sluicev1.BatchAborted
-	data    []byte
+	data    []byte // the message as stored
 }
 
 // streamMsgs returns every message of a stream in sequence order.
@@ -157,7 +158,9 @@ func (v *env) streamMsgs(t testing.TB, stream string) []stored {
 		switch st.typ {
 		case bus.TypeChunk:
 			st.chunk = &sluicev1.Chunk{}
-			err = proto.Unmarshal(m.Data, st.chunk)
+			if err = proto.Unmarshal(m.Data, st.chunk); err == nil {
+				st.records, err = bus.ChunkData(st.chunk, nil)
+			}
 		case bus.TypeComplete:
 			st.done = &sluicev1.BatchComplete{}
 			err = proto.Unmarshal(m.Data, st.done)
@@ -217,7 +220,7 @@ func memberData(msgs []stored) map[string]string {
 	out := map[string]string{}
 	for _, m := range msgs {
 		if m.chunk != nil {
-			out[m.chunk.Member] += string(m.chunk.Data)
+			out[m.chunk.Member] += string(m.records)
 		}
 	}
 	return out

@@ -56,7 +56,7 @@ func (e *Extractor) Run(ctx context.Context) error {
 		return fmt.Errorf("extractor: consumer %s: %w", e.cfg.Consumer, err)
 	}
 	e.log.Info("consuming landed archives", "consumer", e.cfg.Consumer, "concurrency", e.cfg.Concurrency,
-		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow)
+		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow, "chunk_codec", e.cfg.ChunkCodec)
 
 	slots := make(chan struct{}, e.cfg.Concurrency)
 	var wg sync.WaitGroup

@@ -36,8 +36,9 @@ type member struct {
 	names []string // ParseHeader(raw)
 }
 
-// chunk is one received Chunk. Its payload is in data until the batch is spilled, then at
-// [off, off+size) of the batch's spill file.
+// chunk is one received Chunk. Its data is kept as received (compressed when codec is S2): in
+// data until the batch is spilled, then at [off, off+stored) of the batch's spill file. payload
+// decodes it.
 type chunk struct {
 	index       uint32
 	member      uint32 // member_index
@@ -46,10 +47,12 @@ type chunk struct {
 	batchID     string
 	firstLine   int64
 	rows        int64
-	size        int64
+	size        int64 // decoded data bytes (CSV): what the marker's bytes count
+	stored      int64 // len(data) as received: what the memory budget and the spill file count
+	codec       sluicev1.Chunk_Codec
 	memberChunk uint32
 	last        bool   // last_in_member
-	data        []byte // nil once spilled
+	data        []byte // as received; nil once spilled
 	off         int64
 	spilled     bool
 }
@@ -75,7 +78,7 @@ type batch struct {
 	mu        sync.Mutex
 	chunks    map[uint32]*chunk
 	handles   map[uint64]handle // by stream sequence
-	memBytes  atomic.Int64      // payload bytes in memory (read without mu by the spiller's choice)
+	memBytes  atomic.Int64      // stored payload bytes in memory (read without mu by the spiller's choice)
 	inCommit  atomic.Bool       // being committed: spilled only when nothing else can be
 	spill     *os.File
 	spillSize int64
@@ -117,10 +120,14 @@ func (b *batch) removeHandle(h handle) bool {
 	return had
 }
 
-// addChunk buffers c's payload and infers types from it. It returns the payload bytes now held in
-// memory (0 for a chunk index already received: redeliveries are de-duplicated by chunk_index).
-// Called by the owning partition with partition.mu held.
-func (b *batch) addChunk(c *sluicev1.Chunk) (int64, error) {
+// addChunk buffers c's data as received (compressed bytes stay compressed, so the memory budget
+// holds several times more batch) and infers types from its records, decoded into *scratch (the
+// caller's reusable buffer; the decoded bytes are not kept). It returns the payload bytes now
+// held in memory (0 for a chunk index already received: redeliveries are de-duplicated by
+// chunk_index). Data that cannot be decoded (a corrupt S2 block, data_bytes not matching)
+// poisons the batch: it is dead-lettered with the reason when its marker arrives. Called by the
+// owning partition with partition.mu held (which also guards its scratch), or by a replay.
+func (b *batch) addChunk(c *sluicev1.Chunk, scratch *[]byte) (int64, error) {
 	b.mu.Lock()
 	if _, dup := b.chunks[c.ChunkIndex]; dup || b.closed {
 		b.mu.Unlock()
@@ -134,13 +141,15 @@ func (b *batch) addChunk(c *sluicev1.Chunk) (int64, error) {
 		batchID:     c.BatchId,
 		firstLine:   c.FirstLine,
 		rows:        int64(c.Rows),
-		size:        int64(len(c.Data)),
+		size:        bus.ChunkDataSize(c),
+		stored:      int64(len(c.Data)),
+		codec:       c.Codec,
 		memberChunk: c.MemberChunk,
 		last:        c.LastInMember,
 		data:        c.Data,
 	}
 	b.chunks[c.ChunkIndex] = ch
-	b.memBytes.Add(ch.size)
+	b.memBytes.Add(ch.stored)
 	b.mu.Unlock()
 	crashpoint.Hit("merger.chunk") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 
@@ -154,12 +163,21 @@ func (b *batch) addChunk(c *sluicev1.Chunk) (int64, error) {
 		m.names = names
 		b.members[c.MemberIndex] = m
 	}
-	if b.poison == "" {
-		if _, err := b.inferer.Observe(m.names, c.Data, c.FirstLine); err != nil {
-			b.poison = fmt.Sprintf("member %s: %v", c.Member, err)
-		}
+	if b.poison != "" {
+		return ch.stored, nil
 	}
-	return ch.size, nil
+	records, err := bus.ChunkData(c, *scratch)
+	if err != nil {
+		b.poison = fmt.Sprintf("member %s chunk %d: %v", c.Member, c.ChunkIndex, err)
+		return ch.stored, nil
+	}
+	if c.Codec != sluicev1.Chunk_CODEC_NONE && cap(records) > cap(*scratch) {
+		*scratch = records[:0] // grown: keep the larger buffer for the next chunk
+	}
+	if _, err := b.inferer.Observe(m.names, records, c.FirstLine); err != nil {
+		b.poison = fmt.Sprintf("member %s: %v", c.Member, err)
+	}
+	return ch.stored, nil
 }
 
 // heldCount is the number of messages held.
@@ -267,8 +285,9 @@ func indexList(xs []uint32) string {
 	return strings.Join(parts, ",")
 }
 
-// spillOut writes every in-memory chunk payload to the batch's spill file (append-only) and
-// drops it from memory. It returns the bytes freed. Safe from any goroutine.
+// spillOut writes every in-memory chunk payload, as received (compressed or not), to the batch's
+// spill file (append-only) and drops it from memory. It returns the bytes freed. Safe from any
+// goroutine.
 func (b *batch) spillOut(dir string) (int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -303,26 +322,52 @@ func (b *batch) spillOut(dir string) (int64, error) {
 	for _, i := range idx {
 		c := b.chunks[i]
 		c.off, c.spilled, c.data = off, true, nil
-		off += c.size
-		freed += c.size
+		off += c.stored
+		freed += c.stored
 	}
 	b.spillSize = off
 	b.memBytes.Add(-freed)
 	return freed, nil
 }
 
-// payload returns c's bytes, from memory or read from the spill file into buf.
+// payload returns c's records, decoded. Raw data comes from memory as is, or is read from the
+// spill file into buf; compressed data is decoded into buf (read first, when spilled, into buf's
+// tail past the decoded length: the two never overlap). It returns the records and the buffer to
+// pass to the next call, which may reuse the records' memory.
 func (b *batch) payload(c *chunk, buf []byte) ([]byte, []byte, error) {
+	if c.codec == sluicev1.Chunk_CODEC_NONE {
+		return b.stored(c, buf)
+	}
+	if c.size > bus.MaxChunkData { // checked before allocating for it
+		return nil, buf, fmt.Errorf("chunk %d of member %s: data_bytes %d above the %d-byte limit", c.index, c.memberName, c.size, bus.MaxChunkData)
+	}
+	if need := c.size + c.stored; int64(cap(buf)) < need {
+		buf = make([]byte, need)
+	}
+	data, _, err := b.stored(c, buf[c.size:c.size:cap(buf)])
+	if err != nil {
+		return nil, buf, err
+	}
+	records, err := bus.DecodeChunkData(c.codec, data, c.size, buf[:0:c.size])
+	if err != nil {
+		return nil, buf, fmt.Errorf("chunk %d of member %s: %w", c.index, c.memberName, err)
+	}
+	return records, buf, nil
+}
+
+// stored returns c's data as received (compressed when c.codec is S2), from memory or read from
+// the spill file into buf (grown when too small). It returns the data and the buffer to reuse.
+func (b *batch) stored(c *chunk, buf []byte) ([]byte, []byte, error) {
 	b.mu.Lock()
 	data, spilled, f := c.data, c.spilled, b.spill
 	b.mu.Unlock()
 	if !spilled {
 		return data, buf, nil
 	}
-	if int64(cap(buf)) < c.size {
-		buf = make([]byte, c.size)
+	if int64(cap(buf)) < c.stored {
+		buf = make([]byte, c.stored)
 	}
-	buf = buf[:c.size]
+	buf = buf[:c.stored]
 	if _, err := f.ReadAt(buf, c.off); err != nil {
 		return nil, buf, fmt.Errorf("read spill file: %w", err)
 	}

@@ -1,6 +1,9 @@
 package merger
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	"github.com/sluice-dev/sluice/internal/gen"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -85,49 +89,171 @@ func BenchmarkCSVToArrow(b *testing.B) {
 	}
 }
 
-// BenchmarkArrowToParquet: encoding those record batches as zstd Parquet (the merger's writer
-// properties), MB/s of the CSV they came from.
+// BenchmarkArrowToParquet: encoding record batches (row groups of DefaultRowGroupBytes) as Parquet
+// with the merger's writer properties, per-object dictionary choice included; MB/s of the CSV they
+// came from, and the bytes written. synthetic: benchCSV's table as one object. corpus: the
+// end-to-end benchmark's corpus (scripts/bench.sh PRESET=100mb, generated here by internal/gen),
+// one object per table member as the merger writes them.
 func BenchmarkArrowToParquet(b *testing.B) {
-	header, chunks, total := benchCSV(0, 64<<20, 1<<20)
-	s, names := benchSchema(b, header, chunks)
+	b.Run("synthetic", func(b *testing.B) {
+		header, chunks, total := benchCSV(0, 64<<20, 1<<20)
+		s, names := benchSchema(b, header, chunks)
+		obj := benchObject(b, s, names, chunks)
+		defer obj.release()
+		benchWriteObjects(b, []benchObj{obj}, int64(total))
+	})
+	b.Run("corpus", func(b *testing.B) {
+		objs, total := benchCorpus(b)
+		defer func() {
+			for _, o := range objs {
+				o.release()
+			}
+		}()
+		benchWriteObjects(b, objs, total)
+	})
+}
+
+// benchObj is the record batches of one Parquet object.
+type benchObj struct {
+	schema *arrow.Schema
+	recs   []arrow.RecordBatch
+}
+
+func (o benchObj) release() {
+	for _, r := range o.recs {
+		r.Release()
+	}
+}
+
+// benchObject parses chunks under s into record batches cut at DefaultRowGroupBytes.
+func benchObject(b *testing.B, s *table.Schema, names []string, chunks [][]byte) benchObj {
 	bld := table.NewBuilder(memory.DefaultAllocator, s, table.Options{})
-	var recs []arrow.RecordBatch
+	defer bld.Release()
+	obj := benchObj{schema: bld.ArrowSchema()}
 	for _, c := range chunks {
 		if _, err := bld.Append(names, c, 2, nil); err != nil {
 			b.Fatal(err)
 		}
 		if bld.ApproxBytes() >= DefaultRowGroupBytes {
-			recs = append(recs, bld.NewRecordBatch())
+			obj.recs = append(obj.recs, bld.NewRecordBatch())
 		}
 	}
-	recs = append(recs, bld.NewRecordBatch())
-	bld.Release()
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
-	m := &Merger{}
-	m.pqProps, m.arrowProps = writerProps(memory.DefaultAllocator)
-	b.SetBytes(int64(total))
-	var out int64
-	b.ResetTimer()
-	for b.Loop() {
-		cw := &countingWriter{w: io.Discard}
-		fw, err := pqarrow.NewFileWriter(bld.ArrowSchema(), cw, m.pqProps, m.arrowProps)
+	if bld.Len() > 0 || len(obj.recs) == 0 {
+		obj.recs = append(obj.recs, bld.NewRecordBatch())
+	}
+	return obj
+}
+
+// benchCorpus generates the 100mb preset of scripts/bench.sh and returns one object per table
+// member (its schema inferred from the member alone), and the CSV bytes of those members.
+func benchCorpus(b *testing.B) ([]benchObj, int64) {
+	cfg := gen.DefaultConfig()
+	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables = b.TempDir(), 7, 2, 4, 24
+	cfg.TargetBytes, cfg.LargeTable = 107_000_000, true
+	man, err := gen.Generate(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var objs []benchObj
+	var total int64
+	for _, a := range man.Archives {
+		f, err := os.Open(a.Path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, r := range recs {
-			if err := fw.Write(r); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := fw.Close(); err != nil {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
 			b.Fatal(err)
 		}
-		out = cw.n
+		tr := tar.NewReader(zr)
+		tables := map[string]bool{}
+		for _, m := range a.Members {
+			if m.Table != "" {
+				tables[m.Name] = true
+			}
+		}
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !tables[h.Name] {
+				continue
+			}
+			raw, err := io.ReadAll(tr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			nl := bytes.IndexByte(raw, '\n')
+			if nl < 0 {
+				continue // header only
+			}
+			names, _, err := table.ParseHeader(raw[:nl], ',')
+			if err != nil {
+				b.Fatal(err)
+			}
+			data := raw[nl+1:]
+			in := table.NewInferer(table.Options{})
+			if _, err := in.Observe(names, data, 2); err != nil {
+				b.Fatal(err)
+			}
+			s, _ := table.Evolve(h.Name, nil, in.Columns(), table.Options{})
+			objs = append(objs, benchObject(b, s, names, csvChunks(data, 1<<20)))
+			total += int64(len(raw))
+		}
+		f.Close()
 	}
+	return objs, total
+}
+
+// csvChunks cuts data into chunks of about size bytes at line ends outside quotes.
+func csvChunks(data []byte, size int) [][]byte {
+	var chunks [][]byte
+	start, quoted := 0, false
+	for i, c := range data {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == '\n' && !quoted && i+1-start >= size:
+			chunks = append(chunks, data[start:i+1])
+			start = i + 1
+		}
+	}
+	if start < len(data) {
+		chunks = append(chunks, data[start:])
+	}
+	return chunks
+}
+
+// benchWriteObjects times writing objs as the merger does (objectProps from each object's first
+// record batch) to a byte counter, total being the CSV bytes they came from.
+func benchWriteObjects(b *testing.B, objs []benchObj, total int64) {
+	opts, arrowProps := writerProps(memory.DefaultAllocator)
+	b.SetBytes(total)
+	var out int64
+	for b.Loop() {
+		out = 0
+		for _, o := range objs {
+			cw := &countingWriter{w: io.Discard}
+			fw, err := pqarrow.NewFileWriter(o.schema, cw, objectProps(opts, o.recs[0]), arrowProps)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range o.recs {
+				if err := fw.Write(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := fw.Close(); err != nil {
+				b.Fatal(err)
+			}
+			out += cw.n
+		}
+	}
+	b.ReportMetric(float64(out), "parquet-bytes")
 	b.ReportMetric(float64(total)/float64(out), "csv/parquet")
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -546,11 +547,12 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 		if bld.Len() == 0 {
 			return nil
 		}
-		p, err := m.currentPart(ctx, b, bld, o)
+		rec := bld.NewRecordBatch()
+		p, err := m.currentPart(ctx, b, bld.ArrowSchema(), rec, o)
 		if err != nil {
+			rec.Release()
 			return err
 		}
-		rec := bld.NewRecordBatch()
 		err = p.fw.Write(rec)
 		p.rows += rec.NumRows()
 		rec.Release()
@@ -598,7 +600,7 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 		return err
 	}
 	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
-		if _, err := m.currentPart(ctx, b, bld, o); err != nil {
+		if _, err := m.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
 			return err
 		}
 	}
@@ -608,8 +610,10 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 	return nil
 }
 
-// currentPart returns the open part of o, starting the next one when there is none.
-func (m *Merger) currentPart(ctx context.Context, b *batch, bld *table.Builder, o *groupOut) (*part, error) {
+// currentPart returns the open part of o, starting the next one when there is none; first is the
+// record batch about to be written (nil for none), from which a new part's writer properties are
+// chosen (objectProps).
+func (m *Merger) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, first arrow.RecordBatch, o *groupOut) (*part, error) {
 	if n := len(o.parts); n > 0 && !o.parts[n-1].done {
 		return o.parts[n-1], nil
 	}
@@ -624,7 +628,7 @@ func (m *Merger) currentPart(ctx context.Context, b *batch, bld *table.Builder, 
 	p.w = w
 	p.cw = &countingWriter{w: w}
 	o.parts = append(o.parts, p)
-	fw, err := pqarrow.NewFileWriter(bld.ArrowSchema(), p.cw, m.pqProps, m.arrowProps)
+	fw, err := pqarrow.NewFileWriter(sc, p.cw, objectProps(m.pqOpts, first), m.arrowProps)
 	if err != nil {
 		return nil, fmt.Errorf("start parquet %s: %w", p.key, err)
 	}

@@ -23,9 +23,13 @@
 // # Memory
 //
 // One budget covers the buffered chunk payloads of all open batches on all partitions plus the
-// Arrow builders of commits in progress. Over the budget, the largest in-memory batch is written
-// to an append-only spill file (offsets kept; only the ack handle stays in memory) and, while
-// still over, fetching pauses (pins and InProgress are kept alive) instead of failing.
+// Arrow builders of commits in progress. Payloads are kept and counted as received: an S2 chunk
+// (Chunk.codec) stays compressed, decoded into a per-partition scratch buffer only to infer types
+// on arrival and again, chunk by chunk, at commit. Over the budget, the largest in-memory batch
+// is written to an append-only spill file (compressed bytes as received, offsets kept; only the
+// ack handle stays in memory) and, while still over, fetching pauses (pins and InProgress are
+// kept alive) instead of failing. Chunk data that does not decode poisons its batch, which is
+// dead-lettered with the reason when its marker arrives.
 //
 // # Acks and commit
 //

@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,6 +199,18 @@ type tbatch struct {
 	table   string
 	members []tmember
 	per     int // records per chunk (default 2)
+	// codec of the chunks' data: "" alternates raw and S2 chunk by chunk (so every test goes
+	// through both), "none" or "s2" for all of them.
+	codec string
+}
+
+// encodeData sets c's data to raw encoded with codec ("none" or "s2"), as the extractor does
+// (minus its "only when smaller" rule: the merger must accept any S2 block).
+func encodeData(c *sluicev1.Chunk, raw []byte, codec string) {
+	c.Data, c.Codec, c.DataBytes = raw, sluicev1.Chunk_CODEC_NONE, 0
+	if codec == "s2" {
+		c.Data, c.Codec, c.DataBytes = s2.Encode(nil, raw), sluicev1.Chunk_CODEC_S2, uint32(len(raw))
+	}
 }
 
 // msgs builds the batch's chunk messages and its marker, the way the extractor does.
@@ -219,8 +232,13 @@ func (tb tbatch) msgs(s bus.Subjects) (chunks []*nats.Msg, marker *nats.Msg, mk 
 			data := strings.Join(recs, "")
 			c := &sluicev1.Chunk{ArchiveId: tb.archive, Attempt: tb.attempt, Table: tb.table, Member: m.name,
 				MemberIndex: uint32(mi), ProcessDate: m.date, BatchId: m.batch, ChunkIndex: idx, MemberChunk: memberChunk,
-				FirstLine: line, Rows: uint32(len(recs)), Header: []byte(m.header), Data: []byte(data), Delimiter: ",",
+				FirstLine: line, Rows: uint32(len(recs)), Header: []byte(m.header), Delimiter: ",",
 				Partner: "default", LastInMember: last}
+			codec := tb.codec
+			if codec == "" {
+				codec = []string{"none", "s2"}[idx%2]
+			}
+			encodeData(c, []byte(data), codec)
 			chunks = append(chunks, rowsMsg(subj, bus.TypeChunk, bus.MsgID(tb.archive, tb.attempt, tb.table, "c", idx), c))
 			line += int64(strings.Count(data, "\n"))
 			info.Chunks++

@@ -42,10 +42,11 @@ type Merger struct {
 	ack      acker
 	mem      *budget
 
-	pqProps    *parquet.WriterProperties
+	pqOpts     []parquet.WriterProperty // base Parquet writer properties; objectProps adds per-object ones
 	arrowProps pqarrow.ArrowWriterProperties
 
 	pollWait   time.Duration // longest pull request; also the idle poll period
+	drainFor   time.Duration // how long a partition asked to move may keep serving its held batches
 	keepEvery  time.Duration // keep-alive period of a busy partition
 	hbEvery    time.Duration // presence heartbeat period
 	maxPayload int64
@@ -107,25 +108,26 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
 	m.mem = newBudget(cfg.MemoryBudget, func(d int64) { m.met.memoryInUse.Add(float64(d)) })
-	m.pqProps, m.arrowProps = writerProps(m.alloc)
+	m.pqOpts, m.arrowProps = writerProps(m.alloc)
 	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
 	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
 	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)
+	m.drainFor = cfg.PinnedTTL / 2
 	m.maxPayload = deps.Bus.MaxPayload()
 	// Concurrent commits each hold up to a row group of Arrow data plus encoder buffers.
 	m.commitSem = make(chan struct{}, max(1, int(cfg.MemoryBudget/(4*cfg.RowGroupBytes))))
 	return m, nil
 }
 
-// writerProps are the Parquet writer properties: zstd, statistics on, dictionary by default,
-// the Arrow schema stored in the footer. Nothing in them depends on time or host, so the same
-// rows under the same schema always encode to the same bytes.
-func writerProps(alloc memory.Allocator) (*parquet.WriterProperties, pqarrow.ArrowWriterProperties) {
-	return parquet.NewWriterProperties(
+// writerProps are the Parquet writer properties: zstd, statistics on, the Arrow schema stored in
+// the footer. Dictionary encoding is chosen per object and column (objectProps). Nothing in them
+// depends on time or host, so the same rows under the same schema always encode to the same bytes.
+func writerProps(alloc memory.Allocator) ([]parquet.WriterProperty, pqarrow.ArrowWriterProperties) {
+	return []parquet.WriterProperty{
 			parquet.WithCompression(compress.Codecs.Zstd),
 			parquet.WithStats(true),
 			parquet.WithAllocator(alloc),
-		),
+		},
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc))
 }
 
@@ -202,6 +204,7 @@ func (m *Merger) Run(ctx context.Context) error {
 		p.retirePinLocked()
 		p.mu.Unlock()
 		p.handBack(cctx, "shutdown", 0, true)
+		p.handBackAbandoned()
 		if pin != "" {
 			p.unpin(cctx, pin)
 		}
@@ -420,7 +423,12 @@ func (m *Merger) beat(ctx context.Context) error {
 	if _, err := m.presence.Put(bctx, m.presenceKey(), data); err != nil {
 		return fmt.Errorf("presence heartbeat: %w", err)
 	}
-	lister, err := m.presence.ListKeys(bctx)
+	return m.countLive(bctx)
+}
+
+// countLive lists the live presence keys.
+func (m *Merger) countLive(ctx context.Context) error {
+	lister, err := m.presence.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list presence: %w", err)
 	}
@@ -435,21 +443,50 @@ func (m *Merger) beat(ctx context.Context) error {
 	return nil
 }
 
-// presenceLoop beats and rebalances until ctx is done.
+// presenceLoop beats and rebalances until ctx is done. It also watches the presence bucket, so
+// that a merger joining or leaving is counted at once rather than at the next beat: balancing
+// early, while little is held, hands back less work.
 func (m *Merger) presenceLoop(ctx context.Context) error {
 	t := time.NewTicker(m.hbEvery)
 	defer t.Stop()
+	var changes <-chan jetstream.KeyValueEntry
+	if w, err := m.presence.WatchAll(ctx, jetstream.UpdatesOnly()); err != nil {
+		m.log.Warn("watch presence; balancing on heartbeats only", "err", err)
+	} else {
+		defer func() { _ = w.Stop() }()
+		changes = w.Updates()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		}
-		if err := m.beat(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("presence", "err", err)
+			if err := m.beat(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("presence", "err", err)
+			}
+		case e, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if e == nil || (e.Operation() == jetstream.KeyValuePut && m.isLive(e.Key())) {
+				continue // a heartbeat of a merger already counted
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := m.countLive(cctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("presence", "err", err)
+			}
 		}
 		m.rebalance()
 	}
+}
+
+// isLive reports whether key is among the presence keys last counted.
+func (m *Merger) isLive(key string) bool {
+	kp := m.liveKeys.Load()
+	return kp != nil && slices.Contains(*kp, key)
 }
 
 // target is how many partitions this merger should own: ceil(partitions / live mergers).
@@ -516,6 +553,7 @@ func (m *Merger) rebalance() {
 		return owned[i].held.Load() < owned[j].held.Load()
 	})
 	for _, p := range owned[:extra] {
+		p.releaseAt.Store(time.Now().UnixNano())
 		p.release.Store(true)
 	}
 	m.log.Info("rebalancing", "live", m.live.Load(), "target", m.target(), "releasing", extra)

@@ -263,7 +263,7 @@ func restartBatch() tbatch {
 func restartConfig(instance string) Config {
 	cfg := testConfig(instance)
 	cfg.RowGroupBytes = 16 << 10
-	cfg.MaxObjectBytes = 8 << 10
+	cfg.MaxObjectBytes = 4 << 10 // small enough that each date group rotates (len(Objects) >= 4)
 	return cfg
 }
 

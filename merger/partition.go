@@ -44,15 +44,39 @@ type partition struct {
 	pinID     string // Nats-Pin-Id of the messages we receive; "" when not pinned
 	deadPins  map[string]bool
 	nextOrder uint64
+	decodeBuf []byte // scratch for decoding compressed chunk data in batch.addChunk
 
-	held     atomic.Int64 // messages held un-acked
-	lastPull atomic.Int64 // unix nanos of the last pull request sent (fetch or keep-alive)
-	pinned   atomic.Bool  // mirror of pinID != "" for the balancer
-	release  atomic.Bool  // the balancer asks this partition to give its pin up
-	lastFull time.Time    // last ack-pending check (loop only)
+	held      atomic.Int64 // messages held un-acked
+	lastPull  atomic.Int64 // unix nanos of the last pull request sent (fetch or keep-alive)
+	pinned    atomic.Bool  // mirror of pinID != "" for the balancer
+	release   atomic.Bool  // the balancer asks this partition to give its pin up
+	releaseAt atomic.Int64 // unix nanos when release was asked
+	lastFull  time.Time    // last ack-pending check (loop only)
 
 	orphanAt time.Time // last orphan check (loop only)
 	orphan   bool
+
+	abandoned <-chan jetstream.Msg // the pull in flight when the loop stopped, for Run to hand back
+}
+
+// handBackAbandoned Naks what the pull abandoned at shutdown has delivered so far, without
+// waiting for more. A message the server sends into it later is redelivered after AckWait, as
+// after a crash; the unpin that follows makes the server end the request.
+func (p *partition) handBackAbandoned() {
+	if p.abandoned == nil {
+		return
+	}
+	for {
+		select {
+		case msg, ok := <-p.abandoned:
+			if !ok {
+				return
+			}
+			_ = msg.Nak()
+		default:
+			return
+		}
+	}
 }
 
 // orphaned reports (checking the consumer at most every two heartbeats) whether the partition has
@@ -90,7 +114,9 @@ func (p *partition) setPin(id string) {
 func (p *partition) run(ctx context.Context) error {
 	m := p.m
 	for ctx.Err() == nil {
-		if p.release.Load() {
+		// Asked to give the partition up: first finish what it holds (up to drainFor), so that
+		// the next owner does not receive and parse those batches again.
+		if p.release.Load() && (p.held.Load() == 0 || time.Since(time.Unix(0, p.releaseAt.Load())) >= m.drainFor) {
 			p.giveUp(ctx, "rebalance")
 			p.release.Store(false)
 			continue
@@ -130,12 +156,25 @@ func (p *partition) run(ctx context.Context) error {
 			continue
 		}
 		got := 0
-		for msg := range mb.Messages() {
-			// Even when giving the partition up, hold what this fetch brings: a Nak now would
-			// come straight back into the same pull request, burning deliveries. giveUp hands
-			// everything back once the request is over.
-			got++
-			p.handle(ctx, msg)
+		msgs := mb.Messages()
+	receive:
+		for {
+			select {
+			case msg, ok := <-msgs:
+				if !ok {
+					break receive
+				}
+				// Even when giving the partition up, hold what this fetch brings: a Nak now would
+				// come straight back into the same pull request, burning deliveries. giveUp hands
+				// everything back once the request is over.
+				got++
+				p.handle(ctx, msg)
+			case <-ctx.Done():
+				// Shutting down: do not wait out an idle pull (up to pollWait). Run hands back
+				// whatever it still delivers (abandoned).
+				p.abandoned = msgs
+				return nil
+			}
 		}
 		switch err := mb.Error(); {
 		case errors.Is(err, jetstream.ErrPinIDMismatch):
@@ -183,9 +222,18 @@ func (p *partition) keepAlive(ctx context.Context) {
 		}
 		return
 	}
-	for msg := range mb.Messages() { // cannot happen: every message is larger than 1 byte
-		p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
-		_ = msg.Nak()
+	for msgs := mb.Messages(); ; {
+		select {
+		case msg, ok := <-msgs:
+			if ok { // cannot happen: every message is larger than 1 byte
+				p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
+				_ = msg.Nak()
+				continue
+			}
+		case <-ctx.Done(): // shutting down: do not wait out the pull
+			return
+		}
+		break
 	}
 	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
 		p.lostPin(ctx)
@@ -364,14 +412,14 @@ func (p *partition) ackPendingFull(ctx context.Context) {
 }
 
 // requeue publishes a copy of every chunk of b at the tail of the stream (same subject, a fresh
-// message id); the caller then acks the originals. A crash in between leaves both copies, which
-// the chunk_index de-duplication absorbs.
+// message id, the data as received: still compressed, never decoded); the caller then acks the
+// originals. A crash in between leaves both copies, which the chunk_index de-duplication absorbs.
 func (p *partition) requeue(ctx context.Context, b *batch) error {
 	subj := p.m.deps.Bus.Subjects.Rows(p.n, b.key.table)
 	gen := time.Now().UnixNano()
 	var buf []byte
 	for _, c := range b.orderedChunks() {
-		data, nbuf, err := b.payload(c, buf)
+		data, nbuf, err := b.stored(c, buf)
 		buf = nbuf
 		if err != nil {
 			return err
@@ -383,7 +431,10 @@ func (p *partition) requeue(ctx context.Context, b *batch) error {
 		pm := &sluicev1.Chunk{ArchiveId: b.key.archive, Attempt: b.key.attempt, Table: b.key.table, Member: c.memberName,
 			MemberIndex: c.member, ProcessDate: c.processDate, BatchId: c.batchID, ChunkIndex: c.index,
 			MemberChunk: c.memberChunk, FirstLine: c.firstLine, Rows: uint32(c.rows), Header: header, Data: data,
-			Delimiter: string(b.delim), Partner: b.partner, LastInMember: c.last}
+			Delimiter: string(b.delim), Partner: b.partner, LastInMember: c.last, Codec: c.codec}
+		if c.codec != sluicev1.Chunk_CODEC_NONE {
+			pm.DataBytes = uint32(c.size)
+		}
 		payload, err := proto.Marshal(pm)
 		if err != nil {
 			return err
@@ -462,7 +513,7 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	if b.addHandle(h) {
 		p.addHeld(1)
 	}
-	n, _ := b.addChunk(&c)
+	n, _ := b.addChunk(&c, &p.decodeBuf)
 	p.mu.Unlock()
 	if n > 0 {
 		p.m.mem.add(n)

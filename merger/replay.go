@@ -412,6 +412,7 @@ func (r *replay) merge(ctx context.Context) error {
 		r.closeBatch(b)
 	}
 
+	var decodeBuf []byte // scratch of addChunk
 	bs := m.deps.Bus
 	err := bs.ReadOrdered(ctx, bs.Subjects.RowsStream(), r.consumer(start, "merge", false), r.res.LastSeq,
 		[]jetstream.PullMessagesOpt{jetstream.PullMaxBytes(replayPullBytes)},
@@ -435,7 +436,7 @@ func (r *replay) merge(ctx context.Context) error {
 					open[key] = b
 					m.remember(b)
 				}
-				if n, _ := b.addChunk(&c); n > 0 {
+				if n, _ := b.addChunk(&c, &decodeBuf); n > 0 {
 					m.mem.add(n)
 					if m.mem.over() {
 						m.relieve()

@@ -25,7 +25,8 @@ set +e
 rc=$?
 set -e
 read -r wall usr sys rss_kb < "$tfile"
-rows=$(grep -oE 'rows in [0-9]+' "$dir/summary.txt" | head -1 | grep -oE '[0-9]+' || echo 0)
+# one "rows in N,NNN · rows out" line per process date in the summaries printed
+rows=$(grep -oE '^rows in [0-9,]+' "$dir/summary.txt" | tr -d , | awk '{s+=$3} END{print s+0}')
 echo "preset=$preset archives=$(ls "$dir"/landing/*.tar.gz | wc -l) tgz=$((tgz_bytes/1000000))MB csv=$((csv_bytes/1000000))MB exit=$rc"
 awk -v w="$wall" -v u="$usr" -v s="$sys" -v r="$rss_kb" -v b="$csv_bytes" -v n="$rows" 'BEGIN{
   printf "sluice: wall %.2fs  cpu %.2fs  peak RSS %.0f MiB  %.1f MB/s of CSV  %.0f rows/s\n", w, u+s, r/1024, b/1e6/w, n/w }'

@@ -54,7 +54,7 @@ func newCommon(name string) *common {
 	f.IntVar(&c.partitions, "partitions", 8, "row partitions (fixed for the life of the streams)")
 	f.DurationVar(&c.rowsMaxAge, "retention", 72*time.Hour, "how long the rows stream keeps data for replay")
 	f.DurationVar(&c.dupWindow, "dedup-window", time.Hour, "Nats-Msg-Id de-duplication window")
-	f.StringVar(&c.rowsCompression, "rows-compression", "s2", "on-disk compression of the rows stream: s2 or none")
+	f.StringVar(&c.rowsCompression, "rows-compression", "none", "server-side compression of the rows stream: none or s2 (chunks are already compressed by the extractor unless --chunk-codec none)")
 	f.StringVar(&c.configFile, "config", "", "partner configuration (YAML); defaults work without one")
 	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")

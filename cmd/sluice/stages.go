@@ -19,6 +19,7 @@ type stageFlags struct {
 	poll, stableFor    time.Duration
 	extractConcurrency int
 	extractWindow      int
+	chunkCodec         string
 	memoryBudget       int64
 	partitionsServed   string
 	instance           string
@@ -39,6 +40,7 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 		case "extract":
 			fs.IntVar(&s.extractConcurrency, "extract-concurrency", 2, "archives extracted at once")
 			fs.IntVar(&s.extractWindow, "publish-window", 0, "chunks in flight per extractor (0 = default 64; memory ≈ window × chunk size)")
+			fs.StringVar(&s.chunkCodec, "chunk-codec", "s2", "how chunk data is sent: s2 (each chunk compressed by the extractor when that saves at least 1/8) or none")
 		case "merge":
 			fs.Int64Var(&s.memoryBudget, "memory-budget", 256<<20, "merger memory budget in bytes (buffered chunks and builders)")
 			fs.StringVar(&s.partitionsServed, "serve-partitions", "", "comma-separated partitions this merger serves (default all)")
@@ -51,7 +53,8 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 	o := pipeline.Options{
 		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll, StableFor: s.stableFor,
-		ExtractConcurrency: s.extractConcurrency, ExtractWindow: s.extractWindow, MemoryBudget: s.memoryBudget, Instance: s.instance,
+		ExtractConcurrency: s.extractConcurrency, ExtractWindow: s.extractWindow, ChunkCodec: s.chunkCodec,
+		MemoryBudget: s.memoryBudget, Instance: s.instance,
 		SpillDir: filepath.Join(c.state, "spill"),
 	}
 	o.S3.Endpoint, o.S3.PathStyle = c.s3Endpoint, c.s3PathStyle

@@ -37,8 +37,11 @@ type Config struct {
 	EventsMaxAge time.Duration // default 30 days
 	DupWindow    time.Duration // Nats-Msg-Id de-duplication window, default 1h
 	Replicas     int           // stream replicas on a clustered server, default 1
-	// RowsCompression is the on-disk compression of the rows stream: "s2" (default) or "none".
-	// S2 roughly halves the store but costs the server about 9 s of CPU per GiB (BENCHMARKS.md).
+	// RowsCompression is the on-disk compression of the rows stream: "none" (default) or "s2".
+	// The extractor compresses each chunk's data itself (Chunk.codec, extractor.Config.ChunkCodec),
+	// so the server stores the payloads as they come; server-side S2 on top would cost the server
+	// CPU (compressing blocks, decompressing whole blocks on every read) for almost no gain. "s2"
+	// stays useful with extractors sending raw chunks (--chunk-codec none).
 	RowsCompression string
 	MaxPayload      int32  // embedded server max payload, default 1 MiB (the NATS default)
 	Name            string // connection name
@@ -74,7 +77,7 @@ func (c Config) withDefaults() Config {
 		c.Name = "sluice"
 	}
 	if c.RowsCompression == "" {
-		c.RowsCompression = "s2"
+		c.RowsCompression = "none"
 	}
 	return c
 }

@@ -47,8 +47,17 @@ func (l Letter) PayloadSummary() string {
 		if err := proto.Unmarshal(p, &c); err != nil {
 			return undecodable("Chunk", err)
 		}
-		return fmt.Sprintf("chunk %d of archive %s attempt %d table %q: member %s (%s, batch %s) chunk %d, %d rows from line %d, %d data bytes",
-			c.ChunkIndex, c.ArchiveId, c.Attempt, c.Table, c.Member, c.ProcessDate, c.BatchId, c.MemberChunk, c.Rows, c.FirstLine, len(c.Data))
+		var data string
+		switch records, err := bus.ChunkData(&c, nil); {
+		case err != nil:
+			data = fmt.Sprintf("%d data bytes %s, undecodable: %v", len(c.Data), codecName(c.Codec), err)
+		case c.Codec == sluicev1.Chunk_CODEC_NONE:
+			data = fmt.Sprintf("%d data bytes", len(records))
+		default:
+			data = fmt.Sprintf("%d data bytes (%d %s)", len(records), len(c.Data), codecName(c.Codec))
+		}
+		return fmt.Sprintf("chunk %d of archive %s attempt %d table %q: member %s (%s, batch %s) chunk %d, %d rows from line %d, %s",
+			c.ChunkIndex, c.ArchiveId, c.Attempt, c.Table, c.Member, c.ProcessDate, c.BatchId, c.MemberChunk, c.Rows, c.FirstLine, data)
 	case bus.TypeAbort:
 		var a sluicev1.BatchAborted
 		if err := proto.Unmarshal(p, &a); err != nil {
@@ -58,6 +67,17 @@ func (l Letter) PayloadSummary() string {
 	default:
 		return fmt.Sprintf("%d bytes (%s %q); starts %s", len(p), bus.HdrType, t, preview(p, 48))
 	}
+}
+
+// codecName names a chunk codec for people, or gives the enum's number when unknown.
+func codecName(c sluicev1.Chunk_Codec) string {
+	switch c {
+	case sluicev1.Chunk_CODEC_NONE:
+		return "uncompressed"
+	case sluicev1.Chunk_CODEC_S2:
+		return "S2-compressed"
+	}
+	return fmt.Sprintf("codec %d", int32(c))
 }
 
 // preview quotes the first n bytes of p (valid UTF-8 shown as text, else escaped).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -299,5 +300,30 @@ func TestExtractorDeadLetterReextracts(t *testing.T) {
 	}
 	if ls := w.list(q); len(ls) != 1 || ls[0].Seq != 3 {
 		t.Fatalf("left in the DLQ: %+v", ls)
+	}
+}
+
+// TestPayloadSummaryDecodesChunks: a dead-lettered chunk is described by its decoded size, with
+// the codec; one that does not decode says so.
+func TestPayloadSummaryDecodesChunks(t *testing.T) {
+	records := []byte(strings.Repeat("1,x\n", 100))
+	summary := func(c *sluicev1.Chunk) string {
+		p, err := proto.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dlq.Letter{DeadLetter: &sluicev1.DeadLetter{Stage: "merger", Payload: p,
+			Headers: map[string]string{bus.HdrType: bus.TypeChunk}}}.PayloadSummary()
+	}
+	block := s2.Encode(nil, records)
+	if s := summary(&sluicev1.Chunk{Rows: 100, Data: block, Codec: sluicev1.Chunk_CODEC_S2, DataBytes: 400}); !strings.Contains(s,
+		fmt.Sprintf("100 rows from line 0, 400 data bytes (%d S2-compressed)", len(block))) {
+		t.Fatalf("summary %q", s)
+	}
+	if s := summary(&sluicev1.Chunk{Data: records}); !strings.HasSuffix(s, ", 400 data bytes") {
+		t.Fatalf("summary %q", s)
+	}
+	if s := summary(&sluicev1.Chunk{Data: block[:3], Codec: sluicev1.Chunk_CODEC_S2, DataBytes: 400}); !strings.Contains(s, "3 data bytes S2-compressed, undecodable: chunk data: corrupt S2 block") {
+		t.Fatalf("summary %q", s)
 	}
 }

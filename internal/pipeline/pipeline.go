@@ -38,7 +38,8 @@ type Options struct {
 	Poll               time.Duration
 	StableFor          time.Duration // how long a local file must keep its size and mtime (0 = producer default)
 	ExtractConcurrency int
-	ExtractWindow      int // chunks in flight per extractor (0 = extractor default)
+	ExtractWindow      int    // chunks in flight per extractor (0 = extractor default)
+	ChunkCodec         string // how the extractor sends chunk data: "s2" or "none" ("" = extractor default, s2)
 	MemoryBudget       int64
 	SpillDir           string
 	ServePartitions    []int
@@ -153,7 +154,8 @@ func NewProducer(ctx context.Context, e *Env, o Options) (*producer.Producer, er
 
 // NewExtractor builds the extractor.
 func NewExtractor(_ context.Context, e *Env, o Options) (*extractor.Extractor, error) {
-	return extractor.New(extractor.Config{Concurrency: o.ExtractConcurrency, PublishWindow: o.ExtractWindow}, extractor.Deps{
+	cfg := extractor.Config{Concurrency: o.ExtractConcurrency, PublishWindow: o.ExtractWindow, ChunkCodec: o.ChunkCodec}
+	return extractor.New(cfg, extractor.Deps{
 		Bus: e.Bus, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log, Metrics: e.Reg, // the extractor adds stage=extractor itself
 		Open: func(ctx context.Context, uri string) (io.ReadCloser, error) { return e.OpenURI(ctx, uri, o.S3) },
 	})

@@ -25,6 +25,53 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Codec is how data is encoded. A message without the field (written before it existed) is CODEC_NONE.
+type Chunk_Codec int32
+
+const (
+	Chunk_CODEC_NONE Chunk_Codec = 0 // data is the records as they are
+	Chunk_CODEC_S2   Chunk_Codec = 1 // data is one S2 block (github.com/klauspost/compress/s2 Encode/Decode) of the records
+)
+
+// Enum value maps for Chunk_Codec.
+var (
+	Chunk_Codec_name = map[int32]string{
+		0: "CODEC_NONE",
+		1: "CODEC_S2",
+	}
+	Chunk_Codec_value = map[string]int32{
+		"CODEC_NONE": 0,
+		"CODEC_S2":   1,
+	}
+)
+
+func (x Chunk_Codec) Enum() *Chunk_Codec {
+	p := new(Chunk_Codec)
+	*p = x
+	return p
+}
+
+func (x Chunk_Codec) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Chunk_Codec) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_sluice_proto_enumTypes[0].Descriptor()
+}
+
+func (Chunk_Codec) Type() protoreflect.EnumType {
+	return &file_sluice_v1_sluice_proto_enumTypes[0]
+}
+
+func (x Chunk_Codec) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Chunk_Codec.Descriptor instead.
+func (Chunk_Codec) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{1, 0}
+}
+
 // ArchiveLanded: producer -> extractor, subject <prefix>.events.landed.
 type ArchiveLanded struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -143,7 +190,8 @@ func (x *ArchiveLanded) GetReplay() bool {
 }
 
 // Chunk: extractor -> merger, subject <prefix>.rows.<partition>.<table-token>, header Sluice-Type: chunk.
-// data holds whole CSV records only (never a partial row), without the header line, UTF-8 BOM stripped.
+// data holds whole CSV records only (never a partial row), without the header line, UTF-8 BOM stripped,
+// encoded as codec says: read it through bus.ChunkData, never directly.
 type Chunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ArchiveId     string                 `protobuf:"bytes,1,opt,name=archive_id,json=archiveId,proto3" json:"archive_id,omitempty"`
@@ -158,10 +206,12 @@ type Chunk struct {
 	FirstLine     int64                  `protobuf:"varint,10,opt,name=first_line,json=firstLine,proto3" json:"first_line,omitempty"`      // physical line number (1 = header) of the first record in data
 	Rows          uint32                 `protobuf:"varint,11,opt,name=rows,proto3" json:"rows,omitempty"`                                 // records in data
 	Header        []byte                 `protobuf:"bytes,12,opt,name=header,proto3" json:"header,omitempty"`                              // the member's header record, raw, no line terminator
-	Data          []byte                 `protobuf:"bytes,13,opt,name=data,proto3" json:"data,omitempty"`                                  // the records
+	Data          []byte                 `protobuf:"bytes,13,opt,name=data,proto3" json:"data,omitempty"`                                  // the records, encoded per codec
 	Delimiter     string                 `protobuf:"bytes,14,opt,name=delimiter,proto3" json:"delimiter,omitempty"`                        // field delimiter, one character
 	Partner       string                 `protobuf:"bytes,15,opt,name=partner,proto3" json:"partner,omitempty"`
 	LastInMember  bool                   `protobuf:"varint,16,opt,name=last_in_member,json=lastInMember,proto3" json:"last_in_member,omitempty"`
+	Codec         Chunk_Codec            `protobuf:"varint,17,opt,name=codec,proto3,enum=sluice.v1.Chunk_Codec" json:"codec,omitempty"`
+	DataBytes     uint32                 `protobuf:"varint,18,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"` // length of the records once decoded; 0 for CODEC_NONE (then len(data))
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +358,20 @@ func (x *Chunk) GetLastInMember() bool {
 	return false
 }
 
+func (x *Chunk) GetCodec() Chunk_Codec {
+	if x != nil {
+		return x.Codec
+	}
+	return Chunk_CODEC_NONE
+}
+
+func (x *Chunk) GetDataBytes() uint32 {
+	if x != nil {
+		return x.DataBytes
+	}
+	return 0
+}
+
 // MemberInfo describes one table member of an archive.
 type MemberInfo struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -427,7 +491,7 @@ type BatchComplete struct {
 	Partition     uint32                 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	Chunks        uint32                 `protobuf:"varint,5,opt,name=chunks,proto3" json:"chunks,omitempty"`
 	Rows          int64                  `protobuf:"varint,6,opt,name=rows,proto3" json:"rows,omitempty"`
-	Bytes         int64                  `protobuf:"varint,7,opt,name=bytes,proto3" json:"bytes,omitempty"` // sum of Chunk.data lengths
+	Bytes         int64                  `protobuf:"varint,7,opt,name=bytes,proto3" json:"bytes,omitempty"` // sum of the chunks' decoded data lengths (uncompressed CSV bytes)
 	Members       []*MemberInfo          `protobuf:"bytes,8,rep,name=members,proto3" json:"members,omitempty"`
 	Partner       string                 `protobuf:"bytes,9,opt,name=partner,proto3" json:"partner,omitempty"`
 	Uri           string                 `protobuf:"bytes,10,opt,name=uri,proto3" json:"uri,omitempty"`
@@ -1644,7 +1708,7 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\apartner\x18\b \x01(\tR\apartner\x12\x18\n" +
 	"\aattempt\x18\t \x01(\rR\aattempt\x12\x16\n" +
 	"\x06replay\x18\n" +
-	" \x01(\bR\x06replay\"\xd0\x03\n" +
+	" \x01(\bR\x06replay\"\xc4\x04\n" +
 	"\x05Chunk\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x18\n" +
@@ -1665,7 +1729,14 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\x04data\x18\r \x01(\fR\x04data\x12\x1c\n" +
 	"\tdelimiter\x18\x0e \x01(\tR\tdelimiter\x12\x18\n" +
 	"\apartner\x18\x0f \x01(\tR\apartner\x12$\n" +
-	"\x0elast_in_member\x18\x10 \x01(\bR\flastInMember\"\x8e\x02\n" +
+	"\x0elast_in_member\x18\x10 \x01(\bR\flastInMember\x12,\n" +
+	"\x05codec\x18\x11 \x01(\x0e2\x16.sluice.v1.Chunk.CodecR\x05codec\x12\x1d\n" +
+	"\n" +
+	"data_bytes\x18\x12 \x01(\rR\tdataBytes\"%\n" +
+	"\x05Codec\x12\x0e\n" +
+	"\n" +
+	"CODEC_NONE\x10\x00\x12\f\n" +
+	"\bCODEC_S2\x10\x01\"\x8e\x02\n" +
 	"\n" +
 	"MemberInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1821,39 +1892,42 @@ func file_sluice_v1_sluice_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_sluice_proto_rawDescData
 }
 
+var file_sluice_v1_sluice_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_sluice_v1_sluice_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sluice_v1_sluice_proto_goTypes = []any{
-	(*ArchiveLanded)(nil),    // 0: sluice.v1.ArchiveLanded
-	(*Chunk)(nil),            // 1: sluice.v1.Chunk
-	(*MemberInfo)(nil),       // 2: sluice.v1.MemberInfo
-	(*BatchComplete)(nil),    // 3: sluice.v1.BatchComplete
-	(*BatchAborted)(nil),     // 4: sluice.v1.BatchAborted
-	(*RejectedMember)(nil),   // 5: sluice.v1.RejectedMember
-	(*TableCount)(nil),       // 6: sluice.v1.TableCount
-	(*ArchiveExtracted)(nil), // 7: sluice.v1.ArchiveExtracted
-	(*ArchiveFailed)(nil),    // 8: sluice.v1.ArchiveFailed
-	(*ArchiveDuplicate)(nil), // 9: sluice.v1.ArchiveDuplicate
-	(*CommittedObject)(nil),  // 10: sluice.v1.CommittedObject
-	(*QuarantineCount)(nil),  // 11: sluice.v1.QuarantineCount
-	(*BatchCommitted)(nil),   // 12: sluice.v1.BatchCommitted
-	(*DeadLetter)(nil),       // 13: sluice.v1.DeadLetter
-	(*CheckResult)(nil),      // 14: sluice.v1.CheckResult
-	(*SummaryWritten)(nil),   // 15: sluice.v1.SummaryWritten
-	nil,                      // 16: sluice.v1.DeadLetter.HeadersEntry
+	(Chunk_Codec)(0),         // 0: sluice.v1.Chunk.Codec
+	(*ArchiveLanded)(nil),    // 1: sluice.v1.ArchiveLanded
+	(*Chunk)(nil),            // 2: sluice.v1.Chunk
+	(*MemberInfo)(nil),       // 3: sluice.v1.MemberInfo
+	(*BatchComplete)(nil),    // 4: sluice.v1.BatchComplete
+	(*BatchAborted)(nil),     // 5: sluice.v1.BatchAborted
+	(*RejectedMember)(nil),   // 6: sluice.v1.RejectedMember
+	(*TableCount)(nil),       // 7: sluice.v1.TableCount
+	(*ArchiveExtracted)(nil), // 8: sluice.v1.ArchiveExtracted
+	(*ArchiveFailed)(nil),    // 9: sluice.v1.ArchiveFailed
+	(*ArchiveDuplicate)(nil), // 10: sluice.v1.ArchiveDuplicate
+	(*CommittedObject)(nil),  // 11: sluice.v1.CommittedObject
+	(*QuarantineCount)(nil),  // 12: sluice.v1.QuarantineCount
+	(*BatchCommitted)(nil),   // 13: sluice.v1.BatchCommitted
+	(*DeadLetter)(nil),       // 14: sluice.v1.DeadLetter
+	(*CheckResult)(nil),      // 15: sluice.v1.CheckResult
+	(*SummaryWritten)(nil),   // 16: sluice.v1.SummaryWritten
+	nil,                      // 17: sluice.v1.DeadLetter.HeadersEntry
 }
 var file_sluice_v1_sluice_proto_depIdxs = []int32{
-	2,  // 0: sluice.v1.BatchComplete.members:type_name -> sluice.v1.MemberInfo
-	2,  // 1: sluice.v1.TableCount.members:type_name -> sluice.v1.MemberInfo
-	6,  // 2: sluice.v1.ArchiveExtracted.tables:type_name -> sluice.v1.TableCount
-	5,  // 3: sluice.v1.ArchiveExtracted.rejected:type_name -> sluice.v1.RejectedMember
-	10, // 4: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
-	11, // 5: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
-	16, // 6: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 0: sluice.v1.Chunk.codec:type_name -> sluice.v1.Chunk.Codec
+	3,  // 1: sluice.v1.BatchComplete.members:type_name -> sluice.v1.MemberInfo
+	3,  // 2: sluice.v1.TableCount.members:type_name -> sluice.v1.MemberInfo
+	7,  // 3: sluice.v1.ArchiveExtracted.tables:type_name -> sluice.v1.TableCount
+	6,  // 4: sluice.v1.ArchiveExtracted.rejected:type_name -> sluice.v1.RejectedMember
+	11, // 5: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
+	12, // 6: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
+	17, // 7: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_sluice_proto_init() }
@@ -1866,13 +1940,14 @@ func file_sluice_v1_sluice_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_sluice_proto_rawDesc), len(file_sluice_v1_sluice_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_sluice_v1_sluice_proto_goTypes,
 		DependencyIndexes: file_sluice_v1_sluice_proto_depIdxs,
+		EnumInfos:         file_sluice_v1_sluice_proto_enumTypes,
 		MessageInfos:      file_sluice_v1_sluice_proto_msgTypes,
 	}.Build()
 	File_sluice_v1_sluice_proto = out.File

@@ -1,0 +1,231 @@
+package merger
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// TestBatchKeepsCompressedData: a batch holds S2 chunks as received (memory counts the compressed
+// bytes), checks the marker against decoded bytes, and payload returns the exact records from
+// memory and after spilling (the spill file holds the compressed bytes).
+func TestBatchKeepsCompressedData(t *testing.T) {
+	key := batchKey{archive: "c0000000000000000001", table: "t"}
+	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, time.Now())
+	recs := map[uint32]string{
+		0: strings.Repeat("1,aaaaaaaaaaaaaaaa\n", 500),
+		1: "2,raw\n",
+		2: strings.Repeat("3,bbbbbbbbbbbbbbbbbbbbbbbb\n", 300),
+		3: "", // header-only style: no data
+	}
+	var scratch []byte
+	var raw, stored int64
+	mk := &sluicev1.BatchComplete{ArchiveId: key.archive, Table: key.table, Chunks: uint32(len(recs))}
+	for i := range uint32(len(recs)) {
+		c := &sluicev1.Chunk{ArchiveId: key.archive, Table: key.table, Member: "m.csv", Header: []byte("id,v"),
+			ChunkIndex: i, FirstLine: 2, Rows: uint32(strings.Count(recs[i], "\n"))}
+		encodeData(c, []byte(recs[i]), []string{"s2", "none"}[i%2])
+		n, err := b.addChunk(c, &scratch)
+		if err != nil || n != int64(len(c.Data)) {
+			t.Fatalf("chunk %d: addChunk = %d, %v; %d bytes stored", i, n, err, len(c.Data))
+		}
+		raw += int64(len(recs[i]))
+		stored += n
+		mk.Rows += int64(c.Rows)
+	}
+	mk.Bytes = raw
+	if b.poison != "" {
+		t.Fatalf("poisoned: %s", b.poison)
+	}
+	if got := b.memBytes.Load(); got != stored || stored >= raw/4 {
+		t.Fatalf("memory %d bytes, stored %d, raw %d", got, stored, raw)
+	}
+	if reason := b.check(mk); reason != "" {
+		t.Fatalf("check: %s", reason)
+	}
+	if cols := b.columns(); len(cols) != 2 || cols[0].Type != table.Int64 || cols[1].Type != table.String {
+		t.Fatalf("inferred %+v", cols)
+	}
+	readAll := func(what string) {
+		t.Helper()
+		var buf []byte
+		for _, c := range b.orderedChunks() {
+			data, nbuf, err := b.payload(c, buf)
+			buf = nbuf
+			if err != nil || string(data) != recs[c.index] {
+				t.Fatalf("%s: chunk %d: payload %q, %v", what, c.index, data, err)
+			}
+		}
+	}
+	readAll("in memory")
+	freed, err := b.spillOut(t.TempDir())
+	if err != nil || freed != stored || b.spillSize != stored || b.memBytes.Load() != 0 {
+		t.Fatalf("spill: freed %d (stored %d), file %d, %v", freed, stored, b.spillSize, err)
+	}
+	readAll("spilled")
+	_, mem, spilled := b.close()
+	if mem != 0 || spilled != stored {
+		t.Fatalf("close: mem %d spilled %d", mem, spilled)
+	}
+}
+
+// TestBatchPoisonedByBadChunkData: data that does not decode poisons the batch with the reason;
+// nothing panics and the chunk still counts as received (its handle is held until the batch is
+// dead-lettered).
+func TestBatchPoisonedByBadChunkData(t *testing.T) {
+	good := []byte(strings.Repeat("1,x\n", 100))
+	block := s2.Encode(nil, good)
+	for _, tc := range []struct {
+		name  string
+		chunk func(c *sluicev1.Chunk)
+		want  string
+	}{
+		{"corrupt block", func(c *sluicev1.Chunk) {
+			// the length header of the real block (2 bytes), then garbage
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_CODEC_S2, uint32(len(good)), append(slices.Clone(block[:2]), 0xff, 0xff, 0xff, 0xff)
+		}, "corrupt S2 block"},
+		{"garbage length", func(c *sluicev1.Chunk) {
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_CODEC_S2, 5, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		}, "corrupt S2 block"},
+		{"data_bytes mismatch", func(c *sluicev1.Chunk) {
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_CODEC_S2, uint32(len(good)+1), block
+		}, fmt.Sprintf("S2 block decodes to %d bytes, data_bytes says %d", len(good), len(good)+1)},
+		{"raw with data_bytes", func(c *sluicev1.Chunk) {
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_CODEC_NONE, 7, good
+		}, fmt.Sprintf("data_bytes 7 but %d bytes stored uncompressed", len(good))},
+		{"unknown codec", func(c *sluicev1.Chunk) {
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_Codec(9), uint32(len(good)), good
+		}, "unknown codec 9"},
+		{"huge data_bytes", func(c *sluicev1.Chunk) {
+			big := s2.Encode(nil, make([]byte, bus.MaxChunkData+1))
+			c.Codec, c.DataBytes, c.Data = sluicev1.Chunk_CODEC_S2, bus.MaxChunkData+1, big
+		}, "above the"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, time.Now())
+			c := &sluicev1.Chunk{ArchiveId: "c0000000000000000002", Table: "t", Member: "m.csv", Header: []byte("id,v"),
+				ChunkIndex: 3, FirstLine: 2, Rows: 100}
+			tc.chunk(c)
+			var scratch []byte
+			n, err := b.addChunk(c, &scratch)
+			if err != nil || n != int64(len(c.Data)) {
+				t.Fatalf("addChunk = %d, %v", n, err)
+			}
+			if want := "member m.csv chunk 3: chunk data: "; !strings.HasPrefix(b.poison, want) || !strings.Contains(b.poison, tc.want) {
+				t.Fatalf("poison %q, want %q…%q", b.poison, want, tc.want)
+			}
+			if len(b.orderedChunks()) != 1 {
+				t.Fatal("the chunk was dropped")
+			}
+			b.close()
+		})
+	}
+}
+
+// TestS2Batches: batches of S2 chunks commit exactly their rows, and while held the memory budget
+// counts the compressed bytes.
+func TestS2Batches(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	r := e.start(testConfig("m1"), nil, nil)
+	recs := csvRows(3000, func(i int) string { return fmt.Sprintf("%d,\"name, %d\",%d.25,2025-01-%02d", i, i%50, i, 1+i%28) })
+	tb := tbatch{archive: "c1000000000000000001", table: "s2t", per: 400, codec: "s2", members: []tmember{
+		{name: "s2t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "id,name,price,day", records: recs},
+	}}
+	chunks, marker, mk := tb.msgs(e.bus.Subjects)
+	var stored int64
+	for _, m := range chunks {
+		var c sluicev1.Chunk
+		if err := proto.Unmarshal(m.Data, &c); err != nil || c.Codec != sluicev1.Chunk_CODEC_S2 {
+			t.Fatalf("test chunk: %v %v", c.Codec, err)
+		}
+		stored += int64(len(c.Data))
+	}
+	e.publish(chunks...)
+	eventually(t, 20*time.Second, "chunks held", func() bool { return r.metric(t, "sluice_merger_held_messages") == float64(len(chunks)) })
+	if got := r.metric(t, "sluice_merger_memory_bytes"); got != float64(stored) || stored*2 > mk.Bytes {
+		t.Fatalf("memory %v bytes; %d compressed, %d raw", got, stored, mk.Bytes)
+	}
+	e.publish(marker)
+	bc := ev.nextCommitted(t, 30*time.Second)
+	if bc.RowsIn != 3000 || bc.RowsOut != 3000 || bc.Quarantined != 0 || len(bc.Objects) != 1 {
+		t.Fatalf("committed %v", bc)
+	}
+	td := e.readParquet(bc.Objects[0].Key)
+	var got []string
+	for _, row := range td.rows {
+		got = append(got, fmt.Sprintf("%s,\"%s\",%s,%s\n", row[0], row[1], row[2], row[3]))
+	}
+	if !slices.Equal(got, recs) {
+		for i := range min(len(got), len(recs)) {
+			if got[i] != recs[i] {
+				t.Fatalf("row %d: %q, want %q", i, got[i], recs[i])
+			}
+		}
+		t.Fatalf("%d rows, want %d", len(got), len(recs))
+	}
+}
+
+// TestCorruptChunkDeadLettersBatch: a chunk whose S2 block is corrupt poisons its batch, which is
+// dead-lettered with the reason on its marker's first delivery (no retries: the stored chunk
+// will never decode), the archive is reported failed, nothing is written, and the partition goes
+// on committing other batches.
+func TestCorruptChunkDeadLettersBatch(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	dlq := e.watch(e.bus.Subjects.DLQStream(), e.bus.Subjects.DLQ("merger"))
+	failed := e.watch(e.bus.Subjects.EventsStream(), e.bus.Subjects.Failed())
+	r := e.start(testConfig("m1"), nil, nil)
+
+	bad := tbatch{archive: archiveOn("c2", "t", 1, 4), table: "t", per: 5, codec: "s2", members: []tmember{
+		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(15, func(i int) string { return fmt.Sprintf("%d,x", i) })},
+	}}
+	chunks, marker, _ := bad.msgs(e.bus.Subjects)
+	// Corrupt chunk 1's block: keep its length header, break the body.
+	var c sluicev1.Chunk
+	if err := proto.Unmarshal(chunks[1].Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(c.Data); i++ {
+		c.Data[i] = 0xff
+	}
+	chunks[1] = rowsMsg(chunks[1].Subject, bus.TypeChunk, chunks[1].Header.Get(nats.MsgIdHdr), &c)
+	e.publish(chunks...)
+	e.publish(marker)
+
+	var dl sluicev1.DeadLetter
+	dlq.next(t, &dl, 30*time.Second)
+	if dl.ArchiveId != bad.archive || dl.Deliveries != 1 || !strings.Contains(dl.Reason, "member t_20250101_1.csv chunk 1: chunk data: corrupt S2 block") {
+		t.Fatalf("dead letter: %v", &dl)
+	}
+	var af sluicev1.ArchiveFailed
+	failed.next(t, &af, 10*time.Second)
+	if af.ArchiveId != bad.archive || !strings.Contains(af.Reason, "corrupt S2 block") {
+		t.Fatalf("archive failed: %v", &af)
+	}
+	eventually(t, 10*time.Second, "terminated", func() bool { return e.ackPending(1) == 0 })
+	if ks := e.keys("t/"); len(ks) != 0 {
+		t.Fatalf("objects of a dead-lettered batch: %v", ks)
+	}
+
+	// The same partition keeps working.
+	good := bad
+	good.archive = archiveOn("c3", "t", 1, 4)
+	e.publishBatch(good)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != good.archive || bc.RowsOut != 15 {
+		t.Fatalf("committed %v", bc)
+	}
+	if r.metric(t, "sluice_merger_batches_dead_lettered_total") != 1 {
+		t.Fatal("dead-lettered metric")
+	}
+}
