@@ -231,7 +231,7 @@ func csvChunks(data []byte, size int) [][]byte {
 // benchWriteObjects times writing objs as the merger does (objectProps from each object's first
 // record batch) to a byte counter, total being the CSV bytes they came from.
 func benchWriteObjects(b *testing.B, objs []benchObj, total int64) {
-	opts, arrowProps := writerProps(memory.DefaultAllocator)
+	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
 	b.SetBytes(total)
 	var out int64
 	for b.Loop() {

@@ -55,12 +55,11 @@ type commitResult struct {
 // BatchCommitted, then the acks. Failures other than shutdown and permanent errors are retried
 // with a backoff while the batch's messages are kept alive, so a commit is never half-acked.
 func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, marker handle, msg jetstream.Msg, received time.Time) error {
-	select {
-	case m.commitSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	w := m.commitWeight(b)
+	if err := m.commitSem.Acquire(ctx, w); err != nil {
+		return err
 	}
-	defer func() { <-m.commitSem }()
+	defer m.commitSem.Release(w)
 	b.inCommit.Store(true)
 	defer b.inCommit.Store(false)
 
@@ -461,6 +460,20 @@ func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, e
 		m.removeStaleParts(ctx, o.prefix, b.key.archive, len(o.parts))
 	}
 	return res, nil
+}
+
+// commitOverhead is what a commit holds besides its Arrow builder: encoder pages and
+// dictionaries, the output writer's buffer, scratch for one decoded chunk.
+const commitOverhead = 2 << 20
+
+// commitWeight is the memory a commit of b may hold at once: its Arrow builder grows to about
+// 1.5× the CSV bytes it parses, but is flushed at RowGroupBytes.
+func (m *Merger) commitWeight(b *batch) int64 {
+	var csv int64
+	for _, c := range b.orderedChunks() {
+		csv += c.size
+	}
+	return min(min(csv+csv/2, m.cfg.RowGroupBytes)+commitOverhead, m.commitCap)
 }
 
 // removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch

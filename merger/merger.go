@@ -23,6 +23,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -51,7 +52,8 @@ type Merger struct {
 	hbEvery    time.Duration // presence heartbeat period
 	maxPayload int64
 
-	commitSem chan struct{}
+	commitSem *semaphore.Weighted
+	commitCap int64
 	spillMu   sync.Mutex
 
 	mu   sync.Mutex
@@ -108,23 +110,26 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
 	m.mem = newBudget(cfg.MemoryBudget, func(d int64) { m.met.memoryInUse.Add(float64(d)) })
-	m.pqOpts, m.arrowProps = writerProps(m.alloc)
+	m.pqOpts, m.arrowProps = writerProps(m.alloc, cfg.ZstdLevel)
 	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
 	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
 	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)
 	m.drainFor = cfg.PinnedTTL / 2
 	m.maxPayload = deps.Bus.MaxPayload()
-	// Concurrent commits each hold up to a row group of Arrow data plus encoder buffers.
-	m.commitSem = make(chan struct{}, max(1, int(cfg.MemoryBudget/(4*cfg.RowGroupBytes))))
+	// Commits are admitted by the memory they may need (commitWeight), up to half the budget:
+	// many small batches commit side by side, one huge batch does not starve the rest.
+	m.commitCap = max(cfg.MemoryBudget/2, cfg.RowGroupBytes+commitOverhead)
+	m.commitSem = semaphore.NewWeighted(m.commitCap)
 	return m, nil
 }
 
 // writerProps are the Parquet writer properties: zstd, statistics on, the Arrow schema stored in
 // the footer. Dictionary encoding is chosen per object and column (objectProps). Nothing in them
 // depends on time or host, so the same rows under the same schema always encode to the same bytes.
-func writerProps(alloc memory.Allocator) ([]parquet.WriterProperty, pqarrow.ArrowWriterProperties) {
+func writerProps(alloc memory.Allocator, zstdLevel int) ([]parquet.WriterProperty, pqarrow.ArrowWriterProperties) {
 	return []parquet.WriterProperty{
 			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithCompressionLevel(zstdLevel),
 			parquet.WithStats(true),
 			parquet.WithAllocator(alloc),
 		},

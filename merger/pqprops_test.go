@@ -157,7 +157,7 @@ func TestObjectPropsParquet(t *testing.T) {
 		}
 	}()
 
-	opts, arrowProps := writerProps(memory.DefaultAllocator)
+	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
 	write := func() []byte {
 		var buf bytes.Buffer
 		fw, err := pqarrow.NewFileWriter(sc, &buf, objectProps(opts, recs[0]), arrowProps)
@@ -238,7 +238,7 @@ func TestObjectPropsParquet(t *testing.T) {
 
 // An object without rows gets the base properties (every column may use a dictionary).
 func TestObjectPropsEmpty(t *testing.T) {
-	opts, _ := writerProps(memory.DefaultAllocator)
+	opts, _ := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
 	p := objectProps(opts, nil)
 	if !p.DictionaryEnabledFor("anything") {
 		t.Fatal("dictionary off without rows")

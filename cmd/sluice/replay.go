@@ -32,6 +32,8 @@ func cmdReplay(ctx context.Context, args []string) error {
 	c.fs.Uint64Var(&spec.FromSeq, "from-seq", 0, "start at this rows-stream sequence (default: the stream's first)")
 	c.fs.StringVar(&since, "since", "", "start at this time: RFC 3339, YYYY-MM-DD (UTC), or a duration ago (e.g. 6h)")
 	c.fs.Int64Var(&memoryBudget, "memory-budget", memoryBudget, "memory budget in bytes for buffered chunks and builders (spills beyond)")
+	zstdLevel := merger.DefaultZstdLevel
+	c.fs.IntVar(&zstdLevel, "parquet-zstd-level", zstdLevel, "zstd level of the rewritten Parquet objects (use the mergers' level for byte-identical rewrites)")
 	c.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	if err := c.parse(args); err != nil {
 		return err
@@ -62,7 +64,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := merger.Replay(ctx, merger.Config{MemoryBudget: memoryBudget, SpillDir: filepath.Join(c.state, "spill")},
+	res, err := merger.Replay(ctx, merger.Config{MemoryBudget: memoryBudget, ZstdLevel: zstdLevel, SpillDir: filepath.Join(c.state, "spill")},
 		merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "replay")}, spec)
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)

@@ -41,6 +41,7 @@ type Options struct {
 	ExtractWindow      int    // chunks in flight per extractor (0 = extractor default)
 	ChunkCodec         string // how the extractor sends chunk data: "s2" or "none" ("" = extractor default, s2)
 	MemoryBudget       int64
+	ZstdLevel          int // Parquet zstd level (0 = merger default)
 	SpillDir           string
 	ServePartitions    []int
 	Instance           string
@@ -170,7 +171,7 @@ func NewMerger(ctx context.Context, e *Env, o Options) (*merger.Merger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return merger.New(merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, SpillDir: o.SpillDir},
+	return merger.New(merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, ZstdLevel: o.ZstdLevel, SpillDir: o.SpillDir},
 		merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Log: e.Log.With("stage", "merger"), Metrics: e.Reg})
 }
 
