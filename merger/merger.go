@@ -203,6 +203,10 @@ func (m *Merger) Run(ctx context.Context) error {
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	// Without a connection (the server is gone or restarting) there is nobody to tell: held
+	// messages come back after AckWait and pins lapse after PinnedTTL, so do not wait on
+	// requests that cannot be answered.
+	connected := m.deps.Bus.NC.IsConnected()
 	for _, p := range m.parts {
 		p.mu.Lock()
 		pin := p.pinID
@@ -210,15 +214,19 @@ func (m *Merger) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		p.handBack(cctx, "shutdown", 0, true)
 		p.handBackAbandoned()
-		if pin != "" {
+		if pin != "" && connected {
 			p.unpin(cctx, pin)
 		}
 	}
-	if err := m.presence.Delete(cctx, m.presenceKey()); err != nil {
-		m.log.Debug("remove presence", "err", err)
-	}
-	if err := m.deps.Bus.NC.FlushTimeout(5 * time.Second); err != nil {
-		m.log.Warn("flush naks", "err", err)
+	if connected {
+		if err := m.presence.Delete(cctx, m.presenceKey()); err != nil {
+			m.log.Debug("remove presence", "err", err)
+		}
+		if err := m.deps.Bus.NC.FlushTimeout(5 * time.Second); err != nil {
+			m.log.Warn("flush naks", "err", err)
+		}
+	} else {
+		m.log.Warn("stopping without a NATS connection: held messages return after AckWait, pins after PinnedTTL")
 	}
 	m.cleanSpillDir()
 	_ = os.Remove(m.cfg.SpillDir)

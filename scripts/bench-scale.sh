@@ -18,7 +18,7 @@ for mergers in 1 2; do
     for _ in $(seq 50); do
       if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then break; fi; sleep 0.05
     done
-    $bin merger --nats nats://127.0.0.1:$port --out "$dir/out" --state "$dir/state2" --instance extra --log-level warn &
+    $bin merger --nats nats://127.0.0.1:$port --out "$dir/out" --state "$dir/state2" --instance extra --log-level ${EXTRA_LOG:-warn} 2>"$dir/extra.log" &
     extra=$!
   fi
   wait $run || true
