@@ -215,6 +215,11 @@ func New(cfg Config, deps Deps) (*Producer, error) {
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("producer: landing %s is not a directory", dir)
 		}
+		// A landing folder given as a symlink is walked through its target (links inside the
+		// landing area are still never followed).
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
 		p.dir = dir
 	}
 	m, err := newMetrics(deps.Metrics)

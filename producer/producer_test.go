@@ -385,3 +385,20 @@ func TestNewValidates(t *testing.T) {
 		t.Error("no bus: no error")
 	}
 }
+
+// TestSymlinkedLandingFolder: a landing folder given as a symlink to a directory is walked
+// through its target.
+func TestSymlinkedLandingFolder(t *testing.T) {
+	e := newEnv(t)
+	real := t.TempDir()
+	data := archive(t, "a")
+	write(t, real, "a.tar.gz", data, time.Time{})
+	link := filepath.Join(t.TempDir(), "landing")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	p := e.producer(t, producer.Config{Landing: link}, nil)
+	if res := scan(t, p); !slices.Equal(res.Landed, []string{idOf(data)}) {
+		t.Fatalf("scan through a symlinked landing folder: %+v", res)
+	}
+}
