@@ -65,7 +65,8 @@ type Merger struct {
 	running  atomic.Bool
 	ready    chan struct{} // closed once Run has set everything up (tests wait on it)
 	live     atomic.Int64
-	liveKeys atomic.Pointer[[]string] // sorted presence keys of the live mergers
+	liveKeys atomic.Pointer[[]string]         // sorted presence keys of the live mergers
+	serving  atomic.Pointer[map[int][]string] // partition -> sorted keys of the live mergers serving it
 	parts    []*partition
 	stream   jetstream.Stream
 	schemas  jetstream.KeyValue
@@ -439,7 +440,8 @@ func (m *Merger) beat(ctx context.Context) error {
 	return m.countLive(bctx)
 }
 
-// countLive lists the live presence keys.
+// countLive lists the live presence keys and reads which partitions each live merger serves
+// (mergers may serve different subsets, --serve-partitions).
 func (m *Merger) countLive(ctx context.Context) error {
 	lister, err := m.presence.ListKeys(ctx)
 	if err != nil {
@@ -451,8 +453,34 @@ func (m *Merger) countLive(ctx context.Context) error {
 	}
 	sort.Strings(keys)
 	keys = slices.Compact(keys)
-	m.liveKeys.Store(&keys)
-	m.live.Store(max(int64(len(keys)), 1))
+	mine := m.presenceKey()
+	serving := map[int][]string{}
+	live := keys[:0:0]
+	for _, k := range keys {
+		parts := m.cfg.Partitions
+		if k != mine {
+			e, err := m.presence.Get(ctx, k)
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				continue // gone since the listing
+			}
+			if err != nil {
+				return fmt.Errorf("read presence %s: %w", k, err)
+			}
+			var doc presenceDoc
+			if err := json.Unmarshal(e.Value(), &doc); err != nil {
+				m.log.Warn("unreadable presence entry; ignoring that merger", "key", k, "err", err)
+				continue
+			}
+			parts = doc.Partitions
+		}
+		live = append(live, k)
+		for _, n := range parts {
+			serving[n] = append(serving[n], k) // keys are visited in sorted order
+		}
+	}
+	m.liveKeys.Store(&live)
+	m.serving.Store(&serving)
+	m.live.Store(max(int64(len(live)), 1))
 	return nil
 }
 
@@ -502,11 +530,15 @@ func (m *Merger) isLive(key string) bool {
 	return kp != nil && slices.Contains(*kp, key)
 }
 
-// target is how many partitions this merger should own: ceil(partitions / live mergers).
+// target is how many partitions this merger should own: those preferred for it.
 func (m *Merger) target() int {
-	live := int(max(m.live.Load(), 1))
-	n := len(m.cfg.Partitions)
-	return (n + live - 1) / live
+	n := 0
+	for _, p := range m.parts {
+		if m.preferred(p) {
+			n++
+		}
+	}
+	return n
 }
 
 func (m *Merger) pinnedCount() int {
@@ -519,30 +551,33 @@ func (m *Merger) pinnedCount() int {
 	return c
 }
 
-// mayAcquire reports whether this merger may pull on p, a partition it does not own: only while
-// it owns fewer than target partitions, and only on a partition preferred for it, or one nobody
-// has taken although it has messages waiting (its preferred merger does not serve it).
+// mayAcquire reports whether this merger may pull on p, a partition it does not own: a
+// partition preferred for it while it owns fewer than target, or one nobody has taken although
+// it has messages waiting (its preferred merger is not pulling on it), whatever it owns.
 func (m *Merger) mayAcquire(ctx context.Context, p *partition) bool {
-	if m.pinnedCount() >= m.target() {
-		return false
+	if m.preferred(p) {
+		return m.pinnedCount() < m.target()
 	}
-	return m.preferred(p) || p.orphaned(ctx)
+	return p.orphaned(ctx)
 }
 
-// preferred spreads partitions over the live mergers without coordination: the i-th served
-// partition is preferred by the merger whose presence key is (i mod live)-th in sorted order.
-// Mergers only use it to decide where to pull first; ownership itself is the server's pin.
+// preferred spreads partitions over the live mergers without coordination: partition n is
+// preferred by the (n mod k)-th, in sorted key order, of the k live mergers serving n. Mergers
+// only use it to decide where to pull first; ownership itself is the server's pin.
 func (m *Merger) preferred(p *partition) bool {
-	kp := m.liveKeys.Load()
-	if kp == nil || len(*kp) <= 1 {
+	sp := m.serving.Load()
+	if sp == nil {
 		return true
 	}
-	keys := *kp
+	keys := (*sp)[int(p.n)]
+	if len(keys) <= 1 {
+		return true
+	}
 	mine := slices.Index(keys, m.presenceKey())
 	if mine < 0 {
 		return true
 	}
-	return slices.Index(m.parts, p)%len(keys) == mine
+	return int(p.n)%len(keys) == mine
 }
 
 // rebalance asks the partitions owned beyond target to give their pins up: partitions not

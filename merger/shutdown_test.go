@@ -2,8 +2,13 @@ package merger
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 )
 
 // TestShutdownDoesNotWaitOutIdlePulls: stopping a merger whose partitions sit in idle pull
@@ -39,5 +44,44 @@ func TestShutdownDoesNotWaitOutIdlePulls(t *testing.T) {
 	bc := ev.nextCommitted(t, 30*time.Second)
 	if bc.RowsOut != 7 || bc.Merger != "after" {
 		t.Fatalf("after restart: committed %d rows by %q, want 7 by after", bc.RowsOut, bc.Merger)
+	}
+}
+
+// TestPartialServerDoesNotStrandPartitions: a merger serving every partition and one serving only
+// partition 0 share the work without leaving a partition unserved: balancing counts, per
+// partition, only the mergers that serve it. (Counting every live merger made the first release
+// half its partitions to a merger that could not take them, and nobody served them again.)
+func TestPartialServerDoesNotStrandPartitions(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	a := e.start(testConfig("all"), nil, nil)
+	cfgB := testConfig("only0")
+	cfgB.Partitions = []int{0}
+	b := e.start(cfgB, bustest.Connect(t, e.bus), nil)
+	eventually(t, 20*time.Second, "both mergers counted", func() bool { return a.m.live.Load() == 2 && b.m.live.Load() == 2 })
+	if got := a.m.target(); got < 3 {
+		t.Fatalf("merger serving all 4 partitions has target %d; partitions 1-3 have no other server", got)
+	}
+	// Four batches on every partition.
+	perPart := map[uint32]int{}
+	tables := 0
+	for i := 0; len(perPart) < 4 || slices.Min(slices.Collect(maps.Values(perPart))) < 4; i++ {
+		tb := tbatch{archive: fmt.Sprintf("ap%018d", i), table: fmt.Sprintf("table_%d", i), members: []tmember{
+			{name: "t.csv", date: "2025-01-01", batch: "1", header: "id,v", records: csvRows(5, func(j int) string { return fmt.Sprintf("%d,%d", j, j) })},
+		}}
+		n := bus.Partition(tb.archive, tb.table, e.bus.Subjects.Partitions)
+		if perPart[n] >= 4 {
+			continue
+		}
+		perPart[n]++
+		tables++
+		e.publishBatch(tb)
+	}
+	rows := int64(0)
+	for range tables {
+		rows += ev.nextCommitted(t, 30*time.Second).RowsOut
+	}
+	if rows != int64(tables)*5 {
+		t.Fatalf("committed %d rows, want %d", rows, tables*5)
 	}
 }

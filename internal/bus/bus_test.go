@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -64,5 +65,23 @@ func TestPartitionStable(t *testing.T) {
 	}
 	if bus.Partition("abc", "t", 8) != bus.Partition("abc", "t", 8) {
 		t.Fatal("unstable")
+	}
+}
+
+// TestPartitionSpreadsCorrelatedNames: names whose bytes differ only in their high bits, or that
+// repeat the same counter in archive and table, still spread evenly. (Plain FNV-1a mod 2^k put
+// every ("ap<i>", "table_<i>") pair on partitions 0 and 2 of 4.)
+func TestPartitionSpreadsCorrelatedNames(t *testing.T) {
+	for _, parts := range []int{4, 8, 32} {
+		count := make([]int, parts)
+		const n = 4000
+		for i := range n {
+			count[bus.Partition(fmt.Sprintf("ap%018d", i), fmt.Sprintf("table_%d", i), parts)]++
+		}
+		for p, c := range count {
+			if want := n / parts; c < want/2 || c > want*3/2 {
+				t.Errorf("%d partitions: partition %d got %d of %d names, want about %d", parts, p, c, n, want)
+			}
+		}
 	}
 }

@@ -87,12 +87,22 @@ func (s Subjects) SchemasBucket() string { return s.upper() + "_SCHEMAS" }
 
 // Partition maps (archive, table) to a row partition: one table's batch from one archive always
 // lands on one partition, while a table spread over many archives spreads over partitions.
+//
+// The FNV-1a hash is finished with murmur3's fmix32 before the modulo: FNV-1a's low k bits depend
+// only on the low k bits of each input byte, so with a power-of-two partition count, names that
+// differ in their high bits (or in the same digits twice) would pile onto a few partitions.
 func Partition(archiveID, table string, partitions int) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(archiveID))
 	h.Write([]byte{0})
 	h.Write([]byte(table))
-	return h.Sum32() % uint32(partitions)
+	x := h.Sum32()
+	x ^= x >> 16
+	x *= 0x85ebca6b
+	x ^= x >> 13
+	x *= 0xc2b2ae35
+	x ^= x >> 16
+	return x % uint32(partitions)
 }
 
 // TableToken turns a table name into one valid subject token. Names made of [A-Za-z0-9_-] are
