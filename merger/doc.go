@@ -12,13 +12,15 @@
 // back (Nak) every batch it held on that partition, so the new owner receives whole batches.
 //
 // Balance: every merger writes a heartbeat key into the KV bucket <PREFIX>_MERGERS (TTL three
-// beats, a beat every PinnedTTL/6) and lists the live keys. It pulls on a partition it does not
-// own only while it owns fewer than ceil(partitions/live) pins, and only on partitions preferred
-// for it (the i-th partition is preferred by the (i mod live)-th live key in sorted order), or on
-// a partition that has messages waiting and no pin at all. Pins beyond ceil(partitions/live) are
-// released (hand back, then Consumer Unpin if the pin is still its own), non-preferred and
-// cheapest first. Correctness never depends on balance: batches are keyed deterministically, so
-// a batch committed twice writes the same bytes.
+// beats, a beat every PinnedTTL/6) holding the partitions it serves, lists the live keys, and
+// watches the bucket so that a merger joining or leaving is counted at once. Partition n is
+// preferred by the (n mod k)-th, in sorted key order, of the k live mergers that serve n. A merger
+// pulls on a preferred partition while it owns fewer pins than it has preferred partitions, and on
+// any partition that has messages waiting and no pin at all. Pins on partitions preferred by
+// another merger are released: the partition first finishes the batches it holds (up to
+// PinnedTTL/2), then hands back the rest and unpins (Consumer Unpin, if the pin is still its own).
+// Correctness never depends on balance: batches are keyed deterministically, so a batch committed
+// twice writes the same bytes.
 //
 // # Memory
 //
