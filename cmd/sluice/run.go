@@ -118,8 +118,6 @@ func logLoop(ctx context.Context, e *pipeline.Env, sum *summarizer.Summarizer) {
 }
 
 func progressLine(st summarizer.Status, took time.Duration) string {
-	tables := map[string]bool{}
-	_ = tables
 	t := st.Totals
 	return fmt.Sprintf("[%s] archives %d/%d done (%d failed, %d duplicates)  rows in %d  rows out %d  quarantined %d",
 		took.Round(100*time.Millisecond), t.Committed+t.Failed, t.Archives, t.Failed, t.Duplicates, t.RowsIn, t.RowsOut, t.Quarantined)
@@ -153,6 +151,10 @@ func printRunSummary(w io.Writer, res *pipeline.Result, out string) {
 			line += ", CHECK FAILED"
 		}
 		fmt.Fprintln(w, line)
+	}
+	if res.Code == 0 && len(res.Scan.Landed)+len(res.Scan.Pending) == 0 {
+		fmt.Fprintf(w, "OK: nothing new to ingest (no new or unfinished archive in the landing area); Parquet under %s/\n", strings.TrimSuffix(out, "/"))
+		return
 	}
 	verdict := map[int]string{0: "OK: everything ingested", 1: "FAILED: reconciliation mismatch or error", 2: "DONE with rejections or quarantined rows (recorded in the summaries)"}[res.Code]
 	fmt.Fprintf(w, "%s; Parquet under %s/<table>/process_date=*/batch_id=*/\n", verdict, strings.TrimSuffix(out, "/"))
