@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -466,14 +467,15 @@ func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, e
 // dictionaries, the output writer's buffer, scratch for one decoded chunk.
 const commitOverhead = 2 << 20
 
-// commitWeight is the memory a commit of b may hold at once: its Arrow builder grows to about
-// 1.5× the CSV bytes it parses, but is flushed at RowGroupBytes.
+// commitWeight is the memory a commit of b may hold at once: its Arrow data grows to about 1.5×
+// the CSV bytes it parses, but at most two row groups are alive (one being written, the next
+// being built).
 func (m *Merger) commitWeight(b *batch) int64 {
 	var csv int64
 	for _, c := range b.orderedChunks() {
 		csv += c.size
 	}
-	return min(min(csv+csv/2, m.cfg.RowGroupBytes)+commitOverhead, m.commitCap)
+	return min(min(csv+csv/2, 2*m.cfg.RowGroupBytes)+commitOverhead, m.commitCap)
 }
 
 // removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch
@@ -556,27 +558,24 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 		o.qkinds[q.Kind]++
 	}
 
+	// Row groups are Parquet-encoded on their own goroutine while the next one is parsed: a large
+	// batch uses two cores. The writer owns o.parts until finish returns.
+	rw := m.startRowGroupWriter(ctx, b, bld.ArrowSchema(), o)
+	finished := false
+	defer func() {
+		if !finished {
+			_ = rw.finish()
+		}
+	}()
 	flush := func() error {
 		if bld.Len() == 0 {
 			return nil
 		}
-		rec := bld.NewRecordBatch()
-		p, err := m.currentPart(ctx, b, bld.ArrowSchema(), rec, o)
-		if err != nil {
-			rec.Release()
+		if err := rw.send(bld.NewRecordBatch(), accounted); err != nil {
+			accounted = 0 // released by the writer
 			return err
 		}
-		err = p.fw.Write(rec)
-		p.rows += rec.NumRows()
-		rec.Release()
-		m.mem.add(-accounted)
-		accounted = 0
-		if err != nil {
-			return fmt.Errorf("write %s: %w", p.key, err)
-		}
-		if p.cw.n >= m.cfg.MaxObjectBytes {
-			return m.finishPart(p)
-		}
+		accounted = 0 // now the writer's, released once written
 		return nil
 	}
 
@@ -612,6 +611,10 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 	if err := flush(); err != nil {
 		return err
 	}
+	finished = true
+	if err := rw.finish(); err != nil {
+		return err
+	}
 	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
 		if _, err := m.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
 			return err
@@ -619,6 +622,76 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 	}
 	if last := o.parts[len(o.parts)-1]; !last.done {
 		return m.finishPart(last)
+	}
+	return nil
+}
+
+// rowGroupWriter writes a group's row groups, in order, on a goroutine of its own.
+type rowGroupWriter struct {
+	ch   chan rowGroup // unbuffered: at most one row group written while the next is built
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+type rowGroup struct {
+	rec  arrow.RecordBatch
+	acct int64 // budget bytes accounted for rec, given back once it is written
+}
+
+func (m *Merger) startRowGroupWriter(ctx context.Context, b *batch, sc *arrow.Schema, o *groupOut) *rowGroupWriter {
+	w := &rowGroupWriter{ch: make(chan rowGroup), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for rg := range w.ch {
+			if w.failed() == nil {
+				if err := m.writeRowGroup(ctx, b, sc, rg.rec, o); err != nil {
+					w.mu.Lock()
+					w.err = err
+					w.mu.Unlock()
+				}
+			}
+			rg.rec.Release()
+			m.mem.add(-rg.acct)
+		}
+	}()
+	return w
+}
+
+func (w *rowGroupWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// send hands rec over (the writer releases it and its accounting, whatever happens); it returns
+// the writer's error, if an earlier row group failed.
+func (w *rowGroupWriter) send(rec arrow.RecordBatch, acct int64) error {
+	w.ch <- rowGroup{rec: rec, acct: acct}
+	return w.failed()
+}
+
+// finish waits until every row group sent is written and returns the first error.
+func (w *rowGroupWriter) finish() error {
+	close(w.ch)
+	<-w.done
+	return w.failed()
+}
+
+// writeRowGroup appends rec to the group's current part, starting one if needed, and finishes
+// the part once it reaches MaxObjectBytes.
+func (m *Merger) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, rec arrow.RecordBatch, o *groupOut) error {
+	p, err := m.currentPart(ctx, b, sc, rec, o)
+	if err != nil {
+		return err
+	}
+	err = p.fw.Write(rec)
+	p.rows += rec.NumRows()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p.key, err)
+	}
+	if p.cw.n >= m.cfg.MaxObjectBytes {
+		return m.finishPart(p)
 	}
 	return nil
 }

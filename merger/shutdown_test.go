@@ -1,14 +1,19 @@
 package merger
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	"github.com/sluice-dev/sluice/internal/objstore"
 )
 
 // TestShutdownDoesNotWaitOutIdlePulls: stopping a merger whose partitions sit in idle pull
@@ -84,4 +89,60 @@ func TestPartialServerDoesNotStrandPartitions(t *testing.T) {
 	if rows != int64(tables)*5 {
 		t.Fatalf("committed %d rows, want %d", rows, tables*5)
 	}
+}
+
+// failSecondPart fails the first Create of every object's second part (…-0001.parquet): a
+// transient S3 error in the middle of a rotated, multi-row-group commit.
+type failSecondPart struct {
+	objstore.Bucket
+	failed sync.Map
+}
+
+func (b *failSecondPart) Create(ctx context.Context, key string) (objstore.Writer, error) {
+	if strings.HasSuffix(key, "-0001.parquet") {
+		if _, again := b.failed.LoadOrStore(key, true); !again {
+			return nil, errors.New("injected: 503 slow down")
+		}
+	}
+	return b.Bucket.Create(ctx, key)
+}
+
+// TestPipelinedRowGroupsFailAndRetry: row groups are encoded on a goroutine of their own while the
+// next is parsed. A part that cannot be created half-way fails the attempt without leaking Arrow
+// memory or budget, and the retry commits every row exactly once across the rotated parts.
+func TestPipelinedRowGroupsFailAndRetry(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	fb := &failSecondPart{Bucket: e.out}
+	e.out = fb
+	ev := e.committedEvents()
+	cfg := testConfig("pipe")
+	cfg.RowGroupBytes = 2 << 10  // many row groups
+	cfg.MaxObjectBytes = 8 << 10 // several parts
+	r := e.start(cfg, nil, nil)
+	const rows = 3000
+	e.publishBatch(tbatch{archive: "pp000000000000000001", table: "pipe", per: 100, members: []tmember{
+		{name: "p.csv", date: "2025-01-01", batch: "1", header: "id,v,s", records: csvRows(rows, func(i int) string { return fmt.Sprintf("%d,%d.5,text-%d", i, i, i%97) })},
+	}})
+	bc := ev.nextCommitted(t, 60*time.Second)
+	if bc.RowsOut != rows || len(bc.Objects) < 2 {
+		t.Fatalf("committed %d rows in %d objects; want %d rows in several", bc.RowsOut, len(bc.Objects), rows)
+	}
+	if _, ok := fb.failed.Load(bc.Objects[1].Key); !ok {
+		t.Fatalf("the injected failure never happened (second part %s)", bc.Objects[1].Key)
+	}
+	seen := map[string]int{}
+	for _, k := range e.keys("pipe/") {
+		for _, row := range e.readParquet(k).rows {
+			seen[row[0]]++
+		}
+	}
+	if len(seen) != rows {
+		t.Fatalf("%d distinct ids read back, want %d", len(seen), rows)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("id %s read %d times", id, n)
+		}
+	}
+	eventually(t, 10*time.Second, "budget back to zero", func() bool { return r.m.mem.used.Load() == 0 })
 }
