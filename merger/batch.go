@@ -396,6 +396,17 @@ func (b *batch) close() (hs []handle, mem, spilled int64) {
 	return hs, mem, spilled
 }
 
+// csvBytes is the decoded (CSV) size of the chunks received.
+func (b *batch) csvBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n int64
+	for _, c := range b.chunks {
+		n += c.size
+	}
+	return n
+}
+
 // orderedChunks returns the chunks sorted by chunk index.
 func (b *batch) orderedChunks() []*chunk {
 	b.mu.Lock()

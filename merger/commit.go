@@ -471,10 +471,7 @@ const commitOverhead = 2 << 20
 // the CSV bytes it parses, but at most two row groups are alive (one being written, the next
 // being built).
 func (m *Merger) commitWeight(b *batch) int64 {
-	var csv int64
-	for _, c := range b.orderedChunks() {
-		csv += c.size
-	}
+	csv := b.csvBytes()
 	return min(min(csv+csv/2, 2*m.cfg.RowGroupBytes)+commitOverhead, m.commitCap)
 }
 

@@ -59,6 +59,22 @@ type partition struct {
 	abandoned <-chan jetstream.Msg // the pull in flight when the loop stopped, for Run to hand back
 }
 
+// receive calls handle for each message of a pull until the pull ends (true) or ctx is done
+// (false: what the pull still delivers stays in msgs).
+func receive(ctx context.Context, msgs <-chan jetstream.Msg, handle func(jetstream.Msg)) bool {
+	for {
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				return true
+			}
+			handle(msg)
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // handBackAbandoned Naks what the pull abandoned at shutdown has delivered so far, without
 // waiting for more. A message the server sends into it later is redelivered after AckWait, as
 // after a crash; the unpin that follows makes the server end the request.
@@ -156,25 +172,14 @@ func (p *partition) run(ctx context.Context) error {
 			continue
 		}
 		got := 0
-		msgs := mb.Messages()
-	receive:
-		for {
-			select {
-			case msg, ok := <-msgs:
-				if !ok {
-					break receive
-				}
-				// Even when giving the partition up, hold what this fetch brings: a Nak now would
-				// come straight back into the same pull request, burning deliveries. giveUp hands
-				// everything back once the request is over.
-				got++
-				p.handle(ctx, msg)
-			case <-ctx.Done():
-				// Shutting down: do not wait out an idle pull (up to pollWait). Run hands back
-				// whatever it still delivers (abandoned).
-				p.abandoned = msgs
-				return nil
-			}
+		// Even when giving the partition up, hold what this fetch brings: a Nak now would come
+		// straight back into the same pull request, burning deliveries. giveUp hands everything
+		// back once the request is over.
+		if !receive(ctx, mb.Messages(), func(msg jetstream.Msg) { got++; p.handle(ctx, msg) }) {
+			// Shutting down: do not wait out an idle pull (up to pollWait). Run hands back
+			// whatever it still delivers.
+			p.abandoned = mb.Messages()
+			return nil
 		}
 		switch err := mb.Error(); {
 		case errors.Is(err, jetstream.ErrPinIDMismatch):
@@ -222,18 +227,11 @@ func (p *partition) keepAlive(ctx context.Context) {
 		}
 		return
 	}
-	for msgs := mb.Messages(); ; {
-		select {
-		case msg, ok := <-msgs:
-			if ok { // cannot happen: every message is larger than 1 byte
-				p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
-				_ = msg.Nak()
-				continue
-			}
-		case <-ctx.Done(): // shutting down: do not wait out the pull
-			return
-		}
-		break
+	if !receive(ctx, mb.Messages(), func(msg jetstream.Msg) { // cannot happen: every message is larger than 1 byte
+		p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
+		_ = msg.Nak()
+	}) {
+		return // shutting down: do not wait out the pull
 	}
 	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
 		p.lostPin(ctx)
