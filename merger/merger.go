@@ -455,7 +455,7 @@ func (m *Merger) countLive(ctx context.Context) error {
 	keys = slices.Compact(keys)
 	mine := m.presenceKey()
 	serving := map[int][]string{}
-	live := keys[:0:0]
+	var live []string
 	for _, k := range keys {
 		parts := m.cfg.Partitions
 		if k != mine {
