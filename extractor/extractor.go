@@ -11,7 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"path"
+
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -315,7 +315,7 @@ func (j *job) member(ctx context.Context, tr *tar.Reader, h *tar.Header) error {
 		j.reject(display, kind, reason, class, h.Size)
 		return nil
 	}
-	mn, ok := j.partner.ParseMember(path.Base(name))
+	mn, ok := j.partner.ParseMember(j.partner.MatchTarget(name))
 	switch {
 	case !ok:
 		j.reject(display, kindSkipped, reasonNotTable, reasonNotTable, h.Size)

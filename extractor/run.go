@@ -177,17 +177,23 @@ func (e *Extractor) ack(ctx context.Context, msg jetstream.Msg, log interface{ W
 	}
 }
 
-// alreadyExtracted reports whether the ledger shows this attempt of the archive extracted, i.e.
-// the event is a redelivery after the ack was lost. Replays (`sluice reextract`) always run.
+// alreadyExtracted reports whether the ledger shows this attempt of the archive finished or
+// superseded, i.e. the event is a redelivery (after a lost ack, or a consumer reset after a
+// crash): the ledger holds a newer attempt, or this attempt extracted, committed or failed. A
+// re-extraction (`sluice reextract`, replay=true) bumps the attempt and moves the record back to
+// landed, so its own event still runs once.
 func (e *Extractor) alreadyExtracted(ctx context.Context, ev *sluicev1.ArchiveLanded) bool {
-	if e.ledger == nil || ev.Replay {
+	if e.ledger == nil {
 		return false
 	}
 	rec, _, err := e.ledger.Get(ctx, ev.ArchiveId)
 	if err != nil {
 		return false
 	}
-	return rec.Attempt == ev.Attempt && (rec.State == ledger.Extracted || rec.State == ledger.Committed)
+	if rec.Attempt > ev.Attempt {
+		return true
+	}
+	return rec.Attempt == ev.Attempt && (rec.State == ledger.Extracted || rec.State == ledger.Committed || rec.State == ledger.Failed)
 }
 
 // keepAlive tells the server the message is being worked on, every third of AckWait, until

@@ -73,6 +73,7 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 		}
 		if err == nil {
 			crashpoint.Hit("merger.committed") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
+			m.recordCommitted(ctx, b.key)
 			m.ackBatch(ctx, b, marker)
 			m.met.committed.Inc()
 			m.met.rowsOut.Add(float64(res.rowsOut))
@@ -100,6 +101,21 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 			"retry_in", backoff, "err", err)
 		sleepCtx(ctx, backoff)
 		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// recordCommitted notes the commit in the archive's ledger record (ledger.BatchCommitted), so a
+// marker redelivered alone after a crash — its chunks already acked — is recognised as done
+// instead of waiting for chunks that will never come. Best effort: without it such a marker is
+// retried, then dead-lettered, as before.
+func (m *Merger) recordCommitted(ctx context.Context, k batchKey) {
+	if m.deps.Ledger == nil || m.replayID != "" {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.deps.Ledger.BatchCommitted(lctx, k.archive, k.attempt, k.table); err != nil {
+		m.log.Warn("record committed batch in the ledger", "batch", k.String(), "err", err)
 	}
 }
 

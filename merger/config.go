@@ -93,7 +93,10 @@ type Deps struct {
 	Metrics  prometheus.Registerer // nil: no metrics
 	Alloc    memory.Allocator      // nil: memory.DefaultAllocator
 	Now      func() time.Time      // nil: time.Now
-	Ledger   *ledger.Ledger        // Replay only: records each replayed archive (nil: not recorded)
+	// Ledger, when set, lets the merger skip a redelivered batch whose archive the ledger already
+	// shows committed at that attempt (or superseded by a newer attempt), and lets Replay record
+	// each replayed archive. Nil: every batch is merged; replays are not recorded.
+	Ledger *ledger.Ledger
 }
 
 func defaultInstance() string {

@@ -494,6 +494,43 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 	return b
 }
 
+// settled reports whether key names no open batch and the ledger shows it done
+// (ledger.Record.BatchSettled: committed at that attempt, its archive committed, or a newer
+// attempt started): a redelivery of finished work (an ack lost in a crash, or a consumer reset at
+// start-up, bus.RecoverDeliveries). The key is then remembered as finished, so the batch's other
+// messages are acked without a second lookup. A failed archive is not settled here: its other
+// batches still commit, so that a retried dead letter can complete it.
+func (p *partition) settled(ctx context.Context, key batchKey) bool {
+	p.mu.Lock()
+	_, open := p.batches[key]
+	_, done := p.tomb[key]
+	p.mu.Unlock()
+	if open || done || !p.ledgerSettled(ctx, key) {
+		return false
+	}
+	p.mu.Lock()
+	p.tomb[key] = time.Now()
+	p.mu.Unlock()
+	return true
+}
+
+// ledgerSettled looks key up in the ledger (false without one, or on error).
+func (p *partition) ledgerSettled(ctx context.Context, key batchKey) bool {
+	l := p.m.deps.Ledger
+	if l == nil {
+		return false
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	rec, _, err := l.Get(lctx, key.archive)
+	cancel()
+	if err != nil || !rec.BatchSettled(key.attempt, key.table) {
+		return false
+	}
+	p.log.Info("batch already settled, acking its redelivery", "table", key.table, "archive", key.archive,
+		"attempt", key.attempt, "ledger_attempt", rec.Attempt, "ledger_state", rec.State)
+	return true
+}
+
 func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	var c sluicev1.Chunk
 	if err := proto.Unmarshal(msg.Data(), &c); err != nil {
@@ -501,6 +538,10 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 		return
 	}
 	key := batchKey{archive: c.ArchiveId, attempt: c.Attempt, table: c.Table}
+	if p.settled(ctx, key) {
+		_ = p.m.ack.ack(h)
+		return
+	}
 	p.mu.Lock()
 	b := p.batchForLocked(key, c.Partner, c.Delimiter)
 	if b == nil {
@@ -552,6 +593,12 @@ func (p *partition) onComplete(ctx context.Context, h handle, msg jetstream.Msg)
 		return
 	}
 	key := batchKey{archive: mk.ArchiveId, attempt: mk.Attempt, table: mk.Table}
+	if p.settled(ctx, key) {
+		if err := p.m.ack.ackSync(ctx, h); err != nil {
+			p.log.Warn("ack settled marker", "batch", key.String(), "err", err)
+		}
+		return
+	}
 	received := p.m.now()
 	p.mu.Lock()
 	b := p.batchForLocked(key, mk.Partner, "")
@@ -565,6 +612,23 @@ func (p *partition) onComplete(ctx context.Context, h handle, msg jetstream.Msg)
 	reason := b.poison
 	if reason == "" {
 		reason = b.check(&mk)
+	}
+	if reason != "" && b.poison == "" {
+		// Chunks missing: after a crash they may have been acked by a commit whose marker ack
+		// was lost (the marker then comes back without them). The ledger knows (recordCommitted).
+		p.mu.Unlock()
+		if p.ledgerSettled(ctx, key) {
+			p.mu.Lock()
+			delete(p.batches, key)
+			p.tomb[key] = time.Now()
+			p.mu.Unlock()
+			p.dropBatch(b, p.m.ack.ack)
+			if err := p.m.ack.ackSync(ctx, h); err != nil {
+				p.log.Warn("ack settled marker", "batch", key.String(), "err", err)
+			}
+			return
+		}
+		p.mu.Lock()
 	}
 	if reason != "" {
 		if b.poison == "" && int(h.delivered) < p.m.cfg.MaxDeliver {

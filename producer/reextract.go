@@ -29,6 +29,7 @@ func Reextract(ctx context.Context, deps Deps, archiveID string) error {
 	}
 	rec, err := deps.Ledger.Update(ctx, archiveID, func(r *ledger.Record) error {
 		r.Attempt++
+		r.TablesCommitted = nil
 		r.SetState(ledger.Landed, ReextractReason, now())
 		return nil
 	})

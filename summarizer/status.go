@@ -15,9 +15,13 @@ func (st *state) snapshot() Status {
 		as := ArchiveStatus{ArchiveID: id, Name: a.displayName(), Partner: a.partner, Attempt: a.attempt,
 			State: verdict, Reason: reason, Checked: checked, CheckOK: checked && verdict == StateCommitted, Dates: a.dates()}
 		if ex := a.extracted; ex != nil {
+			as.Tables = len(ex.GetTables())
 			for _, r := range ex.GetRejected() {
 				if r.GetKind() == "skipped" {
 					as.Skipped++
+					if !slices.Contains(as.SkipReasons, r.GetReason()) && len(as.SkipReasons) < 8 {
+						as.SkipReasons = append(as.SkipReasons, r.GetReason())
+					}
 				} else {
 					as.Rejected++
 				}

@@ -106,8 +106,10 @@ type ArchiveStatus struct {
 	RowsIn      int64    // extractor rows
 	RowsOut     int64    // Parquet footer rows (commit rows until checked)
 	Quarantined int64
-	Rejected    int // members of kind "rejected": table files that could not be used
-	Skipped     int // members of kind "skipped": not table files, empty files
+	Rejected    int      // members of kind "rejected": table files that could not be used
+	Skipped     int      // members of kind "skipped": not table files, empty files
+	Tables      int      // table batches the current attempt extracted (0: no member was taken as a table)
+	SkipReasons []string // distinct reasons of the skipped members
 }
 
 // Terminal reports whether the archive will not change any more (until a re-extraction).

@@ -25,7 +25,7 @@ const dlqUsage = "usage: sluice dlq list | show SEQ | retry SEQ|--all [flags]"
 // cmdDLQ lists, shows and retries dead letters (internal/dlq).
 func cmdDLQ(ctx context.Context, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return &exitError{code: 2, err: errors.New(dlqUsage)}
+		return &exitError{code: exitUsage, err: errors.New(dlqUsage)}
 	}
 	action := args[0]
 	c := newCommon("dlq " + action)
@@ -38,7 +38,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 		s.register(c.fs, "out")
 		c.fs.BoolVar(&all, "all", false, "retry every dead letter")
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("dlq: unknown action %q; %s", action, dlqUsage)}
+		return &exitError{code: exitUsage, err: fmt.Errorf("dlq: unknown action %q; %s", action, dlqUsage)}
 	}
 	pos, err := parseInterspersed(c, args[1:])
 	if err != nil {
@@ -49,10 +49,10 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	case action == "list" && len(pos) == 0, action == "retry" && all && len(pos) == 0:
 	case action != "list" && !all && len(pos) == 1:
 		if seq, err = strconv.ParseUint(pos[0], 10, 64); err != nil || seq == 0 {
-			return &exitError{code: 2, err: fmt.Errorf("dlq %s: %q is not a sequence number", action, pos[0])}
+			return &exitError{code: exitUsage, err: fmt.Errorf("dlq %s: %q is not a sequence number", action, pos[0])}
 		}
 	default:
-		return &exitError{code: 2, err: errors.New(dlqUsage)}
+		return &exitError{code: exitUsage, err: errors.New(dlqUsage)}
 	}
 	e, closeAll, err := c.setup(ctx, "dlq")
 	if err != nil {
@@ -95,7 +95,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	case "show":
 		l, err := q.Get(ctx, seq)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return &exitError{code: exitFailure, err: err}
 		}
 		if asJSON {
 			return printJSON(l)
@@ -118,11 +118,14 @@ func cmdDLQ(ctx context.Context, args []string) error {
 		if o.Err != nil {
 			fmt.Printf("%d\t%s\tnot retried: %v\n", o.Seq, o.Kind, o.Err)
 		} else {
-			fmt.Printf("%d\t%s\t%s: %s (deleted from the DLQ)\n", o.Seq, o.Kind, o.Action, o.Detail)
+			fmt.Printf("%d\t%s\t%s: %s (dead letter removed)\n", o.Seq, o.Kind, o.Action, o.Detail)
+			if o.Kind == dlq.KindArchive {
+				fmt.Println("\tthe archive is extracted by a running `sluice run`/extractor, or by the next `sluice run --once`")
+			}
 		}
 	}
 	if err != nil {
-		return &exitError{code: 1}
+		return &exitError{code: exitFailure}
 	}
 	return nil
 }
@@ -133,9 +136,9 @@ func parseInterspersed(c *common, args []string) ([]string, error) {
 	for {
 		if err := c.fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
-				return nil, &exitError{code: 0}
+				return nil, &exitError{code: exitOK}
 			}
-			return nil, &exitError{code: 2, err: err}
+			return nil, &exitError{code: exitUsage, err: err}
 		}
 		args = c.fs.Args()
 		if len(args) == 0 {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/statedir"
 )
 
 // common holds the flags every stage shares.
@@ -68,11 +71,21 @@ func newCommon(name string) *common {
 func (c *common) parse(args []string) error {
 	if err := c.fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return &exitError{code: 0}
+			return &exitError{code: exitOK}
 		}
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	}
-	return applyEnv(c.fs)
+	if err := applyEnv(c.fs); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)}
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
+	}
+	return nil
 }
 
 func applyEnv(fs *flag.FlagSet) error {
@@ -86,7 +99,7 @@ func applyEnv(fs *flag.FlagSet) error {
 		env := "SLUICE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = &exitError{code: 2, err: fmt.Errorf("%s: %w", env, e)}
+				err = &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", env, e)}
 			}
 		}
 	})
@@ -114,25 +127,70 @@ func (c *common) busConfig(name string) bus.Config {
 	}
 }
 
+// joinsLiveStore are the commands that, without --nats, reach the server of a process that owns
+// --state (through its server.json) instead of being refused; the others own the state dir.
+var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": true, "replay": true}
+
+// needsStore are the commands that only read: with no --nats and no store in --state there is
+// nothing to show, and starting an empty embedded server would print an empty table.
+var needsStore = map[string]bool{"status": true, "dlq": true}
+
 func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(), error) {
 	log := c.logger()
 	partners, err := config.Load(c.configFile)
 	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
+		return nil, nil, &exitError{code: exitConfig, err: err}
 	}
-	b, err := bus.Connect(ctx, c.busConfig(name), log)
+	cfg := c.busConfig(name)
+	var lock *statedir.Lock
+	joined := false
+	if c.nats == "" {
+		lock, joined, err = c.claimState(ctx, name, &cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	release := func() {
+		if lock != nil {
+			lock.Release()
+		}
+	}
+	b, err := bus.Connect(ctx, cfg, log)
 	if err != nil {
+		release()
 		return nil, nil, err
 	}
-	if err := b.Ensure(ctx); err != nil {
-		b.Close()
-		return nil, nil, err
+	closeBus := func() { b.Close(); release() }
+	if !joined { // a live owner already ensured its streams with its own settings
+		if err := b.Ensure(ctx); err != nil {
+			closeBus()
+			return nil, nil, err
+		}
+	}
+	if lock != nil && !joined && !joinsLiveStore[name] {
+		// This process owns the store and its server just started: every delivery still
+		// outstanding belongs to a process that died. Hand them back now rather than after
+		// AckWait (bus.RecoverDeliveries).
+		rec, err := b.RecoverDeliveries(ctx)
+		if err != nil {
+			closeBus()
+			return nil, nil, fmt.Errorf("recover deliveries of a previous run: %w", err)
+		}
+		for _, r := range rec {
+			log.Info("redelivering what a previous process held", "stream", r.Stream, "consumer", r.Consumer,
+				"ack_pending", r.AckPending, "from_seq", r.From)
+		}
+	}
+	if lock != nil && b.Server != nil {
+		if err := lock.Publish(statedir.Server{URL: b.Server.ClientURL(), Token: cfg.Token}); err != nil {
+			log.Warn("publish server address in the state dir", "err", err)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e, err := pipeline.NewEnv(ctx, b, partners, log, reg)
 	if err != nil {
-		b.Close()
+		closeBus()
 		return nil, nil, err
 	}
 	stopMetrics := func() {}
@@ -140,11 +198,89 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 		stopMetrics, err = serveMetrics(c.metricsAddr, reg, b, log)
 		if err != nil {
 			e.Close()
-			b.Close()
+			closeBus()
 			return nil, nil, err
 		}
 	}
-	return e, func() { stopMetrics(); e.Close(); b.Close() }, nil
+	return e, func() { stopMetrics(); e.Close(); closeBus() }, nil
+}
+
+// claimState decides how a command without --nats uses --state. It takes the state dir's lock
+// (statedir) and prepares cfg for an embedded server on a loopback port with a random token
+// (published in server.json for the commands that join it). When another process holds the lock,
+// a command of joinsLiveStore connects to that process's server instead (joined is true); any
+// other command is refused with the holder's name.
+func (c *common) claimState(ctx context.Context, name string, cfg *bus.Config) (lock *statedir.Lock, joined bool, err error) {
+	if needsStore[name] && !statedir.HasStore(c.state) {
+		if _, err := statedir.ReadServer(c.state); err != nil {
+			return nil, false, &exitError{code: exitFailure, err: fmt.Errorf(
+				"no sluice state in %s: point --state at the state directory of a `sluice run` (or set SLUICE_STATE), or --nats at the NATS server the stages use", c.state)}
+		}
+	}
+	wait := 2 * time.Second // the holder may be a process killed a moment ago
+	if joinsLiveStore[name] {
+		wait = 0
+	}
+	lock, err = statedir.Acquire(c.state, name, wait)
+	var held *statedir.HeldError
+	if errors.As(err, &held) && joinsLiveStore[name] {
+		srv, werr := waitServer(ctx, c.state)
+		if werr == nil && reachable(srv.URL) {
+			cfg.URL, cfg.Token = srv.URL, srv.Token
+			return nil, true, nil
+		}
+		// Not serving: it is starting, or dying. Take the store if it lets go.
+		lock, err = statedir.Acquire(c.state, name, 3*time.Second)
+		if errors.As(err, &held) {
+			if werr == nil {
+				werr = errors.New("its server does not answer")
+			}
+			return nil, false, &exitError{code: exitFailure, err: fmt.Errorf("%v: %w", held, werr)}
+		}
+	}
+	switch {
+	case errors.As(err, &held):
+		return nil, false, &exitError{code: exitFailure, err: fmt.Errorf(
+			"%v: two processes must not share one embedded store; stop it first, use another --state, or run this stage against a shared server with --nats", held)}
+	case err != nil:
+		return nil, false, &exitError{code: exitFailure, err: err}
+	}
+	if cfg.Listen == "" {
+		// Loopback only, behind a token kept in the 0600 server.json: status, dlq, replay and
+		// reextract of the same --state reach this process through it.
+		cfg.Listen, cfg.Token = "127.0.0.1:0", rand.Text()
+	}
+	return lock, false, nil
+}
+
+// reachable reports whether a TCP connection to a nats:// URL opens.
+func reachable(u string) bool {
+	host := strings.TrimPrefix(u, "nats://")
+	conn, err := net.DialTimeout("tcp", host, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// waitServer waits (up to 10s) for the owner of dir to publish its server: it may still be starting.
+func waitServer(ctx context.Context, dir string) (statedir.Server, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		srv, err := statedir.ReadServer(dir)
+		if err == nil && srv.URL != "" {
+			return srv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return srv, fmt.Errorf("no server.json after 10s")
+		case <-t.C:
+		}
+	}
 }
 
 func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.Logger) (func(), error) {

@@ -28,15 +28,15 @@ func cmdGen(_ context.Context, args []string) error {
 	noExtras := fs.Bool("no-extras", false, "no non-table members (README.txt, manifest.json, notes.csv)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return &exitError{code: 0}
+			return &exitError{code: exitOK}
 		}
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	}
 	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if cfg.Out == "" {
-		return &exitError{code: 2, err: errors.New("--out is required")}
+		return &exitError{code: exitUsage, err: errors.New("--out is required")}
 	}
 	cfg.Drift, cfg.Extras = !*noDrift, !*noExtras
 	m, err := gen.Generate(cfg)

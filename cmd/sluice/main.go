@@ -11,6 +11,17 @@ import (
 	"syscall"
 )
 
+// Exit codes. 0 and 2 are the verdicts of a command that ran (`run --once`: everything ingested
+// and checked / finished with recorded rejections); anything that stopped it from running or
+// finishing has its own code, so a scheduler never mistakes a typo for "finished with findings".
+const (
+	exitOK       = 0
+	exitFailure  = 1  // an error while running: a check that failed, S3 access, NATS, a held state dir
+	exitFindings = 2  // finished, with rejections, quarantined rows, failed archives or missing sources (recorded)
+	exitUsage    = 64 // bad command line (sysexits EX_USAGE)
+	exitConfig   = 78 // bad partner configuration (sysexits EX_CONFIG)
+)
+
 // exitError carries a process exit code out of a subcommand.
 type exitError struct {
 	code int
@@ -53,9 +64,14 @@ func usage() {
 }
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+	if len(os.Args) < 2 {
 		usage()
-		os.Exit(2)
+		os.Exit(exitUsage)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage()
+		os.Exit(exitOK)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -80,5 +96,5 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n", os.Args[1])
 	usage()
-	os.Exit(2)
+	os.Exit(exitUsage)
 }

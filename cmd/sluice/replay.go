@@ -39,17 +39,17 @@ func cmdReplay(ctx context.Context, args []string) error {
 		return err
 	}
 	if spec.Table == "" || s.out == "" {
-		return &exitError{code: 2, err: errors.New("usage: sluice replay --table T --out OUT [--archive A] [--process-date D] [--from-seq N | --since TIME]")}
+		return &exitError{code: exitUsage, err: errors.New("usage: sluice replay --table T --out OUT [--archive A] [--process-date D] [--from-seq N | --since TIME]")}
 	}
 	if since != "" {
 		t, err := parseSince(since, time.Now())
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return &exitError{code: exitUsage, err: err}
 		}
 		spec.Since = t
 	}
 	if err := spec.Validate(); err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	}
 	o, err := s.options(c)
 	if err != nil {
@@ -75,9 +75,9 @@ func cmdReplay(ctx context.Context, args []string) error {
 	}
 	switch {
 	case err != nil:
-		return &exitError{code: 1, err: err}
+		return &exitError{code: exitFailure, err: err}
 	case res.Skipped() || len(res.Committed) == 0:
-		return &exitError{code: 2}
+		return &exitError{code: exitFindings}
 	}
 	return nil
 }

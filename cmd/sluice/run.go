@@ -44,7 +44,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		debug.SetMemoryLimit(s.memoryBudget + 160<<20)
 	}
 	if s.landing == "" || s.out == "" {
-		return &exitError{code: 2, err: errors.New("--landing and --out are required")}
+		return &exitError{code: exitUsage, err: errors.New("--landing and --out are required")}
 	}
 	o, err := s.options(c)
 	if err != nil {
@@ -55,6 +55,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
+	o.ReclaimStale = c.nats == "" // this process owns --state and runs every stage
 	showProgress := progress == "on" || (progress == "auto" && term.IsTerminal(int(os.Stderr.Fd())))
 	pctx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()
@@ -71,7 +72,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !o.Once {
 			return nil // clean shutdown on a signal
 		}
-		return &exitError{code: 1, err: err}
+		return &exitError{code: exitFailure, err: err}
 	}
 	if !o.Once {
 		return nil
@@ -125,39 +126,65 @@ func progressLine(st summarizer.Status, took time.Duration) string {
 
 func printRunSummary(w io.Writer, res *pipeline.Result, out string) {
 	st := res.Status
-	t := st.Totals
-	fmt.Fprintf(w, "sluice run --once: %d archives (%d new, %d resumed, %d unchanged, %d duplicates skipped) in %s\n",
-		len(res.Scan.Landed)+len(res.Scan.Pending)+res.Scan.Unchanged, len(res.Scan.Landed), len(res.Scan.Pending), res.Scan.Unchanged,
+	fmt.Fprintf(w, "sluice run --once: %d archives (%d new, %d resumed, %d done before, %d duplicates skipped) in %s\n",
+		len(res.Found), len(res.Scan.Landed), len(res.Resumed), len(res.Found)-len(res.Taken),
 		len(res.Scan.Duplicates), res.Took.Round(time.Millisecond))
-	fmt.Fprintf(w, "  committed %d, failed %d; rows in %d, rows out %d, quarantined %d; members rejected %d, skipped %d; check failures %d\n",
-		t.Committed, t.Failed, t.RowsIn, t.RowsOut, t.Quarantined, t.RejectedMembers, t.SkippedMembers, t.CheckFailures)
-	var failed []string
-	for _, id := range sortedKeys(st.Archives) {
+	// The totals of what this run took (new and resumed), not of the events stream's history.
+	var committed, failed, rejected, skipped int
+	var rowsIn, rowsOut, quarantined int64
+	for _, id := range res.Taken {
 		a := st.Archives[id]
-		if a.State == summarizer.StateFailed {
-			failed = append(failed, fmt.Sprintf("  FAILED %s (%s): %s", a.Name, id, a.Reason))
+		switch a.State {
+		case summarizer.StateCommitted:
+			committed++
+		case summarizer.StateFailed:
+			failed++
 		}
+		rowsIn, rowsOut, quarantined = rowsIn+a.RowsIn, rowsOut+a.RowsOut, quarantined+a.Quarantined
+		rejected, skipped = rejected+a.Rejected, skipped+a.Skipped
 	}
-	if len(failed) > 0 {
-		fmt.Fprintln(w, strings.Join(failed, "\n"))
-	}
-	for _, d := range sortedKeys(st.Dates) {
+	fmt.Fprintf(w, "  this run: committed %d, failed %d; rows in %d, rows out %d, quarantined %d; members rejected %d, skipped %d\n",
+		committed, failed, rowsIn, rowsOut, quarantined, rejected, skipped)
+	awaited := 0
+	for _, d := range res.Dates() {
 		ds := st.Dates[d]
-		line := fmt.Sprintf("  %s: %d archives, summary %s", d, ds.Archives, ds.Key)
+		line := fmt.Sprintf("  %s: %d archives, summary %s", d, ds.Archives, summaryURI(out, ds.Key))
+		switch {
+		case !ds.Written:
+			line += ", summary NOT WRITTEN"
+		case !ds.CheckOK:
+			line += ", CHECK FAILED"
+		default:
+			line += ", check OK"
+		}
 		if len(ds.Missing) > 0 {
 			line += fmt.Sprintf(", MISSING sources %v", ds.Missing)
-		}
-		if !ds.CheckOK {
-			line += ", CHECK FAILED"
+		} else if !ds.Complete {
+			awaited++
 		}
 		fmt.Fprintln(w, line)
 	}
-	if res.Code == 0 && len(res.Scan.Landed)+len(res.Scan.Pending) == 0 {
-		fmt.Fprintf(w, "OK: nothing new to ingest (no new or unfinished archive in the landing area); Parquet under %s/\n", strings.TrimSuffix(out, "/"))
-		return
+	if awaited > 0 {
+		fmt.Fprintf(w, "  %d of these dates still await expected sources (their deadlines are ahead)\n", awaited)
 	}
-	verdict := map[int]string{0: "OK: everything ingested", 1: "FAILED: reconciliation mismatch or error", 2: "DONE with rejections or quarantined rows (recorded in the summaries)"}[res.Code]
-	fmt.Fprintf(w, "%s; Parquet under %s/<table>/process_date=*/batch_id=*/\n", verdict, strings.TrimSuffix(out, "/"))
+	for _, f := range res.Findings {
+		fmt.Fprintln(w, "  "+f)
+	}
+	switch {
+	case res.Code == 0 && len(res.Taken) == 0:
+		fmt.Fprintf(w, "OK: nothing new to ingest; every archive in the landing area was committed and checked before; Parquet under %s/\n", strings.TrimSuffix(out, "/"))
+	case res.Code == 0:
+		fmt.Fprintf(w, "OK: every archive committed and checked; Parquet under %s/<table>/process_date=*/batch_id=*/\n", strings.TrimSuffix(out, "/"))
+	case res.Code == 2:
+		fmt.Fprintf(w, "DONE WITH FINDINGS (exit 2): %d, each recorded with its reason in the summaries\n", len(res.Findings))
+	default:
+		fmt.Fprintf(w, "FAILED (exit 1): %d problems above\n", len(res.Findings))
+	}
+}
+
+// summaryURI renders the summary.txt beside a summary.json key under out.
+func summaryURI(out, jsonKey string) string {
+	return strings.TrimSuffix(out, "/") + "/" + strings.TrimSuffix(jsonKey, ".json") + ".txt"
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {
@@ -175,7 +202,7 @@ func printSummaries(ctx context.Context, w io.Writer, e *pipeline.Env, o pipelin
 	if err != nil {
 		return
 	}
-	for _, d := range sortedKeys(res.Status.Dates) {
+	for _, d := range res.Dates() {
 		key := strings.TrimSuffix(res.Status.Dates[d].Key, ".json") + ".txt"
 		rc, err := out.Get(ctx, key)
 		if err != nil {

@@ -65,7 +65,7 @@ func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 		for _, p := range strings.Split(s.partitionsServed, ",") {
 			var n int
 			if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil {
-				return o, &exitError{code: 2, err: fmt.Errorf("serve-partitions %q: %w", p, err)}
+				return o, &exitError{code: exitUsage, err: fmt.Errorf("serve-partitions %q: %w", p, err)}
 			}
 			o.ServePartitions = append(o.ServePartitions, n)
 		}
@@ -94,8 +94,12 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 		}
 		defer closeAll()
 		st, err := build(ctx, e, o)
-		if err != nil {
-			return &exitError{code: 2, err: err}
+		var pe *pipeline.ProbeError
+		switch {
+		case errors.As(err, &pe):
+			return &exitError{code: exitFailure, err: err}
+		case err != nil:
+			return &exitError{code: exitUsage, err: err}
 		}
 		e.Log.Info("started")
 		err = st.Run(ctx)

@@ -23,9 +23,12 @@ type Config struct {
 	NKeyFile  string
 	User      string
 	Password  string
-	TLSCert   string
-	TLSKey    string
-	TLSCA     string
+	// Token authenticates with a token: the client sends it, and an embedded server started by
+	// Connect requires it (sluice's own loopback listener, see statedir).
+	Token   string
+	TLSCert string
+	TLSKey  string
+	TLSCA   string
 
 	StateDir string // embedded server store (StateDir/jetstream); required when URL is empty
 	Listen   string // embedded server listen address (host:port); empty = in-process only
@@ -122,7 +125,7 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	}
 	b := &Bus{Cfg: cfg, Subjects: cfg.Subjects, log: log}
 	// Errors of the client may quote the URL as given (a parse error does): scrub them.
-	secrets := append(urlSecrets(cfg.URL), cfg.Password)
+	secrets := append(urlSecrets(cfg.URL), cfg.Password, cfg.Token)
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -143,6 +146,9 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		}
 		b.Server = srv
 		opts = append(opts, nats.InProcessServer(srv))
+		if cfg.Token != "" {
+			opts = append(opts, nats.Token(cfg.Token))
+		}
 		url = srv.ClientURL()
 	} else {
 		auth, err := authOptions(cfg)
@@ -184,6 +190,7 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 		DontListen: cfg.Listen == "",
 		// The embedded server belongs to this process; keep JetStream's memory use modest.
 		JetStreamMaxMemory: 256 << 20,
+		Authorization:      cfg.Token,
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitHostPort(cfg.Listen)
@@ -206,6 +213,9 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 
 func authOptions(cfg Config) ([]nats.Option, error) {
 	var opts []nats.Option
+	if cfg.Token != "" {
+		opts = append(opts, nats.Token(cfg.Token))
+	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}

@@ -28,15 +28,19 @@ type File struct {
 
 // Partner is one data source.
 type Partner struct {
-	Name          string                 `yaml:"name"`
-	Landing       string                 `yaml:"landing,omitempty"`        // dir or s3://bucket/prefix (informational; --landing wins)
-	ArchiveGlob   string                 `yaml:"archive_glob,omitempty"`   // which archive names belong to this partner, default "*.tar.gz"
-	MemberPattern string                 `yaml:"member_pattern,omitempty"` // regexp with named groups table, date, batch
-	Delimiter     string                 `yaml:"delimiter,omitempty"`      // one character, default ","
-	Encoding      string                 `yaml:"encoding,omitempty"`       // utf-8 (default), latin1, windows-1252
-	NullTokens    []string               `yaml:"null_tokens,omitempty"`
-	Tables        map[string]TableConfig `yaml:"tables,omitempty"`
-	Expected      *Expected              `yaml:"expected,omitempty"`
+	Name          string `yaml:"name"`
+	Landing       string `yaml:"landing,omitempty"`        // dir or s3://bucket/prefix (informational; --landing wins)
+	ArchiveGlob   string `yaml:"archive_glob,omitempty"`   // which archive names belong to this partner, default "*.tar.gz"
+	MemberPattern string `yaml:"member_pattern,omitempty"` // regexp with named groups table, date, batch
+	// MemberMatch says what member_pattern is matched against: "name" (default), the member's
+	// base name (data/x_20250301_1.csv → x_20250301_1.csv), or "path", its whole path inside
+	// the archive (data/x_20250301_1.csv), for partners that keep the date or batch in a folder.
+	MemberMatch string                 `yaml:"member_match,omitempty"`
+	Delimiter   string                 `yaml:"delimiter,omitempty"` // one character, default ","
+	Encoding    string                 `yaml:"encoding,omitempty"`  // utf-8 (default), latin1, windows-1252
+	NullTokens  []string               `yaml:"null_tokens,omitempty"`
+	Tables      map[string]TableConfig `yaml:"tables,omitempty"`
+	Expected    *Expected              `yaml:"expected,omitempty"`
 
 	re *regexp.Regexp
 }
@@ -127,6 +131,13 @@ func (f *File) Validate() error {
 			}
 		}
 		p.re = re
+		switch p.MemberMatch {
+		case "":
+			p.MemberMatch = "name"
+		case "name", "path":
+		default:
+			return fmt.Errorf("partner %s: member_match must be name or path, got %q", p.Name, p.MemberMatch)
+		}
 		if p.Delimiter == "" {
 			p.Delimiter = ","
 		}
@@ -185,8 +196,18 @@ type MemberName struct {
 	Batch       string
 }
 
-// ParseMember parses a member's base name with the partner pattern. ok is false for a name that
-// is not a table file (it does not match, or the date is not a calendar date).
+// MatchTarget is the part of a member's path inside the archive that member_pattern is matched
+// against: its base name, or (member_match: path) the whole path without a leading "./".
+func (p *Partner) MatchTarget(member string) string {
+	if p.MemberMatch == "path" {
+		return strings.TrimPrefix(path.Clean(member), "./")
+	}
+	return path.Base(member)
+}
+
+// ParseMember parses a member name (see MatchTarget) with the partner pattern. ok is false for a
+// name that is not a table file (it does not match, or the date is not a calendar date). The date
+// group may be written YYYYMMDD or YYYY-MM-DD.
 func (p *Partner) ParseMember(base string) (MemberName, bool) {
 	re := p.re
 	if re == nil {
@@ -202,7 +223,9 @@ func (p *Partner) ParseMember(base string) (MemberName, bool) {
 	}
 	d, err := time.Parse("20060102", mn.Date)
 	if err != nil {
-		return MemberName{}, false
+		if d, err = time.Parse(time.DateOnly, mn.Date); err != nil {
+			return MemberName{}, false
+		}
 	}
 	mn.ProcessDate = d.Format("2006-01-02")
 	return mn, true

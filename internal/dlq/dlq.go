@@ -189,7 +189,7 @@ func subjectPrefix(subject string) string {
 type Outcome struct {
 	Seq    uint64
 	Kind   Kind
-	Action string // "re-extracted", "re-merged", "republished"
+	Action string // "re-extraction requested" (a running extractor or the next `run --once` does it), "re-merged", "republished"
 	Detail string
 	Err    error // nil: retried and deleted from the DLQ
 }
@@ -254,7 +254,7 @@ func (q *Queue) retry(ctx context.Context, l Letter) Outcome {
 	o := Outcome{Seq: l.Seq, Kind: l.Kind()}
 	switch o.Kind {
 	case KindArchive:
-		o.Action = "re-extracted"
+		o.Action = "re-extraction requested"
 		id := l.Archive()
 		switch {
 		case id == "":

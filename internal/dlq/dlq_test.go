@@ -280,7 +280,7 @@ func TestExtractorDeadLetterReextracts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "names no archive") || len(outs) != 3 {
 		t.Fatalf("retry all: %+v %v", outs, err)
 	}
-	if outs[0].Err != nil || outs[0].Action != "re-extracted" || outs[1].Err != nil || !strings.Contains(outs[1].Detail, "same archive") {
+	if outs[0].Err != nil || outs[0].Action != "re-extraction requested" || outs[1].Err != nil || !strings.Contains(outs[1].Detail, "same archive") {
 		t.Fatalf("outcomes: %+v", outs)
 	}
 	rec, _, err := led.Get(ctx, archive)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,22 +39,26 @@ type Transition struct {
 
 // Record is the ledger entry of one archive content identity.
 type Record struct {
-	ArchiveID  string       `json:"archive_id"`
-	SHA256     string       `json:"sha256"`
-	URI        string       `json:"uri"`  // first location the bytes were seen at
-	Name       string       `json:"name"` // base name at that location
-	Size       int64        `json:"size"`
-	Partner    string       `json:"partner,omitempty"`
-	State      State        `json:"state"`
-	Reason     string       `json:"reason,omitempty"`
-	Attempt    uint32       `json:"attempt"`
-	Duplicates []string     `json:"duplicates,omitempty"` // other locations with the same bytes
-	Tables     int          `json:"tables,omitempty"`
-	RowsIn     int64        `json:"rows_in,omitempty"`
-	RowsOut    int64        `json:"rows_out,omitempty"`
-	Replays    int          `json:"replays,omitempty"`
-	History    []Transition `json:"history,omitempty"`
-	UpdatedMs  int64        `json:"updated_ms"`
+	ArchiveID  string   `json:"archive_id"`
+	SHA256     string   `json:"sha256"`
+	URI        string   `json:"uri"`  // first location the bytes were seen at
+	Name       string   `json:"name"` // base name at that location
+	Size       int64    `json:"size"`
+	Partner    string   `json:"partner,omitempty"`
+	State      State    `json:"state"`
+	Reason     string   `json:"reason,omitempty"`
+	Attempt    uint32   `json:"attempt"`
+	Duplicates []string `json:"duplicates,omitempty"` // other locations with the same bytes
+	Tables     int      `json:"tables,omitempty"`
+	RowsIn     int64    `json:"rows_in,omitempty"`
+	RowsOut    int64    `json:"rows_out,omitempty"`
+	Replays    int      `json:"replays,omitempty"`
+	// TablesCommitted are the tables whose batch of the current attempt a merger committed
+	// (objects written, BatchCommitted published). A merger that receives a marker alone after a
+	// crash (its chunks were acked) tells from it that the batch is done. Reset with the attempt.
+	TablesCommitted []string     `json:"tables_committed,omitempty"`
+	History         []Transition `json:"history,omitempty"`
+	UpdatedMs       int64        `json:"updated_ms"`
 }
 
 // SetState moves the record to s, appending to its history.
@@ -195,6 +200,24 @@ func rank(s State) int {
 		return 3
 	}
 	return -1
+}
+
+// BatchCommitted records that table's batch of the archive's attempt is committed.
+func (l *Ledger) BatchCommitted(ctx context.Context, id string, attempt uint32, table string) error {
+	_, err := l.Update(ctx, id, func(r *Record) error {
+		if r.Attempt != attempt || slices.Contains(r.TablesCommitted, table) {
+			return ErrSkip
+		}
+		r.TablesCommitted = append(r.TablesCommitted, table)
+		return nil
+	})
+	return err
+}
+
+// BatchSettled reports whether the record shows table's batch of attempt done: the table
+// committed at that attempt, the whole archive committed at it, or a newer attempt started.
+func (r Record) BatchSettled(attempt uint32, table string) bool {
+	return r.Attempt > attempt || r.Attempt == attempt && (r.State == Committed || slices.Contains(r.TablesCommitted, table))
 }
 
 // GetPath returns the path index entry of a location.

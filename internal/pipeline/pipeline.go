@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,9 @@ import (
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
+// processStart is when this process started (near enough): the cut-off of ReclaimStale.
+var processStart = time.Now()
+
 // Options are the stage settings of one process.
 type Options struct {
 	Landing            string // directory or s3://bucket/prefix
@@ -45,7 +50,12 @@ type Options struct {
 	SpillDir           string
 	ServePartitions    []int
 	Instance           string
-	S3                 objstore.Options // endpoint, path style; Logger/Registerer are filled from Env
+	// ReclaimStale: the merger removes every unfinished upload and temporary file under Out at
+	// start, whatever its age (default: older than an hour). Set when this process owns its state
+	// dir and runs all the stages, so nothing else of this pipeline can be writing: what is there
+	// was left by a run that crashed.
+	ReclaimStale bool
+	S3           objstore.Options // endpoint, path style; Logger/Registerer are filled from Env
 }
 
 // Env is what the stages share in one process.
@@ -58,6 +68,7 @@ type Env struct {
 
 	mu      sync.Mutex
 	buckets map[string]objstore.Bucket
+	probed  map[string]bool // S3 locations Probe found usable
 }
 
 // NewEnv builds an Env over a connected bus (streams ensured).
@@ -75,7 +86,7 @@ func NewEnv(ctx context.Context, b *bus.Bus, partners *config.File, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	return &Env{Log: log, Bus: b, Partners: partners, Ledger: ledger.New(kv, nil), Reg: reg, buckets: map[string]objstore.Bucket{}}, nil
+	return &Env{Log: log, Bus: b, Partners: partners, Ledger: ledger.New(kv, nil), Reg: reg, buckets: map[string]objstore.Bucket{}, probed: map[string]bool{}}, nil
 }
 
 // Close closes the buckets the Env opened.
@@ -116,6 +127,38 @@ func (e *Env) Bucket(ctx context.Context, location string, o objstore.Options) (
 	return b, nil
 }
 
+// checkedBucket opens the bucket at location and, the first time for an S3 location, probes it
+// (objstore.Probe: write, read back and delete with write, else list) so that wrong credentials
+// or a missing bucket stop the stage at start with the reason. Folders are checked by opening.
+func (e *Env) checkedBucket(ctx context.Context, location string, o objstore.Options, write bool) (objstore.Bucket, error) {
+	b, err := e.Bucket(ctx, location, o)
+	if err != nil || !strings.HasPrefix(location, "s3://") {
+		return b, err
+	}
+	e.mu.Lock()
+	done := e.probed[location]
+	e.mu.Unlock()
+	if done {
+		return b, nil
+	}
+	if err := objstore.Probe(ctx, b, write); err != nil {
+		return nil, &ProbeError{Location: location, Err: err}
+	}
+	e.mu.Lock()
+	e.probed[location] = true
+	e.mu.Unlock()
+	return b, nil
+}
+
+// ProbeError is a location that failed its start-up probe.
+type ProbeError struct {
+	Location string
+	Err      error
+}
+
+func (e *ProbeError) Error() string { return "check " + e.Location + ": " + e.Err.Error() }
+func (e *ProbeError) Unwrap() error { return e.Err }
+
 // OpenURI opens an archive named by an ArchiveLanded event (file:// or s3://).
 func (e *Env) OpenURI(ctx context.Context, uri string, o objstore.Options) (io.ReadCloser, error) {
 	u, err := url.Parse(uri)
@@ -144,7 +187,7 @@ func NewProducer(ctx context.Context, e *Env, o Options) (*producer.Producer, er
 	}
 	deps := producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log.With("stage", "producer"), Metrics: e.Reg}
 	if strings.HasPrefix(o.Landing, "s3://") {
-		b, err := e.Bucket(ctx, o.Landing, o.S3)
+		b, err := e.checkedBucket(ctx, o.Landing, o.S3, false)
 		if err != nil {
 			return nil, err
 		}
@@ -167,12 +210,17 @@ func NewMerger(ctx context.Context, e *Env, o Options) (*merger.Merger, error) {
 	if o.Out == "" {
 		return nil, errors.New("output location required")
 	}
-	out, err := e.Bucket(ctx, o.Out, o.S3)
+	out, err := e.checkedBucket(ctx, o.Out, o.S3, true)
 	if err != nil {
 		return nil, err
 	}
-	return merger.New(merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, ZstdLevel: o.ZstdLevel, SpillDir: o.SpillDir},
-		merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Log: e.Log.With("stage", "merger"), Metrics: e.Reg})
+	mc := merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, ZstdLevel: o.ZstdLevel, SpillDir: o.SpillDir}
+	if o.ReclaimStale {
+		// Everything older than this process: nothing of ours was writing yet.
+		mc.StaleUploadAge = max(time.Since(processStart), time.Millisecond)
+	}
+	return merger.New(mc,
+		merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "merger"), Metrics: e.Reg})
 }
 
 // NewSummarizer builds the summarizer writing to o.Out.
@@ -180,7 +228,7 @@ func NewSummarizer(ctx context.Context, e *Env, o Options) (*summarizer.Summariz
 	if o.Out == "" {
 		return nil, errors.New("output location required")
 	}
-	out, err := e.Bucket(ctx, o.Out, o.S3)
+	out, err := e.checkedBucket(ctx, o.Out, o.S3, true)
 	if err != nil {
 		return nil, err
 	}
@@ -190,15 +238,28 @@ func NewSummarizer(ctx context.Context, e *Env, o Options) (*summarizer.Summariz
 
 // Result is the outcome of a once run.
 type Result struct {
-	Scan   producer.ScanResult
-	Status summarizer.Status
-	Took   time.Duration
-	Code   int // 0 all ingested, 2 finished with recorded rejections/quarantine, 1 failure
+	Scan producer.ScanResult
+	// Resumed are archives taken up again: unfinished in the ledger (a run that crashed, a
+	// re-extraction or retry requested since) though their files were already known.
+	Resumed []string
+	// Found are every archive this run answers for: the landing area's archives (new, resumed or
+	// done before) and every archive the ledger held unfinished.
+	Found []string
+	// Taken are the archives this run waited for (new and resumed).
+	Taken []string
+	// done are found archives the ledger shows committed by an earlier run; the events stream
+	// may have forgotten them (it keeps 30 days), so the verdict takes the ledger's word.
+	done     map[string]bool
+	Status   summarizer.Status
+	Took     time.Duration
+	Code     int      // 0 all ingested and checked, 2 finished with recorded findings, 1 failure
+	Findings []string // why Code is not 0, one line each
 }
 
-// Run starts every stage. In once mode it returns when every archive found at start is
-// terminal and summarized; otherwise it runs until ctx is done. started, when non-nil, is
-// called with the summarizer once the stages run (for a progress display).
+// Run starts every stage. In once mode it returns when every archive found at start (in the
+// landing area, or unfinished in the ledger) is terminal and summarized; otherwise it runs until
+// ctx is done. started, when non-nil, is called with the summarizer once the stages run (for a
+// progress display).
 func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summarizer)) (*Result, error) {
 	begin := time.Now()
 	if o.SpillDir == "" {
@@ -246,15 +307,21 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	}
 
 	res := &Result{}
-	res.Scan, err = prod.Scan(gctx)
-	if err != nil {
+	stop := func(err error) (*Result, error) {
 		cancel()
 		_ = g.Wait()
-		return nil, fmt.Errorf("scan landing: %w", err)
+		return nil, err
 	}
-	e.Log.Info("landing scanned", "new", len(res.Scan.Landed), "pending", len(res.Scan.Pending),
-		"duplicates", len(res.Scan.Duplicates), "unchanged", res.Scan.Unchanged)
-	wait := append(append([]string{}, res.Scan.Landed...), res.Scan.Pending...)
+	res.Scan, err = prod.Scan(gctx)
+	if err != nil {
+		return stop(fmt.Errorf("scan landing: %w", err))
+	}
+	wait, err := onceWork(gctx, e.Ledger, res)
+	if err != nil {
+		return stop(err)
+	}
+	e.Log.Info("landing scanned", "new", len(res.Scan.Landed), "resumed", len(res.Resumed),
+		"duplicates", len(res.Scan.Duplicates), "unchanged", res.Scan.Unchanged, "waiting_for", len(wait))
 	type waited struct {
 		st  summarizer.Status
 		err error
@@ -284,26 +351,143 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 		return nil, werr
 	}
 	res.Status, res.Took = w.st, time.Since(begin)
-	res.Code = ExitCode(w.st, wait)
+	out, err := e.Bucket(ctx, o.Out, o.S3)
+	if err != nil {
+		return nil, err
+	}
+	res.Code, res.Findings = Verdict(ctx, w.st, res.Found, res.done, out)
 	return res, nil
 }
 
-// ExitCode maps a final status to the process exit code of a once run: 1 when a check failed
-// (rows in != rows out), 2 when anything was rejected, quarantined or failed with a recorded
-// reason, else 0. Only the archives of this run (ids) count.
-func ExitCode(st summarizer.Status, ids []string) int {
-	code := 0
-	for _, id := range ids {
-		a, ok := st.Archives[id]
-		if !ok {
-			continue
-		}
-		switch {
-		case a.Checked && !a.CheckOK:
-			return 1
-		case a.State == summarizer.StateFailed, a.Quarantined > 0, a.Rejected > 0:
-			code = 2
+// onceWork completes res with what a once run answers for and returns the archives to wait for:
+// those the scan published (new, or landed again), and every archive the ledger holds in a
+// state that is not terminal — whether its file is unchanged since a run that crashed, a
+// re-extraction or dead-letter retry was requested since, or its file is gone (it then fails
+// with the reason, which is reported). Found is the landing area's archives plus those.
+func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) ([]string, error) {
+	recs, err := l.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	taken := map[string]bool{}
+	for _, id := range res.Scan.Landed {
+		taken[id] = true
+	}
+	wait := slices.Clone(res.Scan.Landed)
+	for _, id := range res.Scan.Pending {
+		if !taken[id] {
+			taken[id] = true
+			wait = append(wait, id)
+			res.Resumed = append(res.Resumed, id)
 		}
 	}
-	return code
+	for _, r := range recs {
+		switch r.State {
+		case ledger.Committed, ledger.Failed:
+			continue
+		}
+		if !taken[r.ArchiveID] {
+			taken[r.ArchiveID] = true
+			wait = append(wait, r.ArchiveID)
+			res.Resumed = append(res.Resumed, r.ArchiveID)
+		}
+	}
+	found := maps.Clone(taken)
+	state := map[string]ledger.State{}
+	for _, r := range recs {
+		state[r.ArchiveID] = r.State
+	}
+	res.done = map[string]bool{}
+	for _, id := range res.Scan.Seen {
+		found[id] = true
+		if !taken[id] && state[id] == ledger.Committed {
+			res.done[id] = true
+		}
+	}
+	res.Found = slices.Sorted(maps.Keys(found))
+	res.Taken = wait
+	return wait, nil
+}
+
+// Verdict decides the exit code of a once run over the archives it answers for (found) and the
+// process dates they touch, and says why it is not 0:
+//   - 1 (failure) when an archive is not terminal, a post-merge check failed, or a date's
+//     summary is not written (checked by reading it back from out);
+//   - 2 (findings, each recorded in the summaries) when an archive failed, rows were quarantined,
+//     members were rejected, no member of an archive was taken as a table, or expected sources
+//     are missing after their deadline;
+//   - 0 otherwise: every archive committed and checked, every summary written.
+//
+// Dates whose expected sources are still awaited (deadline ahead) are not findings.
+func Verdict(ctx context.Context, st summarizer.Status, found []string, done map[string]bool, out objstore.Bucket) (int, []string) {
+	code := 0
+	var findings []string
+	note := func(c int, format string, args ...any) {
+		if c == 1 || code == 0 {
+			code = c
+		}
+		findings = append(findings, fmt.Sprintf(format, args...))
+	}
+	dates := map[string]bool{}
+	for _, id := range found {
+		a, ok := st.Archives[id]
+		switch {
+		case !ok && done[id]:
+			continue // committed by an earlier run, older than the events stream remembers
+		case !ok:
+			note(1, "archive %s: no events (not landed?)", id)
+			continue
+		case a.State == summarizer.StatePending:
+			note(1, "archive %s (%s): not finished", a.Name, id)
+		case a.Checked && !a.CheckOK:
+			note(1, "archive %s (%s): check failed: %s", a.Name, id, a.Reason)
+		case a.State == summarizer.StateFailed:
+			note(2, "archive %s (%s) failed: %s", a.Name, id, a.Reason)
+		case a.State == summarizer.StateCommitted && a.Tables == 0:
+			why := "no members"
+			if a.Skipped > 0 {
+				why = fmt.Sprintf("%d members skipped (%s)", a.Skipped, strings.Join(a.SkipReasons, "; "))
+			}
+			note(2, "archive %s (%s): no member was taken as a table: %s — check the partner's member_pattern", a.Name, id, why)
+		}
+		if a.Quarantined > 0 {
+			note(2, "archive %s (%s): %d rows quarantined", a.Name, id, a.Quarantined)
+		}
+		if a.Rejected > 0 {
+			note(2, "archive %s (%s): %d members rejected", a.Name, id, a.Rejected)
+		}
+		for _, d := range a.Dates {
+			dates[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dates)) {
+		ds := st.Dates[d]
+		switch {
+		case !ds.Written:
+			note(1, "%s: summary not written", d)
+			continue
+		case !ds.CheckOK:
+			note(1, "%s: summary check failed (%s)", d, ds.Key)
+		}
+		if len(ds.Missing) > 0 {
+			note(2, "%s: expected sources missing after the deadline: %s", d, strings.Join(ds.Missing, ", "))
+		}
+		if out != nil {
+			if _, err := out.Stat(ctx, ds.Key); err != nil {
+				note(1, "%s: summary %s not readable: %v", d, out.URI(ds.Key), err)
+			}
+		}
+	}
+	return code, findings
+}
+
+// Dates are the process dates touched by the archives the run answers for, in order.
+func (r *Result) Dates() []string {
+	set := map[string]bool{}
+	for _, id := range r.Found {
+		for _, d := range r.Status.Archives[id].Dates {
+			set[d] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
