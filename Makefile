@@ -15,7 +15,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 build: ## build bin/sluice
-	$(GO) build -o bin/sluice ./cmd/sluice
+	$(GO) build -buildvcs=auto -o bin/sluice ./cmd/sluice
 
 tools: ## install the test dependencies (versitygw S3 server, protoc-gen-go)
 	@command -v versitygw >/dev/null 2>&1 || { echo "installing versitygw $(VERSITYGW_VERSION)"; $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }

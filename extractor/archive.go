@@ -157,7 +157,6 @@ func openArchive(ctx context.Context, open func(context.Context, string) (io.Rea
 // label; reasons with details (line numbers) use the class as a prefix.
 const (
 	reasonNotTable      = "not a table file"
-	reasonDirectory     = "directory"
 	reasonEmpty         = "empty file"
 	reasonMetadata      = "tar metadata entry"
 	reasonUnsupported   = "unsupported entry type"
@@ -201,8 +200,6 @@ func entryReason(h *tar.Header) (kind, reason string) {
 			return kindRejected, reasonSparse
 		}
 		return "", ""
-	case tar.TypeDir:
-		return kindSkipped, reasonDirectory
 	case tar.TypeSymlink:
 		return kindRejected, reasonSymlink
 	case tar.TypeLink:

@@ -299,8 +299,12 @@ func (j *job) run(ctx context.Context) error {
 	return nil
 }
 
-// member handles one tar entry.
+// member handles one tar entry. A directory entry is structure, not a member: it is neither
+// taken nor reported (its files are, by their paths).
 func (j *job) member(ctx context.Context, tr *tar.Reader, h *tar.Header) error {
+	if h.Typeflag == tar.TypeDir {
+		return nil
+	}
 	name, reason := memberPath(h.Name)
 	display := strings.ToValidUTF8(name, "\uFFFD")
 	if reason != "" {

@@ -40,7 +40,7 @@ func (p *Producer) scanDir(ctx context.Context, st *scanState) error {
 		}
 		partner, skip := p.classify(rel)
 		if skip != "" {
-			st.res.Ignored = append(st.res.Ignored, rel)
+			p.skip(st, rel, skip)
 			return nil
 		}
 		c, err := p.localCandidate(abs, rel, partner)

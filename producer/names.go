@@ -11,6 +11,9 @@ const (
 	skipTemporary = "temporary name"
 	skipNoPartner = "no partner archive_glob matches"
 	skipHiddenDir = "inside a hidden or underscore folder"
+	// SkipAmbiguous starts the reason of a name that several partners' archive_globs match: which
+	// partner's settings apply is unknown, so it is not taken (ScanResult.Ambiguous).
+	SkipAmbiguous = "archive_glob of several partners matches"
 )
 
 // ignoredBase reports why a base name is never an archive: names writers use while a file is
@@ -41,25 +44,42 @@ func (p *Producer) classify(rel string) (partner, skip string) {
 			return "", skipHiddenDir
 		}
 	}
-	if name, ok := p.matchPartner(base); ok {
-		return name, ""
+	if name, skip, ok := p.matchPartner(base); ok {
+		return name, skip
 	}
 	// "*.tgz" is accepted wherever "*.tar.gz" is: match the name as if it had the long suffix.
 	if lower := strings.ToLower(base); strings.HasSuffix(lower, ".tgz") {
-		if name, ok := p.matchPartner(base[:len(base)-len(".tgz")] + ".tar.gz"); ok {
-			return name, ""
+		if name, skip, ok := p.matchPartner(base[:len(base)-len(".tgz")] + ".tar.gz"); ok {
+			return name, skip
 		}
 	}
 	return "", skipNoPartner
 }
 
-// matchPartner returns the partner for base when some partner's archive_glob matches it; the
-// partner is the one config.File.PartnerFor picks (the first match).
-func (p *Producer) matchPartner(base string) (string, bool) {
-	for _, pt := range p.partners.Partners {
-		if ok, _ := path.Match(pt.ArchiveGlob, base); ok {
-			return p.partners.PartnerFor(base).Name, true
+// matchPartner returns the partner whose archive_glob matches base; when the globs written in
+// the configuration of several partners match, it returns a skip reason naming them
+// (SkipAmbiguous) instead of guessing. A partner without archive_glob is a fallback: it takes
+// what no written glob matches.
+func (p *Producer) matchPartner(base string) (partner, skip string, ok bool) {
+	var names []string
+	fallback := ""
+	for i := range p.partners.Partners {
+		pt := &p.partners.Partners[i]
+		if m, _ := path.Match(pt.ArchiveGlob, base); m {
+			if pt.Fallback() {
+				if fallback == "" {
+					fallback = pt.Name
+				}
+				continue
+			}
+			names = append(names, pt.Name)
 		}
 	}
-	return "", false
+	switch len(names) {
+	case 0:
+		return fallback, "", fallback != ""
+	case 1:
+		return names[0], "", true
+	}
+	return "", SkipAmbiguous + ": " + strings.Join(names, ", "), true
 }

@@ -127,6 +127,9 @@ type ScanResult struct {
 	// Ignored are names skipped: temporary names, dot/underscore names and folders, names no
 	// partner's archive_glob matches, non-regular files. Relative to the landing root.
 	Ignored []string
+	// Ambiguous are names (relative to the landing root) that several partners' archive_globs
+	// match, with the reason naming them; they are not taken and are reported.
+	Ambiguous []Ignored
 	// Waiting are local files not taken yet because they are still changing (StableFor). In
 	// Once mode Scan waits for them before returning, so Waiting is then empty unless ctx ended.
 	Waiting []string
@@ -148,10 +151,11 @@ type Producer struct {
 	m        *metrics
 	sleep    func(context.Context, time.Duration) error
 
-	mu    sync.Mutex
-	paths map[string]ledger.PathEntry // uri -> version known to be published (mirror of the path index)
-	obs   map[string]observation      // uri -> local file still settling
-	cur   *cursor                     // S3 listing cursor; nil for a directory
+	mu     sync.Mutex
+	paths  map[string]ledger.PathEntry // uri -> version known to be published (mirror of the path index)
+	obs    map[string]observation      // uri -> local file still settling
+	warned map[string]bool             // ambiguous names already logged
+	cur    *cursor                     // S3 listing cursor; nil for a directory
 }
 
 // observation is the last size and mtime seen of a local file that was not yet stable.
@@ -181,6 +185,7 @@ func New(cfg Config, deps Deps) (*Producer, error) {
 		sleep:    sleepCtx,
 		paths:    map[string]ledger.PathEntry{},
 		obs:      map[string]observation{},
+		warned:   map[string]bool{},
 	}
 	if p.partners == nil {
 		p.partners = &config.File{}
@@ -289,11 +294,28 @@ func (p *Producer) Scan(ctx context.Context) (ScanResult, error) {
 	return st.res, err
 }
 
+// Ignored is a name not taken, with the reason.
+type Ignored struct {
+	Name, Reason string
+}
+
 // scanState accumulates one Scan.
 type scanState struct {
 	res      ScanResult
 	seen     map[string]bool
 	itemErrs []error
+}
+
+// skip records a name that is not taken.
+func (p *Producer) skip(st *scanState, rel, reason string) {
+	st.res.Ignored = append(st.res.Ignored, rel)
+	if strings.HasPrefix(reason, SkipAmbiguous) {
+		st.res.Ambiguous = append(st.res.Ambiguous, Ignored{Name: rel, Reason: reason})
+		if !p.warned[rel] {
+			p.warned[rel] = true
+			p.log.Warn("archive not taken: its name matches several partners", "name", rel, "reason", reason)
+		}
+	}
 }
 
 func (s *scanState) addSeen(id string) {

@@ -75,7 +75,7 @@ func (p *Producer) scanBucket(ctx context.Context, st *scanState) (string, error
 		}
 		partner, skip := p.classify(a.Key)
 		if skip != "" {
-			st.res.Ignored = append(st.res.Ignored, a.Key)
+			p.skip(st, a.Key, skip)
 			continue
 		}
 		key := a.Key

@@ -13,11 +13,16 @@ func renderText(doc SummaryJSON) []byte {
 	var b strings.Builder
 	t := doc.Totals
 	fmt.Fprintf(&b, "sluice summary · process date %s\n", doc.ProcessDate)
-	complete := "complete"
+	// "complete" is about the expected sources only; a failed archive is said separately, so a
+	// date with one never reads as complete.
+	sources := "sources complete"
 	if !doc.Complete {
-		complete = "INCOMPLETE"
+		sources = "sources INCOMPLETE"
 	}
-	fmt.Fprintf(&b, "check %s · %s", doc.Check, complete)
+	fmt.Fprintf(&b, "check %s · %s", doc.Check, sources)
+	if t.Failed > 0 {
+		fmt.Fprintf(&b, " · %d archives FAILED", t.Failed)
+	}
 	if doc.AsOf != "" {
 		fmt.Fprintf(&b, " · as of %s", doc.AsOf)
 	}

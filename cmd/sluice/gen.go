@@ -21,9 +21,9 @@ func cmdGen(_ context.Context, args []string) error {
 	fs.IntVar(&cfg.Archives, "archives", 2, "archives per day")
 	fs.IntVar(&cfg.Tables, "tables", 6, "tables in the catalogue")
 	fs.IntVar(&cfg.RowsPerMember, "rows", 2000, "rows per member (±50%)")
-	fs.Int64Var(&cfg.TargetBytes, "target-bytes", 0, "aim for this many CSV bytes in total (overrides --rows)")
+	fs.Var(sizeValue{&cfg.TargetBytes}, "target-bytes", "aim for this many CSV bytes in total (overrides --rows), e.g. 100MB")
 	fs.BoolVar(&cfg.LargeTable, "large-table", false, "one table much larger than the others")
-	fs.Int64Var(&cfg.HugeMemberBytes, "huge-member", 0, "also write one archive with a single member of about this many bytes")
+	fs.Var(sizeValue{&cfg.HugeMemberBytes}, "huge-member", "also write one archive with a single member of about this size, e.g. 1GiB")
 	noDrift := fs.Bool("no-drift", false, "keep schemas fixed across days")
 	noExtras := fs.Bool("no-extras", false, "no non-table members (README.txt, manifest.json, notes.csv)")
 	if err := fs.Parse(args); err != nil {

@@ -52,10 +52,12 @@ func commands() []command {
 		{"reextract", "re-run extraction of one archive", cmdReextract},
 		{"replay", "re-merge a table from the rows stream, rewriting the same objects", cmdReplay},
 		{"dlq", "list, show or retry dead letters", cmdDLQ},
+		{"version", "print the version and VCS revision of this binary", cmdVersion},
 	}
 }
 
 func usage() {
+	fmt.Fprintln(os.Stderr, versionString())
 	fmt.Fprintln(os.Stderr, "usage: sluice <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
@@ -71,6 +73,9 @@ func main() {
 	switch os.Args[1] {
 	case "-h", "-help", "--help", "help":
 		usage()
+		os.Exit(exitOK)
+	case "-version", "--version", "-v":
+		printVersion(os.Stdout)
 		os.Exit(exitOK)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -366,6 +366,13 @@ func TestRunOnceFindings(t *testing.T) {
 			t.Fatalf("exit %d, want %d with the reason:\n%s", code, exitFindings, outp)
 		}
 	})
+	t.Run("archive of two partners", func(t *testing.T) {
+		conf := write("two.yaml", "partners:\n  - name: a\n    archive_glob: 'partner_*'\n  - name: b\n    archive_glob: '*.tar.gz'\n")
+		code, outp := runOnce(t, "--landing", landing, "--out", filepath.Join(dir, "out4"), "--state", filepath.Join(dir, "s4"), "--config", conf)
+		if code != exitFindings || !strings.Contains(outp, "archive_glob of several partners matches: a, b") {
+			t.Fatalf("exit %d, want %d naming both partners:\n%s", code, exitFindings, outp)
+		}
+	})
 	t.Run("expected sources awaited", func(t *testing.T) {
 		conf := write("expected.yaml", "partners:\n  - name: p\n    expected:\n      sources: [\"partner_{date}_*.tar.gz\", \"other_{date}.tar.gz\"]\n      deadline: 20000h\n")
 		out := filepath.Join(dir, "out2")

@@ -44,7 +44,8 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 			fs.IntVar(&s.extractWindow, "publish-window", 0, "chunks in flight per extractor (0 = default 64; memory ≈ window × chunk size)")
 			fs.StringVar(&s.chunkCodec, "chunk-codec", "s2", "how chunk data is sent: s2 (each chunk compressed by the extractor when that saves at least 1/8) or none")
 		case "merge":
-			fs.Int64Var(&s.memoryBudget, "memory-budget", 256<<20, "merger memory budget in bytes (buffered chunks and builders)")
+			s.memoryBudget = 256 << 20
+			fs.Var(sizeValue{&s.memoryBudget}, "memory-budget", "merger memory budget (buffered chunks and builders), bytes or with a unit: 256MiB, 1GiB")
 			fs.IntVar(&s.zstdLevel, "parquet-zstd-level", merger.DefaultZstdLevel, "zstd level of the Parquet objects: 1 fastest … 22 (2-5 ≈ zstd's default 3: ~2% smaller, ~20% more encoder CPU)")
 			fs.StringVar(&s.partitionsServed, "serve-partitions", "", "comma-separated partitions this merger serves (default all)")
 			fs.StringVar(&s.instance, "instance", "", "merger instance name (default hostname-pid)")

@@ -43,7 +43,13 @@ type Partner struct {
 	Expected    *Expected              `yaml:"expected,omitempty"`
 
 	re *regexp.Regexp
+	// anyArchive: archive_glob was not given (the default "*.tar.gz"): the partner takes the
+	// archives no other partner's glob names, a fallback rather than a competing claim.
+	anyArchive bool
 }
+
+// Fallback reports whether the partner's archive_glob is the default one, not given in the file.
+func (p *Partner) Fallback() bool { return p.anyArchive }
 
 // TableConfig carries per-table type hints. A hint is a starting type that may widen; an override
 // (strict) fixes the type and quarantines values that do not parse.
@@ -113,7 +119,7 @@ func (f *File) Validate() error {
 		}
 		seen[p.Name] = true
 		if p.ArchiveGlob == "" {
-			p.ArchiveGlob = "*.tar.gz"
+			p.ArchiveGlob, p.anyArchive = "*.tar.gz", true
 		}
 		if _, err := path.Match(p.ArchiveGlob, ""); err != nil {
 			return fmt.Errorf("partner %s: archive_glob: %w", p.Name, err)
@@ -166,14 +172,23 @@ func (f *File) Validate() error {
 	return nil
 }
 
-// PartnerFor returns the first partner whose archive_glob matches the archive's base name, or
-// the first partner when none does.
+// PartnerFor returns the first partner whose written archive_glob matches the archive's base
+// name, else the first fallback partner (no archive_glob) that does, else the first partner.
 func (f *File) PartnerFor(archiveName string) *Partner {
 	base := path.Base(strings.ReplaceAll(archiveName, "\\", "/"))
+	var fallback *Partner
 	for i := range f.Partners {
 		if ok, _ := path.Match(f.Partners[i].ArchiveGlob, base); ok {
-			return &f.Partners[i]
+			if !f.Partners[i].anyArchive {
+				return &f.Partners[i]
+			}
+			if fallback == nil {
+				fallback = &f.Partners[i]
+			}
 		}
+	}
+	if fallback != nil {
+		return fallback
 	}
 	return &f.Partners[0]
 }

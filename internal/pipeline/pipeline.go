@@ -356,6 +356,12 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 		return nil, err
 	}
 	res.Code, res.Findings = Verdict(ctx, w.st, res.Found, res.done, out)
+	for _, a := range res.Scan.Ambiguous {
+		if res.Code == 0 {
+			res.Code = 2
+		}
+		res.Findings = append(res.Findings, fmt.Sprintf("%s not taken: %s (make the archive_globs exclusive)", a.Name, a.Reason))
+	}
 	return res, nil
 }
 
