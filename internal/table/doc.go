@@ -35,8 +35,13 @@
 //
 // Every value is classified on its own; a column's type is the Widen of the types of all its non-null values.
 // Nothing is trimmed: surrounding spaces make any value a string ("5 " is a string, " NULL" is not null).
-//   - null: exactly one of Options.NullTokens (default "", "NULL", "null", "NA", "N/A"), for every column type,
-//     string included. A quoted empty field ("") is the same as an empty one.
+//   - null: a value equal to one of Options.NullTokens (default "", "NULL", "null", "NA", "N/A"), with Arrow
+//     C++'s rule (ConvertOptions.strings_can_be_null = false). Inference treats every token as null, so a
+//     numeric column holding "NA" stays numeric. What the Builder writes depends on the column's type in the
+//     schema it writes under: the empty token is null in every column; the other tokens are null in a column of
+//     any type but string (a column of type null, which has seen nothing but tokens, holds nulls), and are kept
+//     as text in a string column, unless Options.StringsCanBeNull makes them null there too. A quoted empty
+//     field ("") is the same as an empty one; a quoted token ("NA") is the same as an unquoted one.
 //   - bool: "true" or "false", any letter case. Not 0/1, not yes/no.
 //   - int64: optional '+' or '-', then ASCII digits, fitting int64. A leading zero followed by more digits ("007",
 //     "00501", "-01") makes the value a string, so identifiers and zip codes keep their zeros; "0", "-0", "+0"
