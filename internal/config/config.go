@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,15 +29,19 @@ type File struct {
 
 // Partner is one data source.
 type Partner struct {
-	Name          string                 `yaml:"name"`
-	Landing       string                 `yaml:"landing,omitempty"`        // dir or s3://bucket/prefix (informational; --landing wins)
-	ArchiveGlob   string                 `yaml:"archive_glob,omitempty"`   // which archive names belong to this partner, default "*.tar.gz"
-	MemberPattern string                 `yaml:"member_pattern,omitempty"` // regexp with named groups table, date, batch
-	Delimiter     string                 `yaml:"delimiter,omitempty"`      // one character, default ","
-	Encoding      string                 `yaml:"encoding,omitempty"`       // utf-8 (default), latin1, windows-1252
-	NullTokens    []string               `yaml:"null_tokens,omitempty"`
-	Tables        map[string]TableConfig `yaml:"tables,omitempty"`
-	Expected      *Expected              `yaml:"expected,omitempty"`
+	Name          string   `yaml:"name"`
+	Landing       string   `yaml:"landing,omitempty"`        // dir or s3://bucket/prefix (informational; --landing wins)
+	ArchiveGlob   string   `yaml:"archive_glob,omitempty"`   // which archive names belong to this partner, default "*.tar.gz"
+	MemberPattern string   `yaml:"member_pattern,omitempty"` // regexp with named groups table, date, batch
+	Delimiter     string   `yaml:"delimiter,omitempty"`      // one character, default ","
+	Encoding      string   `yaml:"encoding,omitempty"`       // utf-8 (default), latin1, windows-1252
+	NullTokens    []string `yaml:"null_tokens,omitempty"`
+	// StringsCanBeNull: the null tokens other than "" are null in string columns too. Default false: a
+	// column whose type is string keeps them as the text the partner sent (Arrow C++'s
+	// strings_can_be_null); they are null in columns of every other type, and "" is null everywhere.
+	StringsCanBeNull bool                   `yaml:"strings_can_be_null,omitempty"`
+	Tables           map[string]TableConfig `yaml:"tables,omitempty"`
+	Expected         *Expected              `yaml:"expected,omitempty"`
 
 	re *regexp.Regexp
 }
@@ -143,6 +148,9 @@ func (f *File) Validate() error {
 		}
 		if p.NullTokens == nil {
 			p.NullTokens = append([]string(nil), DefaultNullTokens...)
+		}
+		if p.StringsCanBeNull && !slices.ContainsFunc(p.NullTokens, func(t string) bool { return t != "" }) {
+			return fmt.Errorf("partner %s: strings_can_be_null has no effect: null_tokens holds no token but the empty one", p.Name)
 		}
 		if p.Expected != nil {
 			for _, s := range p.Expected.Sources {
