@@ -17,6 +17,7 @@ func TestLossless(t *testing.T) {
 	dir := sinks[0]
 	t.Run("NullTokens", func(t *testing.T) { testNullTokens(t, dir) })
 	t.Run("StringsCanBeNull", func(t *testing.T) { testStringsCanBeNull(t, dir) })
+	t.Run("QuotedCRLF", func(t *testing.T) { testQuotedCRLF(t, dir) })
 }
 
 // tableMember is a one-member batch of table t.
@@ -127,4 +128,28 @@ func testStringsCanBeNull(t *testing.T, sk sink) {
 	if !slices.Equal(td.names, []string{"n", "s"}) {
 		t.Fatalf("columns %v", td.names)
 	}
+}
+
+// testQuotedCRLF: inside quotes every byte is data, so a quoted "\r\n" is stored as "\r\n" (as
+// DuckDB reads it); an unquoted "\r\n" ends the record and is in no value.
+func testQuotedCRLF(t *testing.T, sk sink) {
+	e := newEnv(t, sk)
+	ev := e.committedEvents()
+	e.start(testConfig("m1"), nil, nil)
+	e.publishBatch(tableMember("lc0000000000000000a1", "2025-01-01", "id,story,tail",
+		"1,\"Once upon \r\na time\",end\r\n",
+		"2,\"lf\nonly\",\"quoted\"\"\r\n\"\r\n",
+		"3,\"cr\ralone\",\"\r\n\"\r\n",
+		"4,plain,x\r\n",
+		"5,\"last \r\n\r\n\",\"\"", // no terminator
+	))
+	bc := ev.nextCommitted(t, 30*time.Second)
+	if bc.RowsOut != 5 || bc.Quarantined != 0 {
+		t.Fatalf("committed: %v", bc)
+	}
+	td := e.readParquet(bc.Objects[0].Key)
+	str := arrow.BinaryTypes.String
+	expectColumn(t, td, "id", arrow.PrimitiveTypes.Int64, "1", "2", "3", "4", "5")
+	expectColumn(t, td, "story", str, "Once upon \r\na time", "lf\nonly", "cr\ralone", "plain", "last \r\n\r\n")
+	expectColumn(t, td, "tail", str, "end", "quoted\"\r\n", "\r\n", "x", nullCell)
 }

@@ -16,10 +16,13 @@
 //
 // Records follow RFC 4180 as encoding/csv reads it with LazyQuotes=false: a field that starts with '"' is quoted and
 // may hold the delimiter, '""' (an escaped quote), '\n' and '\r\n'; records end in '\n' or '\r\n'; the last record
-// may lack a terminator. Like encoding/csv, '\r\n' inside a quoted field reads as '\n', a '\r' right before the end
-// of the data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
-// (ObserveStats.Blank) but are not rows (the extractor does not count them either). Two departures from strict
-// encoding/csv, both shared with the extractor's chunking (encoding/csv with LazyQuotes=true):
+// may lack a terminator. Inside quotes every byte is data: a quoted '\r\n' is kept as '\r\n' (as DuckDB and
+// Arrow read it; encoding/csv would turn it into '\n'), only '""' is unescaped. Outside quotes '\r\n' is a record
+// terminator like '\n' and is not part of the last field. Like encoding/csv, a '\r' right before the end of the
+// data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
+// (ObserveStats.Blank) but are not rows (the extractor does not count them either). Three departures from strict
+// encoding/csv: the quoted '\r\n' above, and two shared with the extractor's chunking (encoding/csv with
+// LazyQuotes=true):
 //   - a '"' inside an unquoted field is data (`5" pipe` is the value 5" pipe), not an error;
 //   - a record whose quoted field is not closed properly (its closing quote is followed by something other than
 //     the delimiter or a line end, or it never closes) is malformed; it extends as far as LazyQuotes reading takes
