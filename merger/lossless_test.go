@@ -1,6 +1,7 @@
 package merger
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // Tests that what a partner sent is what the Parquet holds: null tokens, bytes inside quotes, and
@@ -18,6 +20,7 @@ func TestLossless(t *testing.T) {
 	t.Run("NullTokens", func(t *testing.T) { testNullTokens(t, dir) })
 	t.Run("StringsCanBeNull", func(t *testing.T) { testStringsCanBeNull(t, dir) })
 	t.Run("QuotedCRLF", func(t *testing.T) { testQuotedCRLF(t, dir) })
+	t.Run("EveryColumn", func(t *testing.T) { testEveryColumn(t, dir) })
 }
 
 // tableMember is a one-member batch of table t.
@@ -152,4 +155,101 @@ func testQuotedCRLF(t *testing.T, sk sink) {
 	expectColumn(t, td, "id", arrow.PrimitiveTypes.Int64, "1", "2", "3", "4", "5")
 	expectColumn(t, td, "story", str, "Once upon \r\na time", "lf\nonly", "cr\ralone", "plain", "last \r\n\r\n")
 	expectColumn(t, td, "tail", str, "end", "quoted\"\r\n", "\r\n", "x", nullCell)
+}
+
+// expectSchema checks that td has exactly the columns of want, in that order, with those Arrow
+// types, and was written at schema version v.
+func expectSchema(t *testing.T, what string, td tableData, v string, want ...arrow.Field) {
+	t.Helper()
+	var names []string
+	for i, f := range want {
+		names = append(names, f.Name)
+		if i < len(td.types) && !arrow.TypeEqual(td.types[i], f.Type) {
+			t.Errorf("%s: column %s is %v, want %v", what, f.Name, td.types[i], f.Type)
+		}
+	}
+	if !slices.Equal(td.names, names) {
+		t.Fatalf("%s: columns %v, want %v", what, td.names, names)
+	}
+	if got := td.meta[table.MetaSchemaVersion]; got != v {
+		t.Fatalf("%s: schema version %q, want %s", what, got, v)
+	}
+}
+
+// testEveryColumn: an object written at schema version N has every column of version N, in
+// registry order, those its members lack all null — through the merger's commit path (members
+// with fewer columns, a header-only member, two groups with different headers in one batch) and
+// through a replay of a batch committed at an older version.
+func testEveryColumn(t *testing.T, sk sink) {
+	e := newEnv(t, sk)
+	ev := e.committedEvents()
+	e.start(testConfig("m1"), nil, nil)
+	var (
+		a = arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int64}
+		b = arrow.Field{Name: "b", Type: arrow.BinaryTypes.String}
+		c = arrow.Field{Name: "c", Type: arrow.FixedWidthTypes.Date32}
+		d = arrow.Field{Name: "d", Type: arrow.FixedWidthTypes.Boolean}
+		f = arrow.Field{Name: "f", Type: arrow.PrimitiveTypes.Float64}
+		N = nullCell
+	)
+
+	// v1: a, b.
+	b1 := tableMember("le0000000000000000a1", "2025-01-01", "a,b", "1,x\n", "2,y\n")
+	e.publishBatch(b1)
+	bc := ev.nextCommitted(t, 30*time.Second)
+	key1 := bc.Objects[0].Key
+	expectSchema(t, "v1", e.readParquet(key1), "1", a, b)
+
+	// v2 adds c; this batch lacks b.
+	e.publishBatch(tableMember("le0000000000000000a2", "2025-01-02", "c,a", "2025-01-02,3\n"))
+	bc = ev.nextCommitted(t, 30*time.Second)
+	td := e.readParquet(bc.Objects[0].Key)
+	expectSchema(t, "v2", td, "2", a, b, c)
+	if fmt.Sprint(td.rows) != fmt.Sprint([][]string{{"3", N, "2025-01-02"}}) {
+		t.Fatalf("v2 rows %q", td.rows)
+	}
+
+	// v3 adds d and f, in a batch of two groups with different headers and a header-only member.
+	b3 := tbatch{archive: "le0000000000000000a3", table: "t", members: []tmember{
+		{name: "t_20250103_1.csv", date: "2025-01-03", batch: "1", header: "d,a", records: []string{"true,4\n"}},
+		{name: "t_20250104_1.csv", date: "2025-01-04", batch: "1", header: "f", records: []string{"1.5\n", "2.5\n"}},
+		{name: "t_20250105_1.csv", date: "2025-01-05", batch: "1", header: "b"},
+	}}
+	e.publishBatch(b3)
+	bc = ev.nextCommitted(t, 30*time.Second)
+	if bc.SchemaVersion != 3 || len(bc.Objects) != 3 {
+		t.Fatalf("v3 committed: %v", bc)
+	}
+	want := map[string][][]string{
+		"2025-01-03": {{"4", N, N, "true", N}},
+		"2025-01-04": {{N, N, N, N, "1.5"}, {N, N, N, N, "2.5"}},
+		"2025-01-05": {},
+	}
+	for _, o := range bc.Objects {
+		td := e.readParquet(o.Key)
+		expectSchema(t, o.Key, td, "3", a, b, c, d, f)
+		if fmt.Sprint(td.rows) != fmt.Sprint(want[o.ProcessDate]) {
+			t.Fatalf("%s rows %q, want %q", o.Key, td.rows, want[o.ProcessDate])
+		}
+	}
+
+	// At v3 without a schema change: still every column.
+	e.publishBatch(tableMember("le0000000000000000a4", "2025-01-06", "a", "5\n"))
+	bc = ev.nextCommitted(t, 30*time.Second)
+	if bc.SchemaVersion != 3 || len(bc.SchemaChanges) != 0 {
+		t.Fatalf("a4 committed: %v", bc)
+	}
+	expectSchema(t, "a4", e.readParquet(bc.Objects[0].Key), "3", a, b, c, d, f)
+	e.allAcked()
+
+	// A replay rewrites the v1 object at v3: the columns added since are there, all null.
+	res := e.replay(ReplaySpec{Table: "t", Archive: b1.archive}, nil, nil)
+	if len(res.Committed) != 1 || res.Committed[0].SchemaVersion != 3 {
+		t.Fatalf("replay: %+v", res)
+	}
+	td = e.readParquet(key1)
+	expectSchema(t, "replayed v1", td, "3", a, b, c, d, f)
+	if fmt.Sprint(td.rows) != fmt.Sprint([][]string{{"1", "x", N, N, N}, {"2", "y", N, N, N}}) {
+		t.Fatalf("replayed rows %q", td.rows)
+	}
 }
