@@ -516,27 +516,11 @@ func (m *Merger) removeStaleParts(ctx context.Context, prefix, archive string, n
 	}
 }
 
-// project restricts s to the columns named in the group's headers, in registry order.
-func project(s *table.Schema, names map[string]bool) *table.Schema {
-	cols := make([]table.Column, 0, len(names))
-	for _, c := range s.Columns {
-		if names[c.Name] {
-			cols = append(cols, c)
-		}
-	}
-	return &table.Schema{Table: s.Table, Version: s.Version, Columns: cols}
-}
-
-// writeGroup parses the group's chunks in chunk order through a Builder under the projected
-// schema, cutting a row group every RowGroupBytes and rotating objects at MaxObjectBytes.
+// writeGroup parses the group's chunks in chunk order through a Builder under s, cutting a row
+// group every RowGroupBytes and rotating objects at MaxObjectBytes. Every object has every column
+// of s, in registry order: a column no member of the group has is all null.
 func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
-	names := map[string]bool{}
-	for _, c := range o.g.chunks {
-		for _, n := range b.members[c.member].names {
-			names[n] = true
-		}
-	}
-	bld := table.NewBuilder(m.alloc, project(s, names), b.opts)
+	bld := table.NewBuilder(m.alloc, s, b.opts)
 	defer bld.Release()
 	var accounted int64
 	defer func() { m.mem.add(-accounted) }()

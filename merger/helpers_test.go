@@ -390,8 +390,12 @@ func (e *env) readParquet(key string) tableData {
 	defer tbl.Release()
 	var td tableData
 	sc := tbl.Schema()
+	fsc, err := fr.Schema() // the table's schema lacks the stored metadata
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	td.meta = map[string]string{}
-	if md := sc.Metadata(); md.Len() > 0 {
+	if md := fsc.Metadata(); md.Len() > 0 {
 		for i, k := range md.Keys() {
 			td.meta[k] = md.Values()[i]
 		}

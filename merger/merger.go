@@ -169,7 +169,7 @@ func parseHints(f *config.File) (map[string]map[string]map[string]table.Hint, er
 // chunks) wins over the partner's delimiter.
 func (m *Merger) tableOptions(partner, tbl, delim string) table.Options {
 	p := m.partners.Partner(partner)
-	o := table.Options{NullTokens: p.NullTokens}
+	o := table.Options{NullTokens: p.NullTokens, StringsCanBeNull: p.StringsCanBeNull}
 	d := p.Delimiter
 	if len(delim) == 1 {
 		d = delim

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,12 +36,16 @@ type Partner struct {
 	// MemberMatch says what member_pattern is matched against: "name" (default), the member's
 	// base name (data/x_20250301_1.csv → x_20250301_1.csv), or "path", its whole path inside
 	// the archive (data/x_20250301_1.csv), for partners that keep the date or batch in a folder.
-	MemberMatch string                 `yaml:"member_match,omitempty"`
-	Delimiter   string                 `yaml:"delimiter,omitempty"` // one character, default ","
-	Encoding    string                 `yaml:"encoding,omitempty"`  // utf-8 (default), latin1, windows-1252
-	NullTokens  []string               `yaml:"null_tokens,omitempty"`
-	Tables      map[string]TableConfig `yaml:"tables,omitempty"`
-	Expected    *Expected              `yaml:"expected,omitempty"`
+	MemberMatch string   `yaml:"member_match,omitempty"`
+	Delimiter   string   `yaml:"delimiter,omitempty"` // one character, default ","
+	Encoding    string   `yaml:"encoding,omitempty"`  // utf-8 (default), latin1, windows-1252
+	NullTokens  []string `yaml:"null_tokens,omitempty"`
+	// StringsCanBeNull: the null tokens other than "" are null in string columns too. Default false: a
+	// column whose type is string keeps them as the text the partner sent (Arrow C++'s
+	// strings_can_be_null); they are null in columns of every other type, and "" is null everywhere.
+	StringsCanBeNull bool                   `yaml:"strings_can_be_null,omitempty"`
+	Tables           map[string]TableConfig `yaml:"tables,omitempty"`
+	Expected         *Expected              `yaml:"expected,omitempty"`
 
 	re *regexp.Regexp
 	// anyArchive: archive_glob was not given (the default "*.tar.gz"): the partner takes the
@@ -160,6 +165,9 @@ func (f *File) Validate() error {
 		}
 		if p.NullTokens == nil {
 			p.NullTokens = append([]string(nil), DefaultNullTokens...)
+		}
+		if p.StringsCanBeNull && !slices.ContainsFunc(p.NullTokens, func(t string) bool { return t != "" }) {
+			return fmt.Errorf("partner %s: strings_can_be_null has no effect: null_tokens holds no token but the empty one", p.Name)
 		}
 		if p.Expected != nil {
 			for _, s := range p.Expected.Sources {

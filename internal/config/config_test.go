@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +81,66 @@ partners:
 	os.WriteFile(file, []byte("partners:\n  - name: x\n    bogus: 1\n"), 0o644)
 	if _, err := Load(file); err == nil {
 		t.Fatal("unknown field accepted")
+	}
+}
+
+func TestStringsCanBeNull(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	load := func(yaml string) (*File, error) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(file)
+	}
+	f, err := load("partners:\n  - name: a\n  - name: b\n    strings_can_be_null: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Partner("a").StringsCanBeNull || !f.Partner("b").StringsCanBeNull {
+		t.Fatalf("a %v, b %v", f.Partner("a").StringsCanBeNull, f.Partner("b").StringsCanBeNull)
+	}
+	if f, err := Load(""); err != nil || f.Partners[0].StringsCanBeNull {
+		t.Fatalf("default: %v %+v", err, f)
+	}
+	for _, bad := range []string{
+		"partners:\n  - name: a\n    strings_can_be_null: maybe\n",
+		"partners:\n  - name: a\n    strings_can_be_null: [true]\n",
+		"partners:\n  - name: a\n    strings_can_be_null: true\n    null_tokens: [\"\"]\n", // nothing to make null
+		"partners:\n  - name: a\n    strings_can_be_null: true\n    null_tokens: []\n",
+	} {
+		if _, err := load(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	if _, err := load("partners:\n  - name: a\n    strings_can_be_null: true\n    null_tokens: [\"\", \"-\"]\n"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestReadmeExample: the partner YAML example of the README loads, and documents every partner option.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\npartners:")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no partner YAML example in README.md")
+	}
+	file := filepath.Join(t.TempDir(), "partners.yaml")
+	if err := os.WriteFile(file, []byte("partners:"+example), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	for _, key := range []string{"name", "archive_glob", "member_pattern", "delimiter", "encoding", "null_tokens",
+		"strings_can_be_null", "tables", "hints", "overrides", "expected", "sources", "deadline"} {
+		if !strings.Contains(example, " "+key+":") {
+			t.Errorf("README example lacks %s", key)
+		}
 	}
 }

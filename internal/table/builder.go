@@ -63,6 +63,7 @@ type buildColumn struct {
 	name   string
 	typ    Type
 	strict bool
+	text   bool // null tokens other than "" are values (a string column, Options.StringsCanBeNull false)
 	b      array.Builder
 	str    *array.StringBuilder
 	i64    *array.Int64Builder
@@ -94,6 +95,7 @@ func NewBuilder(mem memory.Allocator, s *Schema, opts Options) *Builder {
 		if h, ok := opts.Hints[c.Name]; ok && h.Strict {
 			bc.strict = true
 		}
+		bc.text = c.Type == String && !opts.StringsCanBeNull
 		bc.b = array.NewBuilder(mem, c.Type.Arrow())
 		switch bb := bc.b.(type) {
 		case *array.StringBuilder:
@@ -238,16 +240,17 @@ func equalStrings(a, b []string) bool {
 }
 
 // parseRow reads every field of a record into the staging cells; on a value its column cannot hold it returns the
-// field's position and false (nothing is appended: a row goes in whole or not at all).
+// field's position and false (nothing is appended: a row goes in whole or not at all). A null token is null,
+// except a non-empty one in a column that keeps them as text (buildColumn.text).
 func (b *Builder) parseRow(fields [][]byte) (int, bool) {
 	for pos, f := range fields {
 		ci := b.colOf[pos]
-		if b.nulls.match(f) {
+		c := &b.cols[ci]
+		if b.nulls.match(f) && (len(f) == 0 || !c.text) {
 			b.isNull[ci] = true
 			continue
 		}
 		b.isNull[ci] = false
-		c := &b.cols[ci]
 		switch c.typ {
 		case String, Null:
 			b.str[ci] = f

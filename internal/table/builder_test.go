@@ -1,7 +1,6 @@
 package table
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"reflect"
@@ -57,25 +56,22 @@ func pipeline(t *testing.T, mem memory.Allocator, opts Options, prev *Schema, ch
 	return s, rec, q, st
 }
 
-// checkRecords asserts that rec holds exactly the records of chunks (read with encoding/csv) by column name.
+// checkRecords asserts that rec holds exactly the records of chunks (read with readCSV) by column name.
 func checkRecords(t *testing.T, s *Schema, rec arrow.RecordBatch, opts Options, chunks []chunk) {
 	t.Helper()
 	nulls := newNullSet(opts.NullTokens)
 	row := 0
 	for ci, c := range chunks {
-		r := csv.NewReader(strings.NewReader(c.data))
-		r.Comma = rune(opts.delimiter())
-		r.FieldsPerRecord = -1
-		recs, err := r.ReadAll()
-		if err != nil {
-			t.Fatal(err)
+		recs, ok := readCSV(c.data, opts.delimiter())
+		if !ok {
+			t.Fatalf("chunk %d: malformed test data", ci)
 		}
 		for _, fields := range recs {
 			seen := map[string]bool{}
 			for pos, name := range c.header {
 				seen[name] = true
 				col := s.Columns[rec.Schema().FieldIndices(name)[0]]
-				checkValue(t, col.Type, &nulls, colByName(t, rec, name), row, fields[pos],
+				checkValue(t, col.Type, &nulls, opts.StringsCanBeNull, colByName(t, rec, name), row, fields[pos],
 					fmt.Sprintf("chunk %d row %d column %s", ci, row, name))
 			}
 			for _, col := range s.Columns {
@@ -116,7 +112,7 @@ func TestBuilderRoundTrip(t *testing.T) {
 		}
 	}
 	checkRecords(t, s, rec, Options{}, chunks)
-	if got := colByName(t, rec, "note").(*array.String).Value(3); got != "line1\nline2\nline3" {
+	if got := colByName(t, rec, "note").(*array.String).Value(3); got != "line1\r\nline2\nline3" {
 		t.Errorf("quoted newlines: %q", got)
 	}
 	if !arrow.TypeEqual(colByName(t, rec, "at_tz").DataType(), &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}) {
@@ -279,5 +275,121 @@ func TestBlankLinesSingleColumn(t *testing.T) {
 	defer rec.Release()
 	if st.Blank != 1 || rec.NumRows() != 3 || !rec.Column(0).IsNull(1) {
 		t.Errorf("stats %+v rows %d", st, rec.NumRows())
+	}
+}
+
+// TestNullTokens: the empty field is null in every column; the other null tokens are null in columns whose type
+// is not string (inference treats them as null, so "NA" keeps a column numeric) and kept as text in string
+// columns, unless StringsCanBeNull.
+func TestNullTokens(t *testing.T) {
+	header := []string{"n", "s", "d", "only", "zip", "strict"}
+	data := "1,a,2024-01-01,NA,00501,5\n" +
+		",,,,,\n" +
+		"NA,NA,NA,NULL,N/A,NA\n" +
+		"null,N/A,NULL,,NULL,null\n" +
+		"\"NA\",\"\",\"N/A\",\"\",\"NA\",\"\"\n"
+	hints := map[string]Hint{"zip": {Type: String}, "strict": {Type: Int64, Strict: true}}
+	const N = "<null>"
+	tests := []struct {
+		name string
+		opts Options
+		want map[string][]string // column -> cells
+		typ  map[string]Type
+	}{
+		{"default", Options{Hints: hints}, map[string][]string{
+			"n":      {"1", N, N, N, N},
+			"s":      {"a", N, "NA", "N/A", N},
+			"d":      {"2024-01-01", N, N, N, N},
+			"only":   {N, N, N, N, N},
+			"zip":    {"00501", N, "N/A", "NULL", "NA"},
+			"strict": {"5", N, N, N, N},
+		}, map[string]Type{"n": Int64, "s": String, "d": Date, "only": Null, "zip": String, "strict": Int64}},
+		{"strings can be null", Options{Hints: hints, StringsCanBeNull: true}, map[string][]string{
+			"n":      {"1", N, N, N, N},
+			"s":      {"a", N, N, N, N},
+			"d":      {"2024-01-01", N, N, N, N},
+			"only":   {N, N, N, N, N},
+			"zip":    {"00501", N, N, N, N},
+			"strict": {"5", N, N, N, N},
+		}, map[string]Type{"n": Int64, "s": String, "d": Date, "only": Null, "zip": String, "strict": Int64}},
+		{"partner tokens", Options{Hints: hints, NullTokens: []string{"", "NA"}}, map[string][]string{
+			"n":      {"1", N, N, "null", N}, // "null" is in the quarantined row
+			"s":      {"a", N, "NA", "N/A", N},
+			"d":      {"2024-01-01", N, "NA", "NULL", "N/A"},
+			"only":   {"NA", N, "NULL", N, N},
+			"zip":    {"00501", N, "N/A", "NULL", "NA"},
+			"strict": nil, // "null" is not a token: that row breaks the strict hint
+		}, map[string]Type{"n": Int64, "s": String, "d": String, "only": String, "zip": String, "strict": Int64}},
+		{"empty is not a token", Options{NullTokens: []string{"NA"}}, map[string][]string{
+			"n":    {"1", "", "NA", "null", "NA"}, // "" is a string: the column is string, so "NA" is text
+			"s":    {"a", "", "NA", "N/A", ""},
+			"only": {"NA", "", "NULL", "", ""},
+		}, map[string]Type{"n": String, "s": String, "only": String}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			chunks := []chunk{{header, data, 2}}
+			s, rec, q, _ := pipeline(t, mem, tt.opts, nil, chunks)
+			defer rec.Release()
+			for _, c := range s.Columns {
+				if want, ok := tt.typ[c.Name]; ok && c.Type != want {
+					t.Errorf("column %s: %v, want %v", c.Name, c.Type, want)
+				}
+			}
+			rows := 5
+			if tt.want["strict"] == nil && tt.typ["strict"] == Int64 {
+				rows = 4 // row 4 quarantined
+				if len(q) != 1 || q[0].Line != 5 {
+					t.Fatalf("quarantined %+v", q)
+				}
+			} else if len(q) != 0 {
+				t.Fatalf("quarantined %+v", q)
+			}
+			for name, want := range tt.want {
+				if want == nil {
+					continue
+				}
+				if rows == 4 {
+					want = append(want[:3:3], want[4])
+				}
+				arr := colByName(t, rec, name)
+				var got []string
+				for i := 0; i < arr.Len(); i++ {
+					if arr.IsNull(i) {
+						got = append(got, N)
+					} else {
+						got = append(got, arr.ValueStr(i))
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("column %s: %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestNullTokensFollowSchema: whether a token is null depends on the column's type in the schema the Builder
+// writes under, not on what the batch alone infers: under a registered string column "NA" is text even in a
+// batch where it is the column's only value; under a registered int64 column it is null.
+func TestNullTokensFollowSchema(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	prev := &Schema{Table: "t", Version: 2, Columns: []Column{{Name: "was_text", Type: String}, {Name: "was_int", Type: Int64}}}
+	chunks := []chunk{{[]string{"was_text", "was_int"}, "NA,NA\n1,NULL\n", 2}}
+	s, rec, _, _ := pipeline(t, mem, Options{}, prev, chunks)
+	defer rec.Release()
+	if s != prev {
+		t.Fatalf("schema changed: %+v", s)
+	}
+	checkRecords(t, s, rec, Options{}, chunks)
+	text := colByName(t, rec, "was_text").(*array.String)
+	if text.IsNull(0) || text.Value(0) != "NA" || text.Value(1) != "1" {
+		t.Errorf("was_text %v", text)
+	}
+	if ints := colByName(t, rec, "was_int"); ints.NullN() != 2 {
+		t.Errorf("was_int %v", ints)
 	}
 }

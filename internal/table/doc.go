@@ -16,10 +16,13 @@
 //
 // Records follow RFC 4180 as encoding/csv reads it with LazyQuotes=false: a field that starts with '"' is quoted and
 // may hold the delimiter, '""' (an escaped quote), '\n' and '\r\n'; records end in '\n' or '\r\n'; the last record
-// may lack a terminator. Like encoding/csv, '\r\n' inside a quoted field reads as '\n', a '\r' right before the end
-// of the data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
-// (ObserveStats.Blank) but are not rows (the extractor does not count them either). Two departures from strict
-// encoding/csv, both shared with the extractor's chunking (encoding/csv with LazyQuotes=true):
+// may lack a terminator. Inside quotes every byte is data: a quoted '\r\n' is kept as '\r\n' (as DuckDB and
+// Arrow read it; encoding/csv would turn it into '\n'), only '""' is unescaped. Outside quotes '\r\n' is a record
+// terminator like '\n' and is not part of the last field. Like encoding/csv, a '\r' right before the end of the
+// data is dropped, and blank lines (nothing between two terminators) are skipped: they are counted
+// (ObserveStats.Blank) but are not rows (the extractor does not count them either). Three departures from strict
+// encoding/csv: the quoted '\r\n' above, and two shared with the extractor's chunking (encoding/csv with
+// LazyQuotes=true):
 //   - a '"' inside an unquoted field is data (`5" pipe` is the value 5" pipe), not an error;
 //   - a record whose quoted field is not closed properly (its closing quote is followed by something other than
 //     the delimiter or a line end, or it never closes) is malformed; it extends as far as LazyQuotes reading takes
@@ -35,8 +38,13 @@
 //
 // Every value is classified on its own; a column's type is the Widen of the types of all its non-null values.
 // Nothing is trimmed: surrounding spaces make any value a string ("5 " is a string, " NULL" is not null).
-//   - null: exactly one of Options.NullTokens (default "", "NULL", "null", "NA", "N/A"), for every column type,
-//     string included. A quoted empty field ("") is the same as an empty one.
+//   - null: a value equal to one of Options.NullTokens (default "", "NULL", "null", "NA", "N/A"), with Arrow
+//     C++'s rule (ConvertOptions.strings_can_be_null = false). Inference treats every token as null, so a
+//     numeric column holding "NA" stays numeric. What the Builder writes depends on the column's type in the
+//     schema it writes under: the empty token is null in every column; the other tokens are null in a column of
+//     any type but string (a column of type null, which has seen nothing but tokens, holds nulls), and are kept
+//     as text in a string column, unless Options.StringsCanBeNull makes them null there too. A quoted empty
+//     field ("") is the same as an empty one; a quoted token ("NA") is the same as an unquoted one.
 //   - bool: "true" or "false", any letter case. Not 0/1, not yes/no.
 //   - int64: optional '+' or '-', then ASCII digits, fitting int64. A leading zero followed by more digits ("007",
 //     "00501", "-01") makes the value a string, so identifiers and zip codes keep their zeros; "0", "-0", "+0"

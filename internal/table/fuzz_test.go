@@ -15,7 +15,8 @@ var fuzzHints = []Hint{
 // FuzzInfer runs the merger's pipeline on arbitrary input: a first batch (one chunk), then a second batch of two
 // chunks (the same data under the header and under the header rotated) evolved from the first schema. It checks
 // that nothing panics, that the Builder quarantines exactly the rows the Inferer rejected (so never a row the
-// Inferer accepted), that every accepted value reads back from Arrow as written, that classify agrees with an
+// Inferer accepted), that every accepted value reads back from Arrow as written (null tokens by the null rule,
+// with Options.StringsCanBeNull set by one bit of sel), that classify agrees with an
 // independent oracle, and that no Arrow memory leaks.
 func FuzzInfer(f *testing.F) {
 	f.Add("id,price,day", []byte("1,2.5,2024-01-01\n2,3,2024-01-02 10:00:00\n"), byte(0))
@@ -30,7 +31,7 @@ func FuzzInfer(f *testing.F) {
 		if err != nil {
 			return
 		}
-		opts := Options{Delimiter: delim}
+		opts := Options{Delimiter: delim, StringsCanBeNull: sel&(1<<5) != 0}
 		if h := fuzzHints[int(sel>>2)%len(fuzzHints)]; h != (Hint{}) {
 			opts.Hints = map[string]Hint{names[0]: h}
 		}
@@ -100,7 +101,7 @@ func FuzzInfer(f *testing.F) {
 						}
 					}
 					col := s2.Columns[rec.Schema().FieldIndices(name)[0]]
-					checkValue(t, col.Type, &nulls, colByName(t, rec, name), row, string(f),
+					checkValue(t, col.Type, &nulls, opts.StringsCanBeNull, colByName(t, rec, name), row, string(f),
 						fmt.Sprintf("line %d column %q", sc.start, name))
 				}
 				row++

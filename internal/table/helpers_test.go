@@ -75,10 +75,19 @@ func oracle(s string) (Type, int64) {
 	return TimestampTZ, us + off
 }
 
+// wantNull is the null rule, written independently of the Builder: the empty token is null in every column, the
+// others in every column but a string one (unless stringsNull).
+func wantNull(col Type, nulls *nullSet, stringsNull bool, field string) bool {
+	if !nulls.match([]byte(field)) {
+		return false
+	}
+	return field == "" || col != String || stringsNull
+}
+
 // checkValue asserts that arr[row] holds field (a CSV value) under column type col.
-func checkValue(t testing.TB, col Type, nulls *nullSet, arr arrow.Array, row int, field, where string) {
+func checkValue(t testing.TB, col Type, nulls *nullSet, stringsNull bool, arr arrow.Array, row int, field, where string) {
 	t.Helper()
-	if nulls.match([]byte(field)) {
+	if wantNull(col, nulls, stringsNull, field) {
 		if !arr.IsNull(row) {
 			t.Fatalf("%s: %q should be null, got %v", where, field, arr.ValueStr(row))
 		}
@@ -134,4 +143,75 @@ func colByName(t testing.TB, rec arrow.RecordBatch, name string) arrow.Array {
 		t.Fatalf("column %q: %d matches in %v", name, len(idx), rec.Schema())
 	}
 	return rec.Column(idx[0])
+}
+
+// readCSV reads well-formed CSV data by the rules of the package documentation, written independently of the
+// scanner: blank lines are skipped, a field that starts with '"' is quoted and every byte inside the quotes is
+// data except that '""' is one '"', records end in '\n', '\r\n' or at the end of the data (a '\r' ending the data
+// is dropped). A '"' inside an unquoted field is data. ok is false for malformed data (a quoted field not
+// followed by the delimiter or a record end, or not closed).
+func readCSV(data string, delim byte) (recs [][]string, ok bool) {
+	i, n := 0, len(data)
+	atEnd := func(i int) bool {
+		return i == n || data[i] == '\n' || data[i] == '\r' && (i+1 == n || data[i+1] == '\n')
+	}
+	skipEnd := func(i int) int {
+		if i < n && data[i] == '\r' {
+			i++
+		}
+		if i < n && data[i] == '\n' {
+			i++
+		}
+		return i
+	}
+	for i < n {
+		if atEnd(i) { // blank line
+			i = skipEnd(i)
+			continue
+		}
+		var rec []string
+		for {
+			var f []byte
+			if data[i] == '"' {
+				i++
+				for {
+					if i == n {
+						return nil, false
+					}
+					if data[i] == '"' {
+						if i+1 < n && data[i+1] == '"' {
+							f = append(f, '"')
+							i += 2
+							continue
+						}
+						i++
+						break
+					}
+					f = append(f, data[i])
+					i++
+				}
+				if i < n && data[i] != delim && !atEnd(i) {
+					return nil, false
+				}
+			} else {
+				for i < n && data[i] != delim && !atEnd(i) {
+					f = append(f, data[i])
+					i++
+				}
+			}
+			rec = append(rec, string(f))
+			if i < n && data[i] == delim {
+				i++
+				if i == n { // a delimiter ending the data: one more, empty field
+					rec = append(rec, "")
+					break
+				}
+				continue
+			}
+			i = skipEnd(i)
+			break
+		}
+		recs = append(recs, rec)
+	}
+	return recs, true
 }

@@ -38,7 +38,7 @@ func (s *ObserveStats) add(o ObserveStats) {
 type ColumnType struct {
 	Name    string
 	Type    Type
-	NonNull int64 // non-null values in accepted rows
+	NonNull int64 // values other than null tokens in accepted rows
 	// LargeInt: an integer float64 cannot hold exactly (beyond ±2^53) was seen. Evolve turns a column that would
 	// become float64 into string when it is set (Type already says string if the batch itself mixed them).
 	LargeInt bool

@@ -9,11 +9,15 @@ import (
 var DefaultNullTokens = []string{"", "NULL", "null", "NA", "N/A"}
 
 // Options are the parsing settings of a table (usually of a partner). The zero value is valid: ',' as delimiter,
-// DefaultNullTokens, no hints.
+// DefaultNullTokens, tokens kept as text in string columns, no hints.
 type Options struct {
-	Delimiter  byte            // field delimiter, one ASCII byte other than '"', '\r', '\n', NUL; 0 means ','
-	NullTokens []string        // values read as null, compared exactly; nil means DefaultNullTokens, empty means none
-	Hints      map[string]Hint // by column name as returned by ParseHeader
+	Delimiter  byte     // field delimiter, one ASCII byte other than '"', '\r', '\n', NUL; 0 means ','
+	NullTokens []string // values read as null, compared exactly; nil means DefaultNullTokens, empty means none
+	// StringsCanBeNull: the null tokens other than "" are null in string columns too. false (the default, as
+	// Arrow C++'s ConvertOptions.strings_can_be_null): a string column keeps them as the text the partner sent;
+	// they are null only in columns of another type. The empty token is null in every column either way.
+	StringsCanBeNull bool
+	Hints            map[string]Hint // by column name as returned by ParseHeader
 }
 
 // Hint sets a column's type instead of (Strict) or as the start of (not Strict) inference.

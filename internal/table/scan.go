@@ -20,11 +20,13 @@ const (
 )
 
 // scanner splits RFC 4180 records out of a byte slice. It does not allocate per field: fields are sub-slices of
-// the data, except fields that hold '""' or '\r\n' inside quotes, which are unescaped into a buffer reused from
-// record to record. Fields are valid until the next call to next.
+// the data, except quoted fields that hold '""', which are unescaped into a buffer reused from record to record.
+// Fields are valid until the next call to next. Inside quotes every byte is data: '\r\n' in a quoted field stays
+// '\r\n' (only '""' is unescaped); outside quotes '\r\n' ends a record like '\n'.
 //
 // On input that encoding/csv (LazyQuotes=false, FieldsPerRecord=-1) accepts, it returns the same records with the
-// same fields (FuzzScanner checks it). Beyond that:
+// same fields, except that encoding/csv turns '\r\n' inside a quoted field into '\n' (FuzzScanner checks it).
+// Beyond that:
 //   - a '"' inside an unquoted field is a literal character (as with LazyQuotes=true), not an error;
 //   - a quoted field whose closing quote is followed by anything but the delimiter or a line end, or that is not
 //     closed, makes the record malformed (recMalformed). Its extent is the one encoding/csv with LazyQuotes=true
@@ -137,12 +139,8 @@ func (s *scanner) next() bool {
 				break
 			}
 			content := d[i+1 : end]
-			crlf := false
-			if c := bytes.Count(content, nlByte); c > 0 {
-				nl += int64(c)
-				crlf = bytes.Contains(content, crlfBytes)
-			}
-			if escaped || crlf {
+			nl += int64(bytes.Count(content, nlByte))
+			if escaped {
 				s.fields = append(s.fields, s.unescape(content))
 			} else {
 				s.fields = append(s.fields, content)
@@ -196,10 +194,7 @@ func (s *scanner) next() bool {
 	}
 }
 
-var (
-	nlByte    = []byte{'\n'}
-	crlfBytes = []byte("\r\n")
-)
+var nlByte = []byte{'\n'}
 
 // finish ends a record whose content is data[start:end] and whose next record starts at next.
 func (s *scanner) finish(start, end, next int, nl int64, terminated bool) {
@@ -289,19 +284,18 @@ func (s *scanner) recoverLazy(start, at int, nl int64) {
 	}
 }
 
-// unescape copies a quoted field's content into s.buf, turning '""' into '"' and '\r\n' into '\n'. The returned
-// slice stays valid if s.buf grows later in the record (the old array is kept by the slice).
+// unescape copies a quoted field's content into s.buf, turning '""' into '"'; every other byte is copied as it
+// is. The returned slice stays valid if s.buf grows later in the record (the old array is kept by the slice).
 func (s *scanner) unescape(content []byte) []byte {
 	off := len(s.buf)
-	for k := 0; k < len(content); k++ {
-		c := content[k]
-		switch {
-		case c == '"': // always the first of a pair inside content
-			k++
-		case c == '\r' && k+1 < len(content) && content[k+1] == '\n':
-			continue
+	for len(content) > 0 {
+		q := bytes.IndexByte(content, '"')
+		if q < 0 {
+			s.buf = append(s.buf, content...)
+			break
 		}
-		s.buf = append(s.buf, c)
+		s.buf = append(s.buf, content[:q+1]...) // always the first of a pair inside content
+		content = content[q+2:]
 	}
 	return s.buf[off:len(s.buf):len(s.buf)]
 }
