@@ -26,6 +26,7 @@ func cmdGen(_ context.Context, args []string) error {
 	fs.Var(sizeValue{&cfg.HugeMemberBytes}, "huge-member", "also write one archive with a single member of about this size, e.g. 1GiB")
 	noDrift := fs.Bool("no-drift", false, "keep schemas fixed across days")
 	noExtras := fs.Bool("no-extras", false, "no non-table members (README.txt, manifest.json, notes.csv)")
+	fs.BoolVar(&cfg.Defects, "defects", false, "plant data-quality defects into the last day: empty ids, negative amounts, an unexpected category, a table with a third of its rows")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return &exitError{code: exitOK}

@@ -203,7 +203,11 @@ func (w *corpusWriter) writeMember(tw *tar.Writer, mp *memberPlan, mtime time.Ti
 	cols, textIdx := mp.t.schema(mp.day, w.cfg.Drift)
 	name := mp.name()
 	newGen := func() *memberGen {
-		return newMemberGen(w.cfg.Seed, cols, textIdx, mp.date, name, mp.style, mp.rows)
+		g := newMemberGen(w.cfg.Seed, cols, textIdx, mp.date, name, mp.style, mp.rows)
+		if mp.defect {
+			g.plantDefects(cols)
+		}
+		return g
 	}
 	h := &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: mtime, Uname: "partner", Gname: "partner"}
 	mi := MemberInfo{Name: name, Table: mp.t.name, ProcessDate: mp.date.Format("2006-01-02"), Batch: mp.batch}

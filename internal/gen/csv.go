@@ -60,6 +60,7 @@ type memberGen struct {
 	idBase  int64
 	anchors []int   // fields that others follow
 	vals    []int64 // this row's values of the anchors, by field index
+	defects []defect
 }
 
 type memberStyle struct{ bom, crlf, noEOL bool }
@@ -201,6 +202,10 @@ func (g *memberGen) appendRow(b []byte, row int) []byte {
 		f := &g.fields[i]
 		if i > 0 {
 			b = append(b, ',')
+		}
+		if d := g.defectAt(i, row); d != nil {
+			b = append(b, d...)
+			continue
 		}
 		if i == g.textIdx && (row == g.forced || r.chance(textRate)) {
 			b = append(b, textTokens[r.intn(len(textTokens))]...)

@@ -48,6 +48,10 @@ type Config struct {
 	LargeTable      bool   // one table (store_traffic_hourly if present, else the first) holds ~40% of the bytes
 	HugeMemberBytes int64  // if > 0: one more archive holding a single member of about this size, streamed
 	Drift           bool   // day-by-day schema drift (DefaultConfig: true)
+	// Defects plants data-quality defects into the last process date (for rules to find, see
+	// defects.go): empty ids, negative numbers, an unexpected category, and one table with a
+	// third of its usual rows. Row counts in the Manifest are what was written.
+	Defects bool
 	Extras          bool   // non-table members (DefaultConfig: true)
 }
 

@@ -28,6 +28,7 @@ type memberPlan struct {
 	target int64   // generate until this many bytes (the huge member)
 	est    int64   // estimated bytes
 	style  memberStyle
+	defect bool // plant data-quality defects (Config.Defects, last day)
 }
 
 func (m *memberPlan) name() string {
@@ -100,6 +101,13 @@ func plan(cfg Config, start time.Time, tables []*table) []*archivePlan {
 				k++
 			}
 		}
+		if cfg.Defects && d == cfg.Days-1 {
+			for _, ap := range aps {
+				for _, m := range ap.members {
+					m.defect = true
+				}
+			}
+		}
 		out = append(out, aps...)
 		if d == 0 && cfg.HugeMemberBytes > 0 {
 			t := tables[0]
@@ -164,8 +172,12 @@ func sizeMembers(cfg Config, tables []*table, archives []*archivePlan) {
 	if cfg.TargetBytes > 0 {
 		r = max(1, (float64(cfg.TargetBytes)-headers)/units)
 	}
+	short := shortTable(tables)
 	for _, m := range regular {
 		m.rows = max(1, int(math.Round(m.weight*mult[m.t.idx]*r)))
+		if m.defect && m.t == short {
+			m.rows = max(1, m.rows/3) // the day a partner sent a third of the rows
+		}
 		m.est = int64(float64(m.rows)*avg[m.t.idx] + hdr[m.t.idx])
 	}
 }
