@@ -52,7 +52,7 @@ type Config struct {
 	// defects.go): empty ids, negative numbers, an unexpected category, and one table with a
 	// third of its usual rows. Row counts in the Manifest are what was written.
 	Defects bool
-	Extras          bool   // non-table members (DefaultConfig: true)
+	Extras  bool // non-table members (DefaultConfig: true)
 }
 
 // DefaultConfig is the documented default corpus: 2 days × 2 archives, 6 tables, ~2,000 rows per member, with
