@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/sluice-dev/sluice/internal/gen"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/statedir"
@@ -259,14 +262,14 @@ func TestStateDirOwnedByOneProcess(t *testing.T) {
 	}
 }
 
-// openEnv opens the store of state the way `sluice status` does.
+// openEnv opens the store of state (creating it) the way `sluice replay` does.
 func openEnv(ctx context.Context, t *testing.T, state string) (*pipeline.Env, func(), error) {
 	t.Helper()
-	c := newCommon("status")
+	c := newCommon("replay")
 	if err := c.parse([]string{"--state", state, "--log-level", "warn"}); err != nil {
 		return nil, nil, err
 	}
-	return c.setup(ctx, "status")
+	return c.setup(ctx, "replay")
 }
 
 // runOnce runs cmdRun in-process and returns its exit code and stdout.
@@ -435,4 +438,56 @@ func TestRunOnceS3AccessDenied(t *testing.T) {
 		t.Errorf("took %s to report a wrong secret", took)
 	}
 	t.Logf("refused in %s: %v", took.Round(time.Millisecond), err)
+}
+
+// TestRunOnceReextractsExpired: an archive the ledger shows unfinished since longer than the rows
+// stream keeps messages (its chunks are gone) is extracted again by `run --once`, not waited for
+// forever.
+func TestRunOnceReextractsExpired(t *testing.T) {
+	dir := t.TempDir()
+	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	cfg := gen.DefaultConfig()
+	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = landing, 17, 1, 1, 2, 100
+	m, err := gen.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(m.Archives[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	id := hex.EncodeToString(sum[:])[:20]
+	ctx := context.Background()
+	e, closeAll, err := openEnv(ctx, t, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.Bus.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := ledger.New(kv, func() time.Time { return time.Now().Add(-100 * time.Hour) })
+	if _, _, err := long.Create(ctx, ledger.Record{ArchiveID: id, SHA256: hex.EncodeToString(sum[:]), URI: "file://" + m.Archives[0].Path,
+		Name: m.Archives[0].Name, Size: int64(len(body)), Partner: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := long.Transition(ctx, id, ledger.Extracted, ""); err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+	code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, outp)
+	}
+	e, closeAll, err = openEnv(ctx, t, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := e.Ledger.Get(ctx, id)
+	closeAll()
+	if err != nil || rec.State != ledger.Committed || rec.Attempt != 1 {
+		t.Fatalf("expired archive: %+v %v", rec, err)
+	}
+	checkRows(t, m, out)
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -248,23 +247,33 @@ func (l *Ledger) PutPath(ctx context.Context, p PathEntry) error {
 	return nil
 }
 
-// List returns every archive record, oldest update first.
+// List returns every archive record, oldest update first. It reads the bucket's current values
+// in one stream (a KV watch that ends at the initial values' end), not one request per key, so a
+// ledger of a million archives lists in seconds.
 func (l *Ledger) List(ctx context.Context) ([]Record, error) {
-	keys, err := l.kv.ListKeysFiltered(ctx, "archive.>")
+	w, err := l.kv.WatchFiltered(ctx, []string{"archive.>"}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list ledger: %w", err)
 	}
+	defer func() { _ = w.Stop() }()
 	var out []Record
-	for k := range keys.Keys() {
-		r, _, err := l.Get(ctx, strings.TrimPrefix(k, "archive."))
-		if errors.Is(err, ErrNotFound) {
-			continue
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list ledger: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("list ledger: watch closed")
+			}
+			if e == nil { // every current value delivered
+				sort.Slice(out, func(i, j int) bool { return out[i].UpdatedMs < out[j].UpdatedMs })
+				return out, nil
+			}
+			var r Record
+			if err := json.Unmarshal(e.Value(), &r); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
+			}
+			out = append(out, r)
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UpdatedMs < out[j].UpdatedMs })
-	return out, nil
 }

@@ -320,6 +320,9 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	if err != nil {
 		return stop(err)
 	}
+	if err := e.reextractExpired(gctx, wait); err != nil {
+		return stop(err)
+	}
 	e.Log.Info("landing scanned", "new", len(res.Scan.Landed), "resumed", len(res.Resumed),
 		"duplicates", len(res.Scan.Duplicates), "unchanged", res.Scan.Unchanged, "waiting_for", len(wait))
 	type waited struct {
@@ -413,6 +416,32 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) ([]string, err
 	res.Found = slices.Sorted(maps.Keys(found))
 	res.Taken = wait
 	return wait, nil
+}
+
+// reextractExpired re-extracts (a new attempt) each unfinished archive whose ledger record has not
+// moved for longer than the rows stream keeps messages: its chunks or marker may be gone, so
+// waiting for the old attempt could last forever.
+func (e *Env) reextractExpired(ctx context.Context, ids []string) error {
+	maxAge := e.Bus.Cfg.RowsMaxAge
+	if maxAge <= 0 {
+		return nil
+	}
+	for _, id := range ids {
+		rec, _, err := e.Ledger.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if rec.State == ledger.Committed || rec.State == ledger.Failed || rec.State == ledger.Landed && rec.Attempt == 0 ||
+			time.Since(time.UnixMilli(rec.UpdatedMs)) < maxAge {
+			continue
+		}
+		e.Log.Warn("unfinished archive older than the rows stream's retention: extracting it again",
+			"archive", id, "state", rec.State, "updated", time.UnixMilli(rec.UpdatedMs).UTC())
+		if err := producer.Reextract(ctx, producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Verdict decides the exit code of a once run over the archives it answers for (found) and the
