@@ -352,7 +352,11 @@ func testTwoMergers(t *testing.T, sk sink) {
 	ra := e.start(testConfig("ma"), bustest.Connect(t, e.bus), nil)
 	rb := e.start(testConfig("mb"), bustest.Connect(t, e.bus), nil)
 	eventually(t, 10*time.Second, "presence", func() bool { return ra.m.live.Load() == 2 && rb.m.live.Load() == 2 })
-	time.Sleep(2 * ra.m.pollWait) // pull requests sent while alone have expired
+	// A pull request either merger sent on the other's partitions before it counted both would
+	// take their pins with the first messages; wait until those requests are over.
+	eventually(t, 10*time.Second, "pulls on the other merger's partitions over", func() bool {
+		return pullsElsewhereOver(ra) && pullsElsewhereOver(rb)
+	})
 
 	const archives, perBatch = 16, 30
 	var batches []tbatch
@@ -414,6 +418,20 @@ func testTwoMergers(t *testing.T, sk sink) {
 	for p := range uint32(4) {
 		eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
 	}
+}
+
+// pullsElsewhereOver reports whether every pull request r sent on a partition it does not prefer
+// has expired on the server. The server does not tell when a request ends, so this goes by r's
+// own record of its last request there: a request lives pollWait from when the server got it,
+// and another pollWait covers the way there. r sends none on such a partition while nothing
+// waits on it (mayAcquire).
+func pullsElsewhereOver(r *running) bool {
+	for _, p := range r.m.parts {
+		if !r.m.preferred(p) && time.Since(time.Unix(0, p.lastPull.Load())) < 2*r.m.pollWait {
+			return false
+		}
+	}
+	return true
 }
 
 func testSpill(t *testing.T, sk sink) {
@@ -660,11 +678,18 @@ func TestSlowCommitKeepsPin(t *testing.T) {
 	cfg := testConfig("m1")
 	cfg.PinnedTTL = time.Second
 	cfg.Partitions = []int{int(p)}
-	e.start(cfg, nil, nil)
+	r1 := e.start(cfg, nil, nil)
 	standby := testConfig("m2")
 	standby.PinnedTTL = time.Second
 	standby.Partitions = []int{int(p)}
-	e.start(standby, bustest.Connect(t, e.bus), nil)
+	r2 := e.start(standby, bustest.Connect(t, e.bus), nil)
+	// The batch must go to the merger that prefers p. A pull request the other one sent before it
+	// counted both would take p's pin with the first message, and the rebalance after the commit
+	// would then unpin p (a release, not the lapse this test is about).
+	eventually(t, 10*time.Second, "presence", func() bool { return r1.m.live.Load() == 2 && r2.m.live.Load() == 2 })
+	eventually(t, 10*time.Second, "pulls on the other merger's partition over", func() bool {
+		return pullsElsewhereOver(r1) && pullsElsewhereOver(r2)
+	})
 	e.publishBatch(tb)
 	bc := ev.nextCommitted(t, 30*time.Second)
 	if bc.Merger != "m1" && bc.Merger != "m2" || bc.RowsOut != 10 {
