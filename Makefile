@@ -24,6 +24,22 @@ tools: ## install the test dependencies (versitygw S3 server, protoc-gen-go)
 test: tools ## run every test with the race detector (S3 tests use a real versitygw on loopback)
 	SLUICE_REQUIRE_S3=1 $(GO) test $(TEST_FLAGS) $(PKGS)
 
+STRESS_COUNT ?= 10
+
+.PHONY: test-stress
+test-stress: tools ## run `make test` STRESS_COUNT times (default 10; PKGS too), stopping at the first failure
+	@passed=0; failed=0; \
+	for i in $$(seq 1 $(STRESS_COUNT)); do \
+	  echo "=== test-stress: run $$i of $(STRESS_COUNT)"; \
+	  if $(MAKE) --no-print-directory test TEST_FLAGS='$(TEST_FLAGS) -count=1'; then \
+	    passed=$$((passed + 1)); \
+	  else \
+	    failed=1; break; \
+	  fi; \
+	done; \
+	echo "test-stress: $$passed passed, $$failed failed (of $(STRESS_COUNT) runs)"; \
+	test $$failed -eq 0
+
 .PHONY: test-faults
 test-faults: tools ## fault tests: stages as processes under kill -9, nats/S3 outages, S3 errors, poison (docs/RELIABILITY.md)
 	$(GO) test -tags faults -count=1 -timeout 25m ./test/faults/

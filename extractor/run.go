@@ -23,7 +23,27 @@ const (
 	handBackDeliveries = 2
 	// settleTimeout bounds acking, naking and dead-lettering after the work is done.
 	settleTimeout = 10 * time.Second
+	// handBackDelay is the Nak delay of a shutdown hand-back when Run abandoned a pull request:
+	// longer than the request can still wait on the server (see stopState).
+	handBackDelay = fetchWait
 )
+
+// stopState tells the archives in progress how to hand their landed events back once Run stops.
+//
+// Cancelling ctx abandons the pull request in flight: Next returns at once, but the request
+// stays on the server until it expires (fetchWait less 10%, counted from when the server got
+// it), and the client unsubscribes the request's inbox only after Next has returned, from
+// another goroutine. A landed event Nak'ed without delay before the server has seen that
+// unsubscribe is redelivered into the abandoned request: the client drops it, and it comes
+// back only after AckWait (60 s by default) instead of at once to the next process. So a
+// hand-back waits until the loop pulls no more (no request can follow the Nak), and when a
+// request was abandoned the Nak carries handBackDelay: the server reads a connection in
+// order, so it got the request before the Nak, and the request has expired before the
+// redelivery.
+type stopState struct {
+	stopped chan struct{} // closed once Run's loop sends no more pull requests
+	delay   time.Duration // hand-back delay; written before stopped is closed
+}
 
 // Run consumes landed events with the durable pull consumer cfg.Consumer (explicit ack, at most
 // cfg.Concurrency archives at once) until ctx is done. Each archive is acked once its outcome is
@@ -59,8 +79,10 @@ func (e *Extractor) Run(ctx context.Context) error {
 		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow, "chunk_codec", e.cfg.ChunkCodec)
 
 	slots := make(chan struct{}, e.cfg.Concurrency)
+	stop := &stopState{stopped: make(chan struct{})}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer close(stop.stopped) // before wg.Wait: the archives in progress hand back after it
 	for {
 		select { // a pull request only when an archive can start right away
 		case slots <- struct{}{}:
@@ -70,12 +92,16 @@ func (e *Extractor) Run(ctx context.Context) error {
 		msg, err := e.next(ctx, cons)
 		if msg == nil {
 			<-slots
+			if ctx.Err() != nil { // the pull request may still be waiting on the server
+				stop.delay = handBackDelay
+				return nil
+			}
 		} else {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				e.handle(ctx, msg)
+				e.handle(ctx, msg, stop)
 			}()
 		}
 		if ctx.Err() != nil {
@@ -107,7 +133,7 @@ func (e *Extractor) next(ctx context.Context, cons jetstream.Consumer) (jetstrea
 }
 
 // handle extracts the archive of one landed event and settles the message.
-func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
+func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg, stop *stopState) {
 	deliveries := uint64(1)
 	var streamSeq uint64
 	if md, err := msg.Metadata(); err == nil {
@@ -139,9 +165,9 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	stop := e.keepAlive(msg)
+	stopKeepAlive := e.keepAlive(msg)
 	_, err := e.extract(ctx, ev, final, true)
-	stop()
+	stopKeepAlive()
 	// The settle deadline starts now: extracting a large archive can take longer than it.
 	after, cancelAfter := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancelAfter()
@@ -163,7 +189,8 @@ func (e *Extractor) handle(ctx context.Context, msg jetstream.Msg) {
 		// recorded): hand it back; batches stay open for the next delivery.
 		delay := min(time.Duration(deliveries)*2*time.Second, 30*time.Second)
 		if ctx.Err() != nil {
-			delay = 0
+			<-stop.stopped
+			delay = stop.delay
 		}
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log.Warn("nak landed event", "err", nerr)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/ledger"
@@ -65,6 +66,20 @@ func (v *env) settled(t *testing.T) bool {
 	}
 	info, err := c.Info(context.Background())
 	return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+}
+
+// consumerInfo returns the state of the extractor's durable consumer.
+func (v *env) consumerInfo(t *testing.T) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := v.e.js.Consumer(context.Background(), v.b.Subjects.EventsStream(), "extractor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
 
 func extractedEvents(t *testing.T, v *env) []*sluicev1.ArchiveExtracted {
@@ -219,8 +234,15 @@ func TestRunShutdownHandsBackAndResumes(t *testing.T) {
 		t.Fatal("ArchiveFailed on shutdown")
 	}
 	// The next process completes the same batches; the chunks already stored are not doubled.
+	// The landed event comes back to it on delivery 2: the hand-back was not swallowed by the
+	// pull request the first Run abandoned (which would bring it back only after AckWait, 60 s,
+	// on delivery 3).
 	startRun(t, v)
 	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
+	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
+	if n := v.consumerInfo(t).Delivered.Consumer; n != 2 {
+		t.Fatalf("landed event delivered %d times, want 2", n)
+	}
 	for table, ms := range byTable(v.rows(t)) {
 		last := ms[len(ms)-1].done
 		if last == nil || int(last.Chunks) != len(ms)-1 || last.Rows != 3000 {

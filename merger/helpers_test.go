@@ -281,8 +281,9 @@ func rowsMsg(subj, typ, id string, pm proto.Message) *nats.Msg {
 	return m
 }
 
-// publish stores msgs in order, waiting for each publish ack.
-func (e *env) publish(msgs ...*nats.Msg) {
+// publish stores msgs in order, waiting for each publish ack, and returns the stream sequence
+// of the last one.
+func (e *env) publish(msgs ...*nats.Msg) (seq uint64) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -293,10 +294,13 @@ func (e *env) publish(msgs ...*nats.Msg) {
 		for k, v := range m.Header {
 			c.Header[k] = append([]string(nil), v...)
 		}
-		if _, err := e.bus.JS.PublishMsg(ctx, c); err != nil {
+		ack, err := e.bus.JS.PublishMsg(ctx, c)
+		if err != nil {
 			e.t.Fatalf("publish %s: %v", m.Subject, err)
 		}
+		seq = ack.Sequence
 	}
+	return seq
 }
 
 // publishBatch publishes the batch's chunks then its marker.
@@ -345,14 +349,6 @@ func (ev *events) next(t *testing.T, pm proto.Message, timeout time.Duration) *s
 func (ev *events) nextCommitted(t *testing.T, timeout time.Duration) *sluicev1.BatchCommitted {
 	t.Helper()
 	return ev.next(t, &sluicev1.BatchCommitted{}, timeout)
-}
-
-// none checks that nothing arrives within d.
-func (ev *events) none(t *testing.T, d time.Duration) {
-	t.Helper()
-	if msg, err := ev.cons.Next(jetstream.FetchMaxWait(d)); err == nil {
-		t.Fatalf("unexpected event on %s", msg.Subject())
-	}
 }
 
 // table is a Parquet object read back: column names, Arrow types and rows of cells rendered as
@@ -505,8 +501,8 @@ func (e *env) quarantineLines(key string) []quarantineLine {
 	return out
 }
 
-// ackPending returns the un-acked messages of a partition consumer.
-func (e *env) ackPending(partition uint32) int {
+// consumerInfo returns the state of a partition consumer.
+func (e *env) consumerInfo(partition uint32) *jetstream.ConsumerInfo {
 	e.t.Helper()
 	c, err := e.bus.JS.Consumer(context.Background(), e.bus.Subjects.RowsStream(), fmt.Sprintf("merger-p%d", partition))
 	if err != nil {
@@ -516,7 +512,67 @@ func (e *env) ackPending(partition uint32) int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return info.NumAckPending
+	return info
+}
+
+// ackPending returns the un-acked messages of a partition consumer.
+func (e *env) ackPending(partition uint32) int {
+	e.t.Helper()
+	return e.consumerInfo(partition).NumAckPending
+}
+
+// streamMsgs returns how many messages a stream holds.
+func (e *env) streamMsgs(stream string) uint64 {
+	e.t.Helper()
+	s, err := e.bus.JS.Stream(context.Background(), stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// nakWatch counts, from the server's advisories, the Naks of each stream sequence on one
+// partition consumer.
+type nakWatch struct {
+	mu   sync.Mutex
+	seqs map[uint64]int
+}
+
+// watchNaks starts counting the Naks on partition's consumer; it is subscribed on the server
+// when it returns.
+func (e *env) watchNaks(partition uint32) *nakWatch {
+	e.t.Helper()
+	w := &nakWatch{seqs: map[uint64]int{}}
+	subj := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.%s.merger-p%d", e.bus.Subjects.RowsStream(), partition)
+	sub, err := e.bus.NC.Subscribe(subj, func(m *nats.Msg) {
+		var a struct {
+			StreamSeq uint64 `json:"stream_seq"`
+		}
+		if json.Unmarshal(m.Data, &a) == nil {
+			w.mu.Lock()
+			w.seqs[a.StreamSeq]++
+			w.mu.Unlock()
+		}
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.bus.NC.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+// naks returns how many times the message at stream sequence seq was Nak'ed.
+func (w *nakWatch) naks(seq uint64) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seqs[seq]
 }
 
 // eventually polls cond until it holds or d elapses.

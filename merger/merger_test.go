@@ -214,8 +214,10 @@ func testCountMismatch(t *testing.T, sk sink) {
 		{name: "t_20250101_2.csv", date: "2025-01-01", batch: "2", header: "a", records: csvRows(2, func(i int) string { return fmt.Sprint(i) })},
 	}}
 	chunks, marker, _ = y.msgs(e.bus.Subjects)
-	e.publish(chunks[0], marker)
-	time.Sleep(500 * time.Millisecond)
+	naks := e.watchNaks(bus.Partition(y.archive, "t", 4))
+	e.publish(chunks[0])
+	mseq := e.publish(marker)
+	eventually(t, 10*time.Second, "Y's marker handed back on its first delivery", func() bool { return naks.naks(mseq) > 0 })
 	e.publish(chunks[1])
 	bc := ev.nextCommitted(t, 30*time.Second)
 	if bc.ArchiveId != y.archive || bc.RowsOut != 2 {
@@ -239,12 +241,25 @@ func testAbort(t *testing.T, sk sink) {
 	p := bus.Partition(tb.archive, "t", 4)
 	eventually(t, 10*time.Second, "abort", func() bool { return r.metric(t, "sluice_merger_batches_aborted_total") == 1 })
 	eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
-	ev.none(t, 500*time.Millisecond)
+	eventually(t, 10*time.Second, "state released", func() bool {
+		return r.metric(t, "sluice_merger_held_messages") == 0 && r.metric(t, "sluice_merger_memory_bytes") == 0
+	})
 	if ks := e.keys(""); len(ks) != 0 {
 		t.Fatalf("objects after abort: %v", ks)
 	}
-	if r.metric(t, "sluice_merger_held_messages") != 0 || r.metric(t, "sluice_merger_memory_bytes") != 0 {
-		t.Fatal("state left after abort")
+	// Nothing was committed of the aborted batch: a batch published after the abort, on the same
+	// partition (so handled after it), is the first commit.
+	next := tbatch{archive: archiveOn("acf", "t", p, 4), table: "t", members: []tmember{
+		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(3, func(i int) string { return fmt.Sprintf("%d,y", i) })},
+	}}
+	e.publishBatch(next)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != next.archive {
+		t.Fatalf("first commit after the abort: %v", bc)
+	}
+	for _, k := range e.keys("") {
+		if strings.Contains(k, tb.archive) {
+			t.Fatalf("object of the aborted batch: %s", k)
+		}
 	}
 }
 
@@ -352,7 +367,11 @@ func testTwoMergers(t *testing.T, sk sink) {
 	ra := e.start(testConfig("ma"), bustest.Connect(t, e.bus), nil)
 	rb := e.start(testConfig("mb"), bustest.Connect(t, e.bus), nil)
 	eventually(t, 10*time.Second, "presence", func() bool { return ra.m.live.Load() == 2 && rb.m.live.Load() == 2 })
-	time.Sleep(2 * ra.m.pollWait) // pull requests sent while alone have expired
+	// A pull request either merger sent on the other's partitions before it counted both would
+	// take their pins with the first messages; wait until those requests are over.
+	eventually(t, 10*time.Second, "pulls on the other merger's partitions over", func() bool {
+		return pullsElsewhereOver(ra) && pullsElsewhereOver(rb)
+	})
 
 	const archives, perBatch = 16, 30
 	var batches []tbatch
@@ -414,6 +433,20 @@ func testTwoMergers(t *testing.T, sk sink) {
 	for p := range uint32(4) {
 		eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
 	}
+}
+
+// pullsElsewhereOver reports whether every pull request r sent on a partition it does not prefer
+// has expired on the server. The server does not tell when a request ends, so this goes by r's
+// own record of its last request there: a request lives pollWait from when the server got it,
+// and another pollWait covers the way there. r sends none on such a partition while nothing
+// waits on it (mayAcquire).
+func pullsElsewhereOver(r *running) bool {
+	for _, p := range r.m.parts {
+		if !r.m.preferred(p) && time.Since(time.Unix(0, p.lastPull.Load())) < 2*r.m.pollWait {
+			return false
+		}
+	}
+	return true
 }
 
 func testSpill(t *testing.T, sk sink) {
@@ -556,7 +589,6 @@ func TestConcurrentSchemaEvolution(t *testing.T) {
 func testJoinMidStream(t *testing.T, sk sink) {
 	e := newEnv(t, sk)
 	ev := e.committedEvents()
-	dlq := e.watch(e.bus.Subjects.DLQStream(), e.bus.Subjects.DLQ("merger"))
 	ra := e.start(testConfig("ma"), bustest.Connect(t, e.bus), nil)
 
 	const archives, perBatch = 12, 40
@@ -594,7 +626,14 @@ func testJoinMidStream(t *testing.T, sk sink) {
 		by[ev.nextCommitted(t, 60*time.Second).Merger]++
 	}
 	t.Logf("commits by merger: %v", by)
-	dlq.none(t, 200*time.Millisecond)
+	// No dead letter: a merger stores one before it terminates the batch's messages, and once
+	// every message is acked none can be delivered (and dead-lettered) again.
+	for p := range uint32(4) {
+		eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
+	}
+	if n := e.streamMsgs(e.bus.Subjects.DLQStream()); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
 	for _, tbl := range []string{"j1", "j2"} {
 		seen := map[string]int{}
 		for _, k := range e.keys(tbl + "/") {
@@ -636,6 +675,8 @@ func (b slowBucket) Create(ctx context.Context, key string) (objstore.Writer, er
 }
 
 func (w slowWriter) Commit(ctx context.Context) error {
+	// The slowness is what is under test: the commit must outlast PinnedTTL, a timer of the
+	// server that no injected clock reaches.
 	time.Sleep(w.delay)
 	return w.Writer.Commit(ctx)
 }
@@ -660,12 +701,19 @@ func TestSlowCommitKeepsPin(t *testing.T) {
 	cfg := testConfig("m1")
 	cfg.PinnedTTL = time.Second
 	cfg.Partitions = []int{int(p)}
-	e.start(cfg, nil, nil)
+	r1 := e.start(cfg, nil, nil)
 	standby := testConfig("m2")
 	standby.PinnedTTL = time.Second
 	standby.Partitions = []int{int(p)}
-	e.start(standby, bustest.Connect(t, e.bus), nil)
-	e.publishBatch(tb)
+	r2 := e.start(standby, bustest.Connect(t, e.bus), nil)
+	// The batch must go to the merger that prefers p. A pull request the other one sent before it
+	// counted both would take p's pin with the first message, and the rebalance after the commit
+	// would then unpin p (a release, not the lapse this test is about).
+	eventually(t, 10*time.Second, "presence", func() bool { return r1.m.live.Load() == 2 && r2.m.live.Load() == 2 })
+	eventually(t, 10*time.Second, "pulls on the other merger's partition over", func() bool {
+		return pullsElsewhereOver(r1) && pullsElsewhereOver(r2)
+	})
+	mk := e.publishBatch(tb)
 	bc := ev.nextCommitted(t, 30*time.Second)
 	if bc.Merger != "m1" && bc.Merger != "m2" || bc.RowsOut != 10 {
 		t.Fatalf("committed %v", bc)
@@ -673,7 +721,12 @@ func TestSlowCommitKeepsPin(t *testing.T) {
 	if n := unpinned.Load(); n != 0 {
 		t.Fatalf("partition unpinned %d times during a slow commit", n)
 	}
-	ev.none(t, time.Second)
+	// Nobody commits the batch a second time: each of its messages was delivered once, to the
+	// merger that committed it, and is acked, so none can reach the other merger.
+	eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
+	if info, n := e.consumerInfo(p), uint64(mk.Chunks)+1; info.Delivered.Consumer != n || info.AckFloor.Consumer != n || info.NumPending != 0 {
+		t.Fatalf("%d messages: delivered %d, ack floor %d, pending %d", n, info.Delivered.Consumer, info.AckFloor.Consumer, info.NumPending)
+	}
 }
 
 // TestOwnerDies: the owner of a partition dies holding part of a batch; after the pin TTL the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -89,16 +90,55 @@ func (e *env) snapshot(prefix string) map[string][]byte {
 	return out
 }
 
-func (e *env) modTimes(prefix string) map[string]time.Time {
-	e.t.Helper()
-	out := map[string]time.Time{}
-	if err := e.out.List(context.Background(), prefix, "", func(a objstore.Attrs) error {
-		out[a.Key] = a.ModTime
-		return nil
-	}); err != nil {
-		e.t.Fatal(err)
+// writes records the keys of the objects written through a bucket (committed, or Put).
+type writes struct {
+	objstore.Bucket
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func recordWrites(b objstore.Bucket) *writes { return &writes{Bucket: b, keys: map[string]bool{}} }
+
+func (w *writes) add(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.keys[key] = true
+}
+
+func (w *writes) wrote(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.keys[key]
+}
+
+func (w *writes) Create(ctx context.Context, key string) (objstore.Writer, error) {
+	ow, err := w.Bucket.Create(ctx, key)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	return &recordedWriter{Writer: ow, w: w, key: key}, nil
+}
+
+func (w *writes) Put(ctx context.Context, key string, r io.Reader) error {
+	err := w.Bucket.Put(ctx, key, r)
+	if err == nil {
+		w.add(key)
+	}
+	return err
+}
+
+type recordedWriter struct {
+	objstore.Writer
+	w   *writes
+	key string
+}
+
+func (rw *recordedWriter) Commit(ctx context.Context) error {
+	err := rw.Writer.Commit(ctx)
+	if err == nil {
+		rw.w.add(rw.key)
+	}
+	return err
 }
 
 func (e *env) lastSeq() uint64 {
@@ -187,18 +227,20 @@ func testReplayByteIdentical(t *testing.T, sk sink) {
 		t.Fatalf("durable consumers changed by the replay:\nbefore %+v\nafter  %+v", cons, got)
 	}
 
-	// --process-date 2025-01-02: only b's object is rewritten.
-	time.Sleep(1100 * time.Millisecond) // S3 modification times have a one-second resolution
-	mt := e.modTimes("")
+	// --process-date 2025-01-02: only b's object is rewritten (seen by recording the replay's
+	// writes, not by modification times, which S3 keeps to the second).
+	rec := recordWrites(e.out)
+	e.out = rec
 	res = e.replay(ReplaySpec{Table: "orders", ProcessDate: "2025-01-02"}, nil, nil)
+	e.out = rec.Bucket
 	if got := committedArchives(res); !slices.Equal(got, []string{b.archive + "/0"}) {
 		t.Fatalf("process-date replay committed %v", got)
 	}
 	if d := res.Committed[0].ProcessDates; !slices.Equal(d, []string{"2025-01-02"}) {
 		t.Fatalf("dates %v", d)
 	}
-	for k, was := range e.modTimes("") {
-		rewritten := !was.Equal(mt[k])
+	for _, k := range e.keys("") {
+		rewritten := rec.wrote(k)
 		want := strings.HasPrefix(k, "orders/process_date=2025-01-02/")
 		if rewritten != want {
 			t.Errorf("%s: rewritten %v, want %v", k, rewritten, want)
@@ -298,6 +340,10 @@ func testReplayAttempts(t *testing.T, sk sink) {
 	b1First := e.lastSeq() + 1
 	e.publishBatch(b1)
 
+	// The stream stamps messages with the server's wall clock, which the test cannot inject:
+	// these pauses are the gap in time that the Since range under test selects on, not a wait
+	// for anything, so that every message before has an earlier and every one after a later
+	// timestamp whatever the clock's resolution.
 	time.Sleep(20 * time.Millisecond)
 	since := time.Now()
 	time.Sleep(20 * time.Millisecond)
@@ -404,6 +450,8 @@ func testReplayWhileMerging(t *testing.T, sk sink) {
 		defer wg.Done()
 		for _, tb := range tbs {
 			e.publishBatch(tb)
+			// Pacing, not synchronisation: spreads the batches over the replays below so that
+			// they overlap ingestion; no assertion depends on how they interleave.
 			time.Sleep(15 * time.Millisecond)
 		}
 	}()

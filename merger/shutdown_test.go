@@ -34,7 +34,15 @@ func TestShutdownDoesNotWaitOutIdlePulls(t *testing.T) {
 	if bc := ev.nextCommitted(t, 30*time.Second); bc.RowsOut != 10 {
 		t.Fatalf("rows out %d, want 10", bc.RowsOut)
 	}
-	time.Sleep(300 * time.Millisecond) // every partition is now inside an idle pull
+	// Every partition is now inside an idle pull: the server holds a pull request on each.
+	eventually(t, 10*time.Second, "idle pulls on every partition", func() bool {
+		for p := range uint32(e.bus.Subjects.Partitions) {
+			if e.consumerInfo(p).NumWaiting == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	start := time.Now()
 	r.stop()
 	if took := time.Since(start); took > time.Second {

@@ -85,6 +85,8 @@ func (e *env) metric(t *testing.T, name string) float64 {
 				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				return m.GetGauge().GetValue()
+			case m.GetHistogram() != nil: // how many observations
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -253,9 +253,10 @@ func TestOnceWaitsForASettlingFile(t *testing.T) {
 func TestRunPicksUpADroppedFile(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	p := e.producer(t, producer.Config{Landing: dir}, nil) // defaults: poll 250ms, stable 300ms
+	p := e.producer(t, producer.Config{Landing: dir}, nil) // defaults: poll 100ms, stable 200ms
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() { done <- p.Run(ctx) }()
 	defer func() {
 		cancel()
@@ -263,7 +264,13 @@ func TestRunPicksUpADroppedFile(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Run is polling: its first scan (of the empty folder) is done.
+	for e.metric(t, "sluice_producer_scan_duration_seconds") == 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("no scan within 5s of Run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// Writers land files under a temporary name and rename them when complete.
 	data := archive(t, "dropped")
@@ -271,7 +278,7 @@ func TestRunPicksUpADroppedFile(t *testing.T) {
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	start = time.Now()
 	if err := os.Rename(tmp, filepath.Join(dir, "dropped.tar.gz")); err != nil {
 		t.Fatal(err)
 	}
