@@ -120,7 +120,11 @@ func start(t testing.TB, bin, access, secret string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args := []string{"--port", addr, "--health", healthPath, "--quiet", "posix", root}
+	// A health path of its own: when another test's versitygw took the free port first, its health
+	// endpoint answers 404 here, so the check waits for this process (which then exits: address in
+	// use) instead of handing out a server that does not know this test's keys.
+	health := healthPath + "-" + randHex(8)
+	args := []string{"--port", addr, "--health", health, "--quiet", "posix", root}
 	cmd := exec.Command(bin, args...)
 	// The root keys go through the environment, not argv (visible in ps).
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+access, "ROOT_SECRET_ACCESS_KEY="+secret)
@@ -148,7 +152,7 @@ func start(t testing.TB, bin, access, secret string) (string, error) {
 			return "", fmt.Errorf("versitygw %s exited early: %s", strings.Join(args, " "), out.String())
 		default:
 		}
-		resp, err := client.Get(endpoint + healthPath)
+		resp, err := client.Get(endpoint + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
