@@ -213,7 +213,9 @@ func (m *Merger) Run(ctx context.Context) error {
 		pin := p.pinID
 		p.retirePinLocked()
 		p.mu.Unlock()
-		p.handBack(cctx, "shutdown", 0, true)
+		// Delayed by the longest pull: a pull this merger abandoned may still wait on the server,
+		// and a message redelivered into it would be lost to everyone until AckWait.
+		p.handBack(cctx, "shutdown", m.pollWait, true)
 		p.handBackAbandoned()
 		if pin != "" && connected {
 			p.unpin(cctx, pin)
