@@ -691,7 +691,11 @@ func (b *Batch) freshResult(f *config.FreshnessRule) Result {
 		if b.fresh.kind == kDate32 {
 			newest = formatDate(int32(b.fresh.newest/usPerDay - 1))
 		}
-		res.Observed = fmt.Sprintf("newest %s, %s before the end of %s", newest, shortDuration(age), b.meta.ProcessDate)
+		if age >= 0 {
+			res.Observed = fmt.Sprintf("newest %s, %s before the end of %s", newest, shortDuration(age), b.meta.ProcessDate)
+		} else {
+			res.Observed = fmt.Sprintf("newest %s, %s after the end of %s", newest, shortDuration(-age), b.meta.ProcessDate)
+		}
 		res.Status = StatusPass
 		if age > f.MaxAge.Duration {
 			res.Status = statusOf(res.Action)

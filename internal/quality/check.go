@@ -264,7 +264,7 @@ func hashColumn(a arrow.Array, k valKind, dst []uint64) {
 		}
 	case *array.Int64:
 		for i, v := range a.Int64Values() {
-			dst[i] = mix64(uint64(v))
+			dst[i] = hashFixed(uint64(v))
 		}
 	case *array.Float64:
 		for i, v := range a.Float64Values() {
@@ -272,11 +272,11 @@ func hashColumn(a arrow.Array, k valKind, dst []uint64) {
 		}
 	case *array.Date32:
 		for i, v := range a.Date32Values() {
-			dst[i] = mix64(uint64(v))
+			dst[i] = hashFixed(uint64(v))
 		}
 	case *array.Timestamp:
 		for i, v := range a.TimestampValues() {
-			dst[i] = mix64(uint64(v))
+			dst[i] = hashFixed(uint64(v))
 		}
 	default:
 		for i := range dst {

@@ -31,7 +31,7 @@ type Profile struct {
 
 	Rows     int64 // rows, nulls included
 	Nulls    int64
-	Distinct int64 // distinct non-null values: exact while Values is kept, else the HyperLogLog estimate
+	Distinct int64 // distinct non-null values: exact up to MaxValues, else the HyperLogLog estimate
 
 	// Min and Max are the least and greatest non-null values as text ("" when there is none): numbers as Go
 	// writes them, dates YYYY-MM-DD, timestamps YYYY-MM-DD HH:MM:SS[.ffffff][Z], text in byte order.
@@ -50,7 +50,8 @@ type Profile struct {
 
 	// Sketch is the HyperLogLog sketch of the distinct values (github.com/axiomhq/hyperloglog, precision 14,
 	// MarshalBinary): what Merge merges. Hashes: XXH3-64 of a string's bytes, the murmur3 finalizer of a
-	// fixed-width value's 64 bits (so sketches of the same column type merge across batches and processes).
+	// fixed-width value's 64 bits xor 0x9e3779b97f4a7c15 (so sketches of the same column type merge across
+	// batches and processes).
 	Sketch []byte
 }
 
@@ -69,7 +70,8 @@ type colProfile struct {
 	rows, nulls int64
 
 	// HyperLogLog registers (precision 14), filled as axiomhq's dense sketch fills them; turned into its sketch by
-	// profile(). A text column's values go to the registers only once it has more than MaxValues distinct values.
+	// profile(). Values go to the registers only once the column has more than MaxValues distinct values (until
+	// then vals holds them exactly).
 	regs []uint8
 
 	has        bool
@@ -94,7 +96,7 @@ const (
 )
 
 func newColProfile(name string, typ table.Type, kind valKind) *colProfile {
-	return &colProfile{name: name, typ: typ, kind: kind, regs: make([]uint8, hllRegs)}
+	return &colProfile{name: name, typ: typ, kind: kind}
 }
 
 func (p *colProfile) bytes() int64 { return int64(len(p.regs)) + p.valueBytes }
@@ -131,7 +133,7 @@ func (p *colProfile) add(a arrow.Array) {
 				continue
 			}
 			p.minMaxInt(int64(v))
-			p.insert(mix64(uint64(v)))
+			p.see(hashFixed(uint64(v)), "")
 		}
 	case *array.Timestamp:
 		t := a.DataType().(*arrow.TimestampType)
@@ -141,7 +143,7 @@ func (p *colProfile) add(a arrow.Array) {
 				continue
 			}
 			p.minMaxInt(int64(v))
-			p.insert(mix64(uint64(v)))
+			p.see(hashFixed(uint64(v)), "")
 		}
 	case *array.Boolean:
 		for i := range n {
@@ -153,7 +155,7 @@ func (p *colProfile) add(a arrow.Array) {
 				v = 1
 			}
 			p.minMaxInt(v)
-			p.insert(mix64(uint64(v)))
+			p.see(hashFixed(uint64(v)), "")
 		}
 	}
 }
@@ -187,7 +189,7 @@ func (p *colProfile) addInt64(a *array.Int64, nulls int) {
 		}
 		lo, hi = min(lo, v), max(hi, v)
 		sum += float64(v)
-		p.insert(mix64(uint64(v)))
+		p.see(hashFixed(uint64(v)), "")
 	}
 	cnt := int64(len(vals) - nulls)
 	mean := sum / float64(cnt)
@@ -214,7 +216,7 @@ func (p *colProfile) addFloat64(a *array.Float64, nulls int) {
 		}
 		lo, hi = min(lo, v), max(hi, v)
 		sum += v
-		p.insert(hashFloat(v))
+		p.see(hashFloat(v), "")
 	}
 	cnt := int64(len(vals) - nulls)
 	mean := sum / float64(cnt)
@@ -275,24 +277,31 @@ func (p *colProfile) addString(a *array.String, nulls int) {
 			}
 			p.minLen, p.maxLen = min(p.minLen, l), max(p.maxLen, l)
 		}
-		h := hashString(s)
-		if p.overflow {
-			p.insert(h)
-			continue
-		}
-		if !p.vals.add(h, s) {
-			// more than MaxValues distinct values: from now on the registers take every value
-			p.overflow = true
-			for _, e := range p.vals.entries {
-				p.insert(e.h)
-			}
-			p.vals = smallSet{}
-			p.valueBytes = 0
-			p.insert(h)
-		} else {
-			p.valueBytes = p.vals.bytes
-		}
+		p.see(hashString(s), s)
 	}
+}
+
+// see counts a value of hash h (s: the value of a string column, else ""): exactly in the small set while there
+// are at most MaxValues distinct values, in the registers from then on. For fixed-width values the hash (a
+// bijection of the value's bits) stands for the value.
+func (p *colProfile) see(h uint64, s string) {
+	if p.overflow {
+		p.insert(h)
+		return
+	}
+	if p.vals.add(h, s) {
+		p.valueBytes = p.vals.bytes
+		return
+	}
+	// more than MaxValues distinct values: from now on the registers take every value
+	p.overflow = true
+	p.regs = make([]uint8, hllRegs)
+	for _, e := range p.vals.entries {
+		p.insert(e.h)
+	}
+	p.vals = smallSet{}
+	p.valueBytes = 0
+	p.insert(h)
 }
 
 func clone(s string) string { return string([]byte(s)) }
@@ -315,7 +324,8 @@ func isASCII(b []byte) bool {
 	return true
 }
 
-// smallSet holds up to MaxValues distinct strings with their hashes, in a 64-slot open-addressing table.
+// smallSet holds up to MaxValues distinct values by hash, in a 64-slot open-addressing table: a string column's
+// with the strings (compared too), a fixed-width column's by their hash alone (a bijection of the value).
 type smallSet struct {
 	slots   [2 * MaxValues]int8 // index+1 into entries, 0 empty
 	entries []smallEntry
@@ -370,15 +380,17 @@ func (p *colProfile) profile() Profile {
 		pr.Mean, pr.Stddev = p.mean, math.Sqrt(p.m2/float64(p.n))
 	}
 	var sk *hyperloglog.Sketch
-	if p.kind == kString && !p.overflow {
-		pr.Values = make([]string, len(p.vals.entries))
+	if !p.overflow {
+		// a sparse sketch of the exact hashes: small, and exact for so few values
 		sk = hyperloglog.New14()
-		for i, e := range p.vals.entries {
-			pr.Values[i] = e.s
+		for _, e := range p.vals.entries {
 			sk.InsertHash(e.h)
+			if p.kind == kString {
+				pr.Values = append(pr.Values, e.s)
+			}
 		}
 		slices.Sort(pr.Values)
-		pr.Distinct = int64(len(pr.Values))
+		pr.Distinct = int64(len(p.vals.entries))
 	} else {
 		sk = sketchFromRegisters(p.regs)
 		pr.Distinct = int64(sk.Estimate())

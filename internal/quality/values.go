@@ -161,7 +161,7 @@ func formatValue(a arrow.Array, i int) string {
 }
 
 // Hashes. The same value always hashes the same, in every process (sketches are serialised and merged): strings
-// with XXH3-64, fixed-width values with the murmur3 64-bit finalizer of their bits (a bijection, well mixed).
+// with XXH3-64, fixed-width values with the murmur3 64-bit finalizer of their bits xor a constant (a bijection, well mixed).
 
 func mix64(x uint64) uint64 {
 	x ^= x >> 33
@@ -172,13 +172,17 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
+// hashFixed hashes a fixed-width value's 64 bits: a bijection (mix64 of the bits xor a constant, so that 0 does not
+// hash to 0).
+func hashFixed(x uint64) uint64 { return mix64(x ^ 0x9e3779b97f4a7c15) }
+
 func hashString(s string) uint64 { return xxh3.HashString(s) }
 
 func hashFloat(f float64) uint64 {
 	if f == 0 {
 		f = 0 // -0 == 0
 	}
-	return mix64(math.Float64bits(f))
+	return hashFixed(math.Float64bits(f))
 }
 
 // hashAt hashes the non-null value at row i of a column of kind k.
@@ -187,18 +191,18 @@ func hashAt(a arrow.Array, k valKind, i int) uint64 {
 	case kString:
 		return hashString(a.(*array.String).Value(i))
 	case kInt64:
-		return mix64(uint64(a.(*array.Int64).Value(i)))
+		return hashFixed(uint64(a.(*array.Int64).Value(i)))
 	case kFloat64:
 		return hashFloat(a.(*array.Float64).Value(i))
 	case kBool:
 		if a.(*array.Boolean).Value(i) {
-			return mix64(1)
+			return hashFixed(1)
 		}
-		return mix64(0)
+		return hashFixed(0)
 	case kDate32:
-		return mix64(uint64(a.(*array.Date32).Value(i)))
+		return hashFixed(uint64(a.(*array.Date32).Value(i)))
 	case kTimestamp:
-		return mix64(uint64(a.(*array.Timestamp).Value(i)))
+		return hashFixed(uint64(a.(*array.Timestamp).Value(i)))
 	}
 	return hashString(a.ValueStr(i))
 }
