@@ -177,7 +177,7 @@ func TestQuarantineShare(t *testing.T) {
 func TestVolume(t *testing.T) {
 	change := func(f float64) *float64 { return &f }
 	history := []DayTotal{
-		{"2025-02-20", 5000}, // outside the 7 trailing days of 2025-03-08
+		{"2025-02-20", 5000},                                          // outside the 7 trailing days of 2025-03-08
 		{"2025-03-01", 1000}, {"2025-03-02", 1200}, {"2025-03-03", 0}, // a day without data does not count
 		{"2025-03-04", 900}, {"2025-03-05", 600}, {"2025-03-05", 500}, // two entries of one date add up: 1100
 		{"2025-03-07", 1300},
