@@ -73,12 +73,13 @@ type Batch struct {
 	removed int64 // rows removed by quarantine rules
 
 	// per Check call
-	mask      []bool
-	anyMasked bool
-	failures  []RowFailure
-	hashes    []uint64
-	scratch   []uint64
-	nullKey   []bool
+	mask        []bool
+	anyMasked   bool
+	failures    []RowFailure
+	hashes      []uint64
+	scratch     []uint64
+	profScratch []uint64
+	nullKey     []bool
 }
 
 // ruleState is a row rule bound to a batch's columns, with its counts.
@@ -101,6 +102,7 @@ type ruleState struct {
 	empty    bool // no value can be in range
 
 	allowStr   []string
+	allowFrom  [257]int // allowStr[allowFrom[c]:allowFrom[c+1]] start with byte c
 	allowStrM  map[string]struct{}
 	allowInt   []int64
 	allowIntM  map[int64]struct{}
@@ -330,9 +332,19 @@ func (st *ruleState) bindAllowed(k valKind) bool {
 	vals := st.r.allowed
 	switch k {
 	case kString:
-		if len(vals) <= smallList {
-			st.allowStr = vals
-		} else {
+		// sorted by first byte, with the start of each byte's run: most lookups compare once
+		st.allowStr = slices.Clone(vals)
+		slices.SortStableFunc(st.allowStr, func(a, b string) int { return int(firstByte(a)) - int(firstByte(b)) })
+		var count [257]int
+		for _, v := range st.allowStr {
+			count[int(firstByte(v))+1]++
+		}
+		longest := 0
+		for c := 1; c <= 256; c++ {
+			longest = max(longest, count[c])
+			st.allowFrom[c] = st.allowFrom[c-1] + count[c]
+		}
+		if longest > smallList { // many values share a first byte: a map
 			st.allowStrM = make(map[string]struct{}, len(vals))
 			for _, v := range vals {
 				st.allowStrM[v] = struct{}{}
@@ -363,6 +375,13 @@ func (st *ruleState) bindAllowed(k valKind) bool {
 		return false
 	}
 	return true
+}
+
+func firstByte(s string) byte {
+	if s == "" {
+		return 0
+	}
+	return s[0]
 }
 
 // smallList: allowed lists up to this long are searched linearly (faster than a map for short lists).
@@ -408,7 +427,7 @@ func (b *Batch) Check(rec arrow.RecordBatch) (keep arrow.RecordBatch, quarantine
 	b.kept += keep.NumRows()
 	if b.profiles != nil {
 		for i, p := range b.profiles {
-			p.add(keep.Column(i))
+			p.add(keep.Column(i), &b.profScratch)
 		}
 	}
 	if b.fresh.rule != nil && b.fresh.missing == "" {
@@ -417,8 +436,27 @@ func (b *Batch) Check(rec arrow.RecordBatch) (keep arrow.RecordBatch, quarantine
 	return keep, b.failures, nil
 }
 
-// filter returns rec without the masked rows.
+// filter returns rec without the masked rows: for few removed rows, the runs of kept rows copied whole
+// (array.Concatenate of zero-copy slices: memmove of values, offsets shifted); for many, arrow-go's compute
+// Filter (a take per row, which for strings is several times slower than copying runs).
 func (b *Batch) filter(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	var runs [][2]int64
+	start := -1
+	for i, m := range b.mask {
+		switch {
+		case !m && start < 0:
+			start = i
+		case m && start >= 0:
+			runs = append(runs, [2]int64{int64(start), int64(i)})
+			start = -1
+		}
+	}
+	if start >= 0 {
+		runs = append(runs, [2]int64{int64(start), int64(len(b.mask))})
+	}
+	if len(runs) <= maxRuns(len(b.mask)) {
+		return b.concatRuns(rec, runs)
+	}
 	fb := array.NewBooleanBuilder(b.mem)
 	defer fb.Release()
 	fb.Reserve(len(b.mask))
@@ -435,6 +473,41 @@ func (b *Batch) filter(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 		return nil, fmt.Errorf("quality: filter quarantined rows: %w", err)
 	}
 	return out, nil
+}
+
+// maxRuns is the number of kept runs up to which filter copies runs rather than calling compute Filter.
+func maxRuns(n int) int { return max(1, n/32) }
+
+// concatRuns builds the record batch of the rows in runs.
+func (b *Batch) concatRuns(rec arrow.RecordBatch, runs [][2]int64) (arrow.RecordBatch, error) {
+	if len(runs) == 0 {
+		runs = [][2]int64{{0, 0}}
+	}
+	var rows int64
+	for _, r := range runs {
+		rows += r[1] - r[0]
+	}
+	cols := make([]arrow.Array, 0, rec.NumCols())
+	defer func() {
+		for _, c := range cols {
+			c.Release()
+		}
+	}()
+	parts := make([]arrow.Array, len(runs))
+	for _, c := range rec.Columns() {
+		for k, r := range runs {
+			parts[k] = array.NewSlice(c, r[0], r[1])
+		}
+		out, err := array.Concatenate(parts, b.mem)
+		for _, p := range parts {
+			p.Release()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("quality: copy kept rows: %w", err)
+		}
+		cols = append(cols, out)
+	}
+	return array.NewRecordBatch(rec.Schema(), cols, rows), nil
 }
 
 // fail records that row i fails st.
@@ -525,7 +598,7 @@ func (b *Batch) MemoryBytes() int64 {
 	for _, p := range b.profiles {
 		n += p.bytes()
 	}
-	return n + int64(cap(b.hashes)+cap(b.scratch))*8
+	return n + int64(cap(b.hashes)+cap(b.scratch)+cap(b.profScratch))*8
 }
 
 func (b *Batch) result(rule, column, kind, action string) Result {

@@ -1,6 +1,7 @@
 package quality
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -62,6 +63,11 @@ func (p *Profile) numeric() bool { return p.Type == "int64" || p.Type == "float6
 func (p *Profile) text() bool { return p.Type == "string" || p.Type == "null" }
 
 // colProfile accumulates a column's profile over record batches.
+//
+// Distinct values are counted exactly while there are at most exactMax of them (a set of their 64-bit hashes),
+// then in HyperLogLog registers (precision 14, filled as axiomhq's dense sketch fills them). So a column of few
+// values costs a small set and gives an exact count and a small sparse sketch; only a column of many values pays
+// for 16 KiB of registers, and it has rows enough to spread that cost.
 type colProfile struct {
 	name string
 	typ  table.Type
@@ -69,37 +75,45 @@ type colProfile struct {
 
 	rows, nulls int64
 
-	// HyperLogLog registers (precision 14), filled as axiomhq's dense sketch fills them; turned into its sketch by
-	// profile(). Values go to the registers only once the column has more than MaxValues distinct values (until
-	// then vals holds them exactly).
-	regs []uint8
+	exact *hashSet // hashes of the distinct values while there are at most exactMax
+	regs  []uint8  // HyperLogLog registers once there are more
 
 	has        bool
-	imin, imax int64 // int64, date32 (days), timestamp (µs), bool (0/1)
+	imin, imax int64 // int64, date32 (days), timestamp (column unit), bool (0/1)
 	fmin, fmax float64
 	smin, smax string
+	kmin, kmax uint64 // prefixKey of smin, smax
 
-	n          int64 // non-null values folded into mean/m2
-	mean, m2   float64
-	minLen     int64
-	maxLen     int64
-	vals       smallSet
-	overflow   bool
-	tsUnit     arrow.TimeUnit
-	tsZoned    bool
-	valueBytes int64
+	n        int64 // non-null values folded into mean/m2
+	mean, m2 float64
+
+	minLen, maxLen int64
+	values         []string // string columns: the distinct values while at most MaxValues
+	valuesOverflow bool
+	valueBytes     int64
+
+	tsUnit  arrow.TimeUnit
+	tsZoned bool
 }
 
 const (
 	hllP    = 14
 	hllRegs = 1 << hllP
+	// exactMax: distinct values counted exactly before switching to HyperLogLog registers.
+	exactMax = 1024
 )
 
 func newColProfile(name string, typ table.Type, kind valKind) *colProfile {
-	return &colProfile{name: name, typ: typ, kind: kind}
+	return &colProfile{name: name, typ: typ, kind: kind, exact: newHashSet(2 * exactMax * 8)}
 }
 
-func (p *colProfile) bytes() int64 { return int64(len(p.regs)) + p.valueBytes }
+func (p *colProfile) bytes() int64 {
+	n := int64(len(p.regs)) + p.valueBytes
+	if p.exact != nil {
+		n += p.exact.bytes()
+	}
+	return n
+}
 
 // insert adds a hash to the registers: register = top 14 bits, value = 1 + leading zeros of the rest (as
 // axiomhq's getPosVal).
@@ -111,8 +125,56 @@ func (p *colProfile) insert(x uint64) {
 	}
 }
 
-// add folds a column of a record batch.
-func (p *colProfile) add(a arrow.Array) {
+// see counts a value by its hash; isNew reports (while counting exactly) that it was not seen before.
+func (p *colProfile) see(h uint64) (isNew bool) {
+	if p.regs != nil {
+		p.insert(h)
+		return false
+	}
+	if p.exact.add(h) {
+		return false
+	}
+	if p.exact.n > exactMax {
+		p.regs = make([]uint8, hllRegs)
+		for _, x := range p.exact.slots {
+			if x != 0 {
+				p.insert(x)
+			}
+		}
+		p.exact = nil
+	}
+	return true
+}
+
+// seeAll counts the values of the non-null rows of a, whose hashes are h (one per row).
+func (p *colProfile) seeAll(h []uint64, a arrow.Array) {
+	nulls := a.NullN() > 0
+	for i, x := range h {
+		if nulls && a.IsNull(i) {
+			continue
+		}
+		if p.regs == nil {
+			p.see(x)
+			continue
+		}
+		// registers from here on: the loop inlined
+		regs := p.regs
+		for j := i; j < len(h); j++ {
+			if nulls && a.IsNull(j) {
+				continue
+			}
+			x := h[j]
+			k := x >> (64 - hllP)
+			if r := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1; r > regs[k] {
+				regs[k] = r
+			}
+		}
+		return
+	}
+}
+
+// add folds a column of a record batch; scratch is reusable space for one hash per row.
+func (p *colProfile) add(a arrow.Array, scratch *[]uint64) {
 	n := a.Len()
 	p.rows += int64(n)
 	nulls := a.NullN()
@@ -120,44 +182,55 @@ func (p *colProfile) add(a arrow.Array) {
 	if nulls == n {
 		return
 	}
+	if cap(*scratch) < n {
+		*scratch = make([]uint64, n)
+	}
+	h := (*scratch)[:n]
 	switch a := a.(type) {
 	case *array.Int64:
 		p.addInt64(a, nulls)
+		for i, v := range a.Int64Values() {
+			h[i] = hashFixed(uint64(v))
+		}
 	case *array.Float64:
 		p.addFloat64(a, nulls)
+		for i, v := range a.Float64Values() {
+			h[i] = hashFloat(v)
+		}
 	case *array.String:
 		p.addString(a, nulls)
+		return
 	case *array.Date32:
 		for i, v := range a.Date32Values() {
-			if nulls > 0 && a.IsNull(i) {
-				continue
+			h[i] = hashFixed(uint64(v))
+			if nulls == 0 || a.IsValid(i) {
+				p.minMaxInt(int64(v))
 			}
-			p.minMaxInt(int64(v))
-			p.see(hashFixed(uint64(v)), "")
 		}
 	case *array.Timestamp:
 		t := a.DataType().(*arrow.TimestampType)
 		p.tsUnit, p.tsZoned = t.Unit, t.TimeZone != ""
 		for i, v := range a.TimestampValues() {
-			if nulls > 0 && a.IsNull(i) {
-				continue
+			h[i] = hashFixed(uint64(v))
+			if nulls == 0 || a.IsValid(i) {
+				p.minMaxInt(int64(v))
 			}
-			p.minMaxInt(int64(v))
-			p.see(hashFixed(uint64(v)), "")
 		}
 	case *array.Boolean:
 		for i := range n {
-			if nulls > 0 && a.IsNull(i) {
-				continue
-			}
 			v := int64(0)
 			if a.Value(i) {
 				v = 1
 			}
-			p.minMaxInt(v)
-			p.see(hashFixed(uint64(v)), "")
+			h[i] = hashFixed(uint64(v))
+			if nulls == 0 || a.IsValid(i) {
+				p.minMaxInt(v)
+			}
 		}
+	default:
+		return
 	}
+	p.seeAll(h, a)
 }
 
 func (p *colProfile) minMaxInt(v int64) {
@@ -169,19 +242,11 @@ func (p *colProfile) minMaxInt(v int64) {
 	p.imax = max(p.imax, v)
 }
 
-// addInt64: min, max, sketch, and mean and m2 of this batch (two passes: exact, no division per value), combined
-// with what came before by Chan et al.'s rule (Welford's update for a batch of values).
+// addInt64: min, max, and mean and m2 of this batch (two passes: exact, no division per value), combined with
+// what came before by Chan et al.'s rule (Welford's update for a group of values).
 func (p *colProfile) addInt64(a *array.Int64, nulls int) {
 	vals := a.Int64Values()
-	lo, hi := vals[0], vals[0]
-	if nulls > 0 {
-		for i, v := range vals {
-			if a.IsValid(i) {
-				lo, hi = v, v
-				break
-			}
-		}
-	}
+	var lo, hi int64 = math.MaxInt64, math.MinInt64
 	var sum float64
 	for i, v := range vals {
 		if nulls > 0 && a.IsNull(i) {
@@ -189,7 +254,6 @@ func (p *colProfile) addInt64(a *array.Int64, nulls int) {
 		}
 		lo, hi = min(lo, v), max(hi, v)
 		sum += float64(v)
-		p.see(hashFixed(uint64(v)), "")
 	}
 	cnt := int64(len(vals) - nulls)
 	mean := sum / float64(cnt)
@@ -216,7 +280,6 @@ func (p *colProfile) addFloat64(a *array.Float64, nulls int) {
 		}
 		lo, hi = min(lo, v), max(hi, v)
 		sum += v
-		p.see(hashFloat(v), "")
 	}
 	cnt := int64(len(vals) - nulls)
 	mean := sum / float64(cnt)
@@ -255,10 +318,33 @@ func combineMoments(na int64, ma, m2a float64, nb int64, mb, m2b float64) (int64
 	return n, mean, m2
 }
 
+// prefixKey is the first 8 bytes of s, big-endian, zero-padded: prefixKey(a) < prefixKey(b) implies a < b, so
+// most comparisons with the running min and max need no string comparison.
+func prefixKey(s string) uint64 {
+	if len(s) >= 8 {
+		return uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
+			uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
+	}
+	var k uint64
+	for i := range len(s) {
+		k |= uint64(s[i]) << (56 - 8*i)
+	}
+	return k
+}
+
 func (p *colProfile) addString(a *array.String, nulls int) {
 	off := a.ValueOffsets()
 	ascii := isASCII(a.ValueBytes())
-	for i := range a.Len() {
+	i0 := 0
+	if !p.has { // start from the first value
+		for nulls > 0 && a.IsNull(i0) {
+			i0++
+		}
+		s := a.Value(i0)
+		p.smin, p.smax, p.kmin, p.kmax, p.has = clone(s), clone(s), prefixKey(s), prefixKey(s), true
+		p.minLen, p.maxLen = math.MaxInt64, 0
+	}
+	for i := i0; i < a.Len(); i++ {
 		if nulls > 0 && a.IsNull(i) {
 			continue
 		}
@@ -267,41 +353,23 @@ func (p *colProfile) addString(a *array.String, nulls int) {
 		if !ascii {
 			l = int64(utf8.RuneCountInString(s))
 		}
-		if !p.has {
-			p.smin, p.smax, p.minLen, p.maxLen, p.has = clone(s), clone(s), l, l, true
-		} else {
-			if s < p.smin {
-				p.smin = clone(s)
-			} else if s > p.smax {
-				p.smax = clone(s)
-			}
-			p.minLen, p.maxLen = min(p.minLen, l), max(p.maxLen, l)
+		p.minLen, p.maxLen = min(p.minLen, l), max(p.maxLen, l)
+		if k := prefixKey(s); k < p.kmin || (k == p.kmin && s < p.smin) {
+			p.smin, p.kmin = clone(s), k
+		} else if k > p.kmax || (k == p.kmax && s > p.smax) {
+			p.smax, p.kmax = clone(s), k
 		}
-		p.see(hashString(s), s)
+		if p.see(hashString(s)) && !p.valuesOverflow {
+			if len(p.values) == MaxValues {
+				p.valuesOverflow = true
+				p.values = nil
+				p.valueBytes = 0
+			} else {
+				p.values = append(p.values, clone(s))
+				p.valueBytes += int64(len(s)) + 16
+			}
+		}
 	}
-}
-
-// see counts a value of hash h (s: the value of a string column, else ""): exactly in the small set while there
-// are at most MaxValues distinct values, in the registers from then on. For fixed-width values the hash (a
-// bijection of the value's bits) stands for the value.
-func (p *colProfile) see(h uint64, s string) {
-	if p.overflow {
-		p.insert(h)
-		return
-	}
-	if p.vals.add(h, s) {
-		p.valueBytes = p.vals.bytes
-		return
-	}
-	// more than MaxValues distinct values: from now on the registers take every value
-	p.overflow = true
-	p.regs = make([]uint8, hllRegs)
-	for _, e := range p.vals.entries {
-		p.insert(e.h)
-	}
-	p.vals = smallSet{}
-	p.valueBytes = 0
-	p.insert(h)
 }
 
 func clone(s string) string { return string([]byte(s)) }
@@ -310,9 +378,7 @@ func clone(s string) string { return string([]byte(s)) }
 func isASCII(b []byte) bool {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		v := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-		if v&0x8080808080808080 != 0 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
 			return false
 		}
 	}
@@ -322,38 +388,6 @@ func isASCII(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// smallSet holds up to MaxValues distinct values by hash, in a 64-slot open-addressing table: a string column's
-// with the strings (compared too), a fixed-width column's by their hash alone (a bijection of the value).
-type smallSet struct {
-	slots   [2 * MaxValues]int8 // index+1 into entries, 0 empty
-	entries []smallEntry
-	bytes   int64
-}
-
-type smallEntry struct {
-	h uint64
-	s string
-}
-
-// add adds s (hash h); false when the set would exceed MaxValues.
-func (s *smallSet) add(h uint64, v string) bool {
-	for i := h & (2*MaxValues - 1); ; i = (i + 1) & (2*MaxValues - 1) {
-		e := s.slots[i]
-		if e == 0 {
-			if len(s.entries) == MaxValues {
-				return false
-			}
-			s.entries = append(s.entries, smallEntry{h: h, s: clone(v)})
-			s.slots[i] = int8(len(s.entries))
-			s.bytes += int64(len(v)) + 24
-			return true
-		}
-		if en := &s.entries[e-1]; en.h == h && en.s == v {
-			return true
-		}
-	}
 }
 
 // profile returns the accumulated profile (without the batch's identity).
@@ -379,44 +413,69 @@ func (p *colProfile) profile() Profile {
 	if p.n > 0 {
 		pr.Mean, pr.Stddev = p.mean, math.Sqrt(p.m2/float64(p.n))
 	}
-	var sk *hyperloglog.Sketch
-	if !p.overflow {
-		// a sparse sketch of the exact hashes: small, and exact for so few values
-		sk = hyperloglog.New14()
-		for _, e := range p.vals.entries {
-			sk.InsertHash(e.h)
-			if p.kind == kString {
-				pr.Values = append(pr.Values, e.s)
+	if p.kind == kString {
+		pr.Values = slices.Clone(p.values)
+		slices.Sort(pr.Values)
+		pr.ValuesOverflow = p.valuesOverflow
+	}
+	if p.regs == nil {
+		// a sparse sketch of the exact hashes: small, and (nearly) exact for so few values
+		sk := hyperloglog.New14()
+		for _, x := range p.exact.slots {
+			if x != 0 {
+				sk.InsertHash(x)
 			}
 		}
-		slices.Sort(pr.Values)
-		pr.Distinct = int64(len(p.vals.entries))
+		pr.Distinct = int64(p.exact.n)
+		pr.Sketch, _ = sk.MarshalBinary() // a sketch of precision 14 always marshals
 	} else {
-		sk = sketchFromRegisters(p.regs)
-		pr.Distinct = int64(sk.Estimate())
-		pr.ValuesOverflow = p.kind == kString
+		pr.Distinct = int64(estimate(p.regs))
+		pr.Sketch = marshalRegisters(p.regs)
 	}
-	pr.Sketch, _ = sk.MarshalBinary() // a sketch of precision 14 always marshals
 	return pr
 }
 
-// sketchFromRegisters builds the axiomhq dense sketch whose registers are regs: for each register one hash that
-// sets exactly that register to exactly that value (getPosVal inverted), so the sketch is the one inserting every
-// value would have built.
-func sketchFromRegisters(regs []uint8) *hyperloglog.Sketch {
-	sk := hyperloglog.NewNoSparse()
-	for i, r := range regs {
-		if r == 0 {
-			continue
-		}
-		// the 50 bits below the index: 1 followed by r-1 zeros from the top, or none for the largest value (51)
-		var rest uint64
-		if r < 64-hllP+1 {
-			rest = 1 << (64 - hllP - int(r))
-		}
-		sk.InsertHash(uint64(i)<<(64-hllP) | rest)
+// marshalRegisters writes dense registers in axiomhq's serialisation (version 2: version, precision, base 0,
+// dense flag 0, the register count as 4 bytes big-endian, one byte per register), without building a Sketch.
+// TestSketchFromRegisters checks it against the library's own MarshalBinary.
+func marshalRegisters(regs []uint8) []byte {
+	out := make([]byte, 0, 8+len(regs))
+	n := len(regs)
+	out = append(out, 2, hllP, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	return append(out, regs...)
+}
+
+// pow2neg[r] = 2^-r, exactly as axiomhq computes it.
+var pow2neg = func() (t [65]float64) {
+	for r := range t {
+		t[r] = 1.0 / math.Pow(2.0, float64(r))
 	}
-	return sk
+	return t
+}()
+
+// estimate is axiomhq's dense Estimate (LogLog-Beta, precision 14) computed from registers with a table instead of
+// a math.Pow per register: the same sums in the same order, so the same number. The beta polynomial is copied
+// from github.com/axiomhq/hyperloglog v0.3.0 beta.go (MIT licence, © 2021 Axiom, Inc.).
+func estimate(regs []uint8) uint64 {
+	var sum, ez float64
+	for _, v := range regs {
+		if v == 0 {
+			ez++
+		}
+		sum += pow2neg[v]
+	}
+	m := float64(len(regs))
+	alpha := 0.7213 / (1 + 1.079/m)
+	zl := math.Log(ez + 1)
+	beta := -0.371009760230692*ez +
+		0.00978811941207509*zl +
+		0.185796293324165*math.Pow(zl, 2) +
+		0.203015527328432*math.Pow(zl, 3) +
+		-0.116710521803686*math.Pow(zl, 4) +
+		0.0431106699492820*math.Pow(zl, 5) +
+		-0.00599583540511831*math.Pow(zl, 6) +
+		0.000449704299509437*math.Pow(zl, 7)
+	return uint64(alpha*m*(m-ez)/(sum+beta) + 0.5)
 }
 
 // ErrMergeMismatch is returned by Merge for profiles of different columns or types.

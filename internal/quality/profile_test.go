@@ -161,7 +161,7 @@ func checkProfile(t *testing.T, got, want Profile) {
 	if !near(got.Mean, want.Mean, 1e-9) || !near(got.Stddev, want.Stddev, 1e-9) {
 		t.Errorf("%s: mean %v stddev %v, want %v %v", want.Column, got.Mean, got.Stddev, want.Mean, want.Stddev)
 	}
-	exact := want.Distinct <= MaxValues && got.Type == "string"
+	exact := want.Distinct <= exactMax
 	if exact && got.Distinct != want.Distinct {
 		t.Errorf("%s: distinct %d, want exactly %d", want.Column, got.Distinct, want.Distinct)
 	}
@@ -275,7 +275,8 @@ func TestProfileMerge(t *testing.T) {
 	}
 }
 
-// TestSketchFromRegisters: the sketch rebuilt from the registers is the one inserting every hash builds.
+// TestSketchFromRegisters: the registers, serialised and estimated without the library, are what inserting every
+// hash into axiomhq's dense sketch gives.
 func TestSketchFromRegisters(t *testing.T) {
 	for _, n := range []int{1, 100, 5000, 300000} {
 		p := newColProfile("c", table.Int64, kInt64)
@@ -283,18 +284,45 @@ func TestSketchFromRegisters(t *testing.T) {
 		want := hyperloglog.NewNoSparse()
 		r := rand.New(rand.NewPCG(uint64(n), 1))
 		for range n {
-			h := mix64(r.Uint64())
+			h := hashFixed(r.Uint64())
 			p.insert(h)
 			want.InsertHash(h)
 		}
-		got := sketchFromRegisters(p.regs)
-		gb, _ := got.MarshalBinary()
 		wb, _ := want.MarshalBinary()
-		if !bytes.Equal(gb, wb) || got.Estimate() != want.Estimate() {
-			t.Errorf("n=%d: estimate %d, want %d (same bytes %v)", n, got.Estimate(), want.Estimate(), bytes.Equal(gb, wb))
+		if gb := marshalRegisters(p.regs); !bytes.Equal(gb, wb) {
+			t.Errorf("n=%d: serialisation differs from the library's", n)
 		}
-		if e := float64(got.Estimate()); !near(e, float64(n), 0.03) {
+		if got := estimate(p.regs); got != want.Estimate() {
+			t.Errorf("n=%d: estimate %d, library %d", n, got, want.Estimate())
+		}
+		var back hyperloglog.Sketch
+		if err := back.UnmarshalBinary(marshalRegisters(p.regs)); err != nil || back.Estimate() != want.Estimate() {
+			t.Errorf("n=%d: read back: %v", n, err)
+		}
+		if e := float64(estimate(p.regs)); n > 1 && !near(e, float64(n), 0.03) {
 			t.Errorf("n=%d: estimate %v", n, e)
+		}
+	}
+}
+
+// TestExactToRegisters: a column counted exactly switches to registers past exactMax values, keeping every value.
+func TestExactToRegisters(t *testing.T) {
+	for _, n := range []int{exactMax, exactMax + 1, 3 * exactMax} {
+		p := newColProfile("c", table.Int64, kInt64)
+		for i := range n {
+			p.see(hashFixed(uint64(i)))
+			p.see(hashFixed(uint64(i))) // twice
+		}
+		pr := p.profile()
+		if n <= exactMax && (pr.Distinct != int64(n) || p.regs != nil) {
+			t.Errorf("n=%d: distinct %d (exact expected)", n, pr.Distinct)
+		}
+		if n > exactMax && (p.regs == nil || !near(float64(pr.Distinct), float64(n), 0.03)) {
+			t.Errorf("n=%d: distinct %d", n, pr.Distinct)
+		}
+		var sk hyperloglog.Sketch
+		if err := sk.UnmarshalBinary(pr.Sketch); err != nil || !near(float64(sk.Estimate()), float64(n), 0.03) {
+			t.Errorf("n=%d: sketch estimate %d, %v", n, sk.Estimate(), err)
 		}
 	}
 }

@@ -180,6 +180,9 @@ func TestRowRules(t *testing.T) {
 		{"allowed long list", "currency", "allowed: [A, B, C, D, E, F, G, H, I, USD, EUR]", RuleAllowed, nonNull(func(v any) bool {
 			return v.(string) != "USD" && v.(string) != "EUR"
 		})},
+		{"allowed sharing a first byte", "currency", "allowed: [U1, U2, U3, U4, U5, U6, U7, U8, U9, USD]", RuleAllowed, nonNull(func(v any) bool {
+			return v.(string) != "USD"
+		})},
 		{"allowed ints", "rooms", "allowed: [1, 2, 3]", RuleAllowed, nonNull(func(v any) bool {
 			return v.(int64) < 1 || v.(int64) > 3
 		})},

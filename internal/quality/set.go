@@ -63,6 +63,20 @@ func (s *hashSet) contains(h uint64) bool {
 	}
 }
 
+// reserve sizes an empty set for n values (within maxSlots), so that filling it does not rehash.
+func (s *hashSet) reserve(n int) {
+	if s.n > 0 {
+		return
+	}
+	size := minSlots
+	for size*3 < n*4 && size < s.maxSlots {
+		size *= 2
+	}
+	if size > len(s.slots) {
+		s.slots = make([]uint64, size)
+	}
+}
+
 // grow doubles the table; false when it is at maxSlots (then full is set).
 func (s *hashSet) grow() bool {
 	size := max(minSlots, 2*len(s.slots))
