@@ -34,12 +34,12 @@ type Result struct {
 
 // resultSchema is the Parquet (Arrow) schema of results, in Result's field order; every column is required.
 var resultSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "table", Type: arrow.BinaryTypes.String},
+	{Name: "table_name", Type: arrow.BinaryTypes.String},
 	{Name: "archive_id", Type: arrow.BinaryTypes.String},
 	{Name: "process_date", Type: arrow.BinaryTypes.String},
 	{Name: "batch_id", Type: arrow.BinaryTypes.String},
 	{Name: "rule", Type: arrow.BinaryTypes.String},
-	{Name: "column", Type: arrow.BinaryTypes.String},
+	{Name: "column_name", Type: arrow.BinaryTypes.String},
 	{Name: "kind", Type: arrow.BinaryTypes.String},
 	{Name: "action", Type: arrow.BinaryTypes.String},
 	{Name: "status", Type: arrow.BinaryTypes.String},
@@ -52,22 +52,22 @@ var resultSchema = arrow.NewSchema([]arrow.Field{
 // profileSchema is the Parquet (Arrow) schema of profiles, in Profile's field order. Columns that do not apply to
 // a column's type (mean of a string, lengths of a number, min of an all-null column) are null.
 var profileSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "table", Type: arrow.BinaryTypes.String},
+	{Name: "table_name", Type: arrow.BinaryTypes.String},
 	{Name: "archive_id", Type: arrow.BinaryTypes.String},
 	{Name: "process_date", Type: arrow.BinaryTypes.String},
 	{Name: "batch_id", Type: arrow.BinaryTypes.String},
-	{Name: "column", Type: arrow.BinaryTypes.String},
+	{Name: "column_name", Type: arrow.BinaryTypes.String},
 	{Name: "type", Type: arrow.BinaryTypes.String},
 	{Name: "rows", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "nulls", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "distinct", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "distinct_count", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "min", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "max", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "mean", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	{Name: "stddev", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	{Name: "min_length", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 	{Name: "max_length", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-	{Name: "values", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	{Name: "values_seen", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 	{Name: "values_overflow", Type: arrow.FixedWidthTypes.Boolean},
 	{Name: "sketch", Type: arrow.BinaryTypes.Binary},
 }, nil)
@@ -96,7 +96,8 @@ func writeParquet(w io.Writer, mem memory.Allocator, rec arrow.RecordBatch) erro
 }
 
 // WriteResults writes results as one zstd Parquet file to w (columns: resultSchema, snake_case of Result's
-// fields). w is not closed.
+// fields, table_name and column_name for Table and Column: "table" and "column" are SQL keywords). w is not
+// closed.
 func WriteResults(w io.Writer, mem memory.Allocator, results []Result) error {
 	b := array.NewRecordBuilder(mem, resultSchema)
 	defer b.Release()
@@ -116,7 +117,9 @@ func WriteResults(w io.Writer, mem memory.Allocator, results []Result) error {
 	return writeParquet(w, mem, rec)
 }
 
-// WriteProfiles writes profiles as one zstd Parquet file to w (columns: profileSchema). w is not closed.
+// WriteProfiles writes profiles as one zstd Parquet file to w (columns: profileSchema, snake_case of Profile's
+// fields, with table_name, column_name, distinct_count and values_seen for Table, Column, Distinct and Values:
+// SQL keywords avoided). w is not closed.
 func WriteProfiles(w io.Writer, mem memory.Allocator, profiles []Profile) error {
 	b := array.NewRecordBuilder(mem, profileSchema)
 	defer b.Release()

@@ -179,3 +179,58 @@ func TestHashSet(t *testing.T) {
 		t.Error("hash 0")
 	}
 }
+
+// TestFilterPaths: the kept rows are right whether they are copied as runs (few removed) or by compute Filter
+// (many removed), for every column type, down to no row at all.
+func TestFilterPaths(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	d := genRows(1000, 33)
+	s := testSchema("t", d.cols...)
+	rec := record(t, mem, s, d.cols...)
+	defer rec.Release()
+	b, _ := Compile("t", nil, nil)
+	bt := b.NewBatch(mem, BatchMeta{Schema: s})
+	for _, c := range []struct {
+		name   string
+		remove func(i int) bool
+	}{
+		{"runs: three rows", func(i int) bool { return i == 0 || i == 500 || i == 999 }},
+		{"runs: a block", func(i int) bool { return i >= 100 && i < 900 }},
+		{"filter: every other row", func(i int) bool { return i%2 == 0 }},
+		{"filter: every 7th row", func(i int) bool { return i%7 == 3 }},
+		{"all rows", func(int) bool { return true }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bt.mask = make([]bool, 1000)
+			var want []string
+			for i := range 1000 {
+				bt.mask[i] = c.remove(i)
+				if !bt.mask[i] {
+					row := make([]string, rec.NumCols())
+					for j := range row {
+						row[j] = formatValue(rec.Column(j), i)
+					}
+					want = append(want, strings.Join(row, "|"))
+				}
+			}
+			keep, err := bt.filter(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer keep.Release()
+			if int(keep.NumRows()) != len(want) || !keep.Schema().Equal(rec.Schema()) {
+				t.Fatalf("%d rows, want %d", keep.NumRows(), len(want))
+			}
+			for i := range len(want) {
+				row := make([]string, keep.NumCols())
+				for j := range row {
+					row[j] = formatValue(keep.Column(j), i)
+				}
+				if got := strings.Join(row, "|"); got != want[i] {
+					t.Fatalf("row %d: %s, want %s", i, got, want[i])
+				}
+			}
+		})
+	}
+}
