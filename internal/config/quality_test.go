@@ -288,3 +288,23 @@ func TestQualityMarshal(t *testing.T) {
 		t.Errorf("not stable:\n%s\n---\n%s", out, again)
 	}
 }
+
+// TestDataQualityDocExample: the example of docs/DATA-QUALITY.md loads.
+func TestDataQualityDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/DATA-QUALITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\npartners:")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no partner YAML example in docs/DATA-QUALITY.md")
+	}
+	f, err := loadString(t, "partners:"+example)
+	if err != nil {
+		t.Fatalf("docs/DATA-QUALITY.md example: %v", err)
+	}
+	if q := f.Partner("acme").Tables["hotel_rates"].Quality; q == nil || len(q.Columns) != 4 || q.Table.Quarantine == nil {
+		t.Fatalf("example read as %+v", q)
+	}
+}
