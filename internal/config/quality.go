@@ -258,8 +258,11 @@ func (q *Quality) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML reads a key as a list of columns or as {columns, action}.
 func (k *KeyRule) UnmarshalYAML(n *yaml.Node) error {
 	k.line = n.Line
-	if n.Kind == yaml.SequenceNode {
+	switch n.Kind {
+	case yaml.SequenceNode:
 		return n.Decode(&k.Columns)
+	case yaml.ScalarNode:
+		return fmt.Errorf("line %d: key must be a list of columns ([a, b]) or {columns: [a, b], action: …}, got %q", n.Line, n.Value)
 	}
 	type plain KeyRule
 	if err := decodeStrict(n, "key option", (*plain)(k)); err != nil {

@@ -204,6 +204,8 @@ func TestQualityErrors(t *testing.T) {
 			[]string{"key: empty column name"}},
 		{"key duplicate column", wrap("          key: [a, a]\n"),
 			[]string{`key: column "a" twice`}},
+		{"key scalar", wrap("          key: id\n"),
+			[]string{"line 6", "key must be a list of columns ([a, b]) or {columns: [a, b], action: …}, got \"id\""}},
 		{"key unknown option", wrap("          key: {cols: [a]}\n"),
 			[]string{`unknown key option "cols"`}},
 		{"not_null not a bool", wrap("          columns:\n            p: {not_null: maybe}\n"),

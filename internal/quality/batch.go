@@ -114,6 +114,7 @@ type ruleState struct {
 
 type freshState struct {
 	rule    *config.FreshnessRule
+	lenient bool
 	col     int
 	kind    valKind
 	unit    arrow.TimeUnit
@@ -143,6 +144,7 @@ func (r *Rules) NewBatch(mem memory.Allocator, meta BatchMeta) *Batch {
 		}
 	}
 	b.fresh.rule = r.tbl.freshness
+	b.fresh.lenient = r.tbl.freshnessLenient
 	if meta.Schema != nil {
 		b.bind(meta.Schema.Arrow())
 	}
@@ -169,6 +171,8 @@ func (b *Batch) bind(sc *arrow.Schema) {
 	if f := b.fresh.rule; f != nil {
 		b.fresh.col = fieldIndex(sc, f.Column)
 		switch {
+		case b.fresh.col < 0 && b.fresh.lenient:
+			b.fresh.rule = nil // a default rule on a column the table does not have
 		case b.fresh.col < 0:
 			b.fresh.missing = fmt.Sprintf("column %s is not in the batch", f.Column)
 		case b.absent[f.Column]:
@@ -688,7 +692,7 @@ func (b *Batch) tableResults(in FinishInput) []Result {
 		}
 		out = append(out, res)
 	}
-	if f := t.freshness; f != nil {
+	if f := b.fresh.rule; f != nil {
 		out = append(out, b.freshResult(f))
 	}
 	removed := in.SchemaRemoved

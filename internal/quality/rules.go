@@ -62,11 +62,13 @@ type Rules struct {
 
 // tableRules are the table rules after merging the defaults.
 type tableRules struct {
-	rowCount   *config.RowCountRule
-	volume     *config.VolumeRule
-	freshness  *config.FreshnessRule
-	schema     config.SchemaRule
-	quarantine *config.QuarantineRule
+	rowCount  *config.RowCountRule
+	volume    *config.VolumeRule
+	freshness *config.FreshnessRule
+	// freshnessLenient: the freshness rule is the partner's default; a table without its column has no result
+	freshnessLenient bool
+	schema           config.SchemaRule
+	quarantine       *config.QuarantineRule
 }
 
 // rowRule is one row rule of one column (or of the key's columns).
@@ -105,8 +107,9 @@ func (r *Rules) Empty() bool {
 // Compile merges a table's quality block q over the partner's defaults (either may be nil) and compiles the
 // result. Merging: the table's key replaces the defaults' key; a column block of the table replaces the defaults'
 // block of that column (whole); each table rule of the table replaces the defaults' rule of that name (schema:
-// each of added, removed, widened). Rules that come from the defaults apply only to tables that have their
-// columns: a batch without them records nothing for them, where a table's own rule records missing_column.
+// each of added, removed, widened). Rules that come from the defaults (key, column rules, freshness) apply only to
+// tables that have their columns: a batch without them records nothing for them, where a table's own rule records
+// missing_column.
 // Both blocks are validated (config.Quality.Validate).
 func Compile(tableName string, q, defaults *config.Quality) (*Rules, error) {
 	if err := defaults.Validate(); err != nil {
@@ -161,10 +164,11 @@ func Compile(tableName string, q, defaults *config.Quality) (*Rules, error) {
 		dt = *defaults.Table
 	}
 	r.tbl = tableRules{
-		rowCount:   first(qt.RowCount, dt.RowCount),
-		volume:     first(qt.Volume, dt.Volume),
-		freshness:  first(qt.Freshness, dt.Freshness),
-		quarantine: first(qt.Quarantine, dt.Quarantine),
+		rowCount:         first(qt.RowCount, dt.RowCount),
+		volume:           first(qt.Volume, dt.Volume),
+		freshness:        first(qt.Freshness, dt.Freshness),
+		freshnessLenient: qt.Freshness == nil && dt.Freshness != nil,
+		quarantine:       first(qt.Quarantine, dt.Quarantine),
 	}
 	var qs, ds config.SchemaRule
 	if qt.Schema != nil {

@@ -28,12 +28,13 @@ const (
 // _dq/profiles, any number of batches and dates). Every suggested rule holds on the batches it was drawn from
 // (their action is the default, warn):
 //   - key: the first column (in profile order) that is int64 or string, never null, and key-like in every batch
-//     (distinct ≥ 97% of rows); unique: the other key-like columns;
+//     (no duplicate where the batch's count is exact, up to 1024 values; distinct ≥ 97% of the values beyond);
+//     unique: the other key-like columns;
 //   - not_null: every other column with rows and no null;
 //   - allowed: string columns with at most 20 distinct values over the whole history, each seen twice on average;
 //   - range: int64 and float64 columns, [min, max] widened by 10% of the span on each side (not below 0 when no
 //     negative value was seen), rounded outwards;
-//   - row_count: [half the smallest batch (at least 1), twice the largest];
+//   - row_count: [half the smallest batch (at least 1; no minimum when a batch was empty), twice the largest];
 //   - volume: with 3 or more dates, trailing_days 7, min_history 3 (fewer with a shorter history) and max_change
 //     twice the largest relative deviation of a date's total from the median total, between 0.2 and 0.5.
 //
@@ -74,7 +75,9 @@ func Suggest(profiles []Profile) *config.Quality {
 		} else {
 			merged[p.Column] = p
 		}
-		if p.Rows > 0 && float64(p.Distinct) < suggestUniqueShare*float64(p.Rows-p.Nulls) {
+		// a batch's count is exact up to exactMax distinct values: then key-like means no duplicate at all
+		values := p.Rows - p.Nulls
+		if values > 0 && (p.Distinct < values && p.Distinct <= exactMax || float64(p.Distinct) < suggestUniqueShare*float64(values)) {
 			keyLike[p.Column] = false
 		}
 	}
@@ -117,8 +120,12 @@ func Suggest(profiles []Profile) *config.Quality {
 	}
 	tr := &config.TableRules{}
 	if len(batchRows) > 0 && largest > 0 {
-		lo, hi := max(1, smallest/2), 2*largest
-		tr.RowCount = &config.RowCountRule{Min: &lo, Max: &hi}
+		hi := 2 * largest
+		tr.RowCount = &config.RowCountRule{Max: &hi}
+		if smallest > 0 {
+			lo := max(1, smallest/2)
+			tr.RowCount.Min = &lo
+		}
 	}
 	if len(perDate) >= 3 {
 		totals := make([]float64, 0, len(perDate))

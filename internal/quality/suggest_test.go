@@ -220,4 +220,17 @@ func TestSuggestEdgeCases(t *testing.T) {
 	if q.Table.Volume != nil || *q.Table.RowCount.Min != 5 || *q.Table.RowCount.Max != 20 {
 		t.Errorf("table %+v", q.Table.RowCount)
 	}
+	// exact counts: one duplicate in a small batch is not key-like; an empty batch leaves no row_count minimum
+	q = Suggest([]Profile{
+		p("2025-01-01", "id", "int64", "1", "100", 100, 0, 99),
+		p("2025-01-01", "id2", "int64", "1", "100", 100, 0, 100),
+		p("2025-01-02", "id", "int64", "1", "100", 0, 0, 0),
+		p("2025-01-02", "id2", "int64", "1", "100", 0, 0, 0),
+	})
+	if q.Key == nil || q.Key.Columns[0] != "id2" || q.Columns["id"].Unique {
+		t.Errorf("key %+v, id %+v", q.Key, q.Columns["id"])
+	}
+	if rc := q.Table.RowCount; rc.Min != nil || *rc.Max != 200 {
+		t.Errorf("row_count %+v", rc)
+	}
 }

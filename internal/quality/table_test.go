@@ -93,6 +93,28 @@ func TestFreshness(t *testing.T) {
 	}
 }
 
+// TestFreshnessDefault: a partner's default freshness rule applies to the tables that have its column only.
+func TestFreshnessDefault(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r, err := Compile("t", nil, parseQuality(t, "table:\n  freshness: {column: at, max_age: 1h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := testSchema("t", col{"v", table.Int64, nil})
+	_, _, results, _, _ := runBatch(t, mem, r, BatchMeta{Schema: without, ProcessDate: "2025-03-01"}, FinishInput{},
+		record(t, mem, without, col{"v", table.Int64, []any{int64(1)}}))
+	if len(results) != 0 {
+		t.Errorf("results for a table without the column:%s", dump(results))
+	}
+	with := testSchema("t", col{"at", table.Timestamp, nil})
+	_, _, results, _, _ = runBatch(t, mem, r, BatchMeta{Schema: with, ProcessDate: "2025-03-01"}, FinishInput{},
+		record(t, mem, with, col{"at", table.Timestamp, []any{ts("2025-03-01 23:30:00")}}))
+	if res := findResult(t, results, RuleFreshness, "at"); res.Status != StatusPass {
+		t.Errorf("%+v", res)
+	}
+}
+
 func TestSchemaChanges(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
