@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/table"
@@ -232,5 +233,26 @@ func TestFilterPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTimeUnits(t *testing.T) {
+	for _, c := range []struct {
+		us   int64
+		unit arrow.TimeUnit
+		ceil bool
+		want int64
+	}{
+		{1_500_000, arrow.Second, true, 2}, {1_500_000, arrow.Second, false, 1},
+		{-1_500_000, arrow.Second, true, -1}, {-1_500_000, arrow.Second, false, -2},
+		{2_000_000, arrow.Second, true, 2}, {1500, arrow.Millisecond, false, 1},
+		{7, arrow.Nanosecond, false, 7000}, {7, arrow.Microsecond, true, 7},
+	} {
+		if got := fromMicros(c.us, c.unit, c.ceil); got != c.want {
+			t.Errorf("fromMicros(%d, %v, %v) = %d, want %d", c.us, c.unit, c.ceil, got, c.want)
+		}
+	}
+	if toMicros(2, arrow.Second) != 2_000_000 || toMicros(2500, arrow.Nanosecond) != 2 || toMicros(3, arrow.Millisecond) != 3000 {
+		t.Error("toMicros")
 	}
 }

@@ -66,8 +66,7 @@ func tableType(t arrow.DataType) table.Type {
 	return table.String
 }
 
-// microsFactor is how many microseconds one unit of a timestamp column is (0 for sub-microsecond units, whose
-// values are divided: see toMicros).
+// toMicros converts a timestamp column's value to µs since the epoch (sub-µs digits truncated towards zero).
 func toMicros(v int64, unit arrow.TimeUnit) int64 {
 	switch unit {
 	case arrow.Second:
@@ -80,18 +79,12 @@ func toMicros(v int64, unit arrow.TimeUnit) int64 {
 	return v
 }
 
-// fromMicros converts a bound in µs to a timestamp column's unit, rounding towards lo (floor) or hi (ceil) so that
-// the comparison stays exact.
+// fromMicros converts a range bound in µs to a timestamp column's unit, rounding up for a lower bound (ceil) and
+// down for an upper one, so that comparing in the column's unit is exact.
 func fromMicros(us int64, unit arrow.TimeUnit, ceil bool) int64 {
-	div := func(a, b int64) int64 {
-		q := a / b
-		if r := a % b; r != 0 && (r < 0) != (b < 0) {
-			q-- // floor
-		}
-		if ceil && q*b != a {
-			q++
-		}
-		return q
+	div := floorDiv
+	if ceil {
+		div = ceilDiv
 	}
 	switch unit {
 	case arrow.Second:
