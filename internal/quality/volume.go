@@ -76,7 +76,6 @@ func CheckVolume(tableName string, rule config.VolumeRule, processDate string, r
 	res.Observed = fmt.Sprintf("%d rows (%s%s from the baseline)", rows, sign, percent(rel))
 	if float64(rows) < lo || float64(rows) > hi {
 		res.Status = statusOf(res.Action)
-		res.FailedRows = rows
 	}
 	return res, nil
 }
