@@ -89,8 +89,12 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes the duration as a string, without zero trailing units ("36h", not "36h0m0s").
-func (d Duration) MarshalYAML() (any, error) {
+// MarshalYAML writes the duration as FormatDuration does.
+func (d Duration) MarshalYAML() (any, error) { return FormatDuration(d.Duration), nil }
+
+// FormatDuration writes d as time.Duration.String does, without zero trailing units: "36h", "1h30m", not
+// "36h0m0s".
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
@@ -98,7 +102,7 @@ func (d Duration) MarshalYAML() (any, error) {
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
-	return s, nil
+	return s
 }
 
 // Load reads a configuration file; an empty path yields the defaults.

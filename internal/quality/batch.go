@@ -86,7 +86,6 @@ type Batch struct {
 type ruleState struct {
 	r       *rowRule
 	cols    []int
-	kinds   []valKind
 	missing string // why the rule cannot be checked: status missing_column
 	skip    bool   // a defaults rule on a column the table does not have: no result
 
@@ -205,7 +204,7 @@ func fieldIndex(sc *arrow.Schema, name string) int {
 // bind finds the rule's columns in sc and compiles its parameters for their types.
 func (st *ruleState) bind(b *Batch, sc *arrow.Schema) {
 	r := st.r
-	st.cols, st.kinds = st.cols[:0], st.kinds[:0]
+	st.cols = st.cols[:0]
 	for _, c := range r.columns {
 		i := fieldIndex(sc, c)
 		if i < 0 {
@@ -221,9 +220,8 @@ func (st *ruleState) bind(b *Batch, sc *arrow.Schema) {
 			return
 		}
 		st.cols = append(st.cols, i)
-		st.kinds = append(st.kinds, kindOf(sc.Field(i).Type))
 	}
-	k := st.kinds[0]
+	k := kindOf(sc.Field(st.cols[0]).Type)
 	typ := b.types[st.cols[0]]
 	mismatch := func(needs string) {
 		st.missing = fmt.Sprintf("column %s is %s: %s needs %s", r.columns[0], typ, r.name, needs)
@@ -749,7 +747,7 @@ func (b *Batch) tableResults(in FinishInput) []Result {
 
 func (b *Batch) freshResult(f *config.FreshnessRule) Result {
 	res := b.result(RuleFreshness, f.Column, KindTable, orWarn(f.Action))
-	res.Expected = fmt.Sprintf("newest value at most %s before the end of the process date", shortDuration(f.MaxAge.Duration))
+	res.Expected = fmt.Sprintf("newest value at most %s before the end of the process date", config.FormatDuration(f.MaxAge.Duration))
 	if b.fresh.missing != "" {
 		res.Status, res.Observed = StatusMissingColumn, b.fresh.missing
 		return res
@@ -769,9 +767,9 @@ func (b *Batch) freshResult(f *config.FreshnessRule) Result {
 			newest = formatDate(int32(b.fresh.newest/usPerDay - 1))
 		}
 		if age >= 0 {
-			res.Observed = fmt.Sprintf("newest %s, %s before the end of %s", newest, shortDuration(age), b.meta.ProcessDate)
+			res.Observed = fmt.Sprintf("newest %s, %s before the end of %s", newest, config.FormatDuration(age), b.meta.ProcessDate)
 		} else {
-			res.Observed = fmt.Sprintf("newest %s, %s after the end of %s", newest, shortDuration(-age), b.meta.ProcessDate)
+			res.Observed = fmt.Sprintf("newest %s, %s after the end of %s", newest, config.FormatDuration(-age), b.meta.ProcessDate)
 		}
 		res.Status = StatusPass
 		if age > f.MaxAge.Duration {
@@ -779,16 +777,4 @@ func (b *Batch) freshResult(f *config.FreshnessRule) Result {
 		}
 	}
 	return res
-}
-
-// shortDuration writes d without zero trailing units: 36h, 1h30m, -2h.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -270,7 +270,7 @@ func (b *Batch) checkMaxLength(st *ruleState, rec arrow.RecordBatch, a *array.St
 }
 
 // hashColumn writes the hash of every row of a into dst (nulls too: their hash is meaningless).
-func hashColumn(a arrow.Array, k valKind, dst []uint64) {
+func hashColumn(a arrow.Array, dst []uint64) {
 	switch a := a.(type) {
 	case *array.String:
 		for i := range dst {
@@ -292,10 +292,14 @@ func hashColumn(a arrow.Array, k valKind, dst []uint64) {
 		for i, v := range a.TimestampValues() {
 			dst[i] = hashFixed(uint64(v))
 		}
-	default:
+	case *array.Boolean:
+		for i := range dst {
+			dst[i] = hashBool(a.Value(i))
+		}
+	default: // a type internal/table does not write: its text
 		for i := range dst {
 			if a.IsValid(i) {
-				dst[i] = hashAt(a, k, i)
+				dst[i] = hashString(a.ValueStr(i))
 			}
 		}
 	}
@@ -313,7 +317,7 @@ func (b *Batch) hashBuf(n int) []uint64 {
 func (b *Batch) checkUnique(st *ruleState, rec arrow.RecordBatch, a arrow.Array) {
 	n := a.Len()
 	h := b.hashBuf(n)
-	hashColumn(a, st.kinds[0], h)
+	hashColumn(a, h)
 	nulls := a.NullN() > 0
 	set := st.set
 	set.reserve(n)
@@ -344,9 +348,9 @@ func (b *Batch) checkKey(st *ruleState, rec arrow.RecordBatch) {
 	nullKey := b.nullKey[:n]
 	clear(nullKey)
 	anyNull := false
-	for j, c := range st.cols {
+	for _, c := range st.cols {
 		a := rec.Column(c)
-		hashColumn(a, st.kinds[j], tmp)
+		hashColumn(a, tmp)
 		for i, t := range tmp {
 			h[i] = h[i]*0x9e3779b97f4a7c15 + t
 		}

@@ -188,12 +188,20 @@ func (p *colProfile) add(a arrow.Array, scratch *[]uint64) {
 	h := (*scratch)[:n]
 	switch a := a.(type) {
 	case *array.Int64:
-		p.addInt64(a, nulls)
+		lo, hi, cnt, mean, m2 := numbers(a.Int64Values(), a)
+		p.minMaxInt(lo)
+		p.minMaxInt(hi)
+		p.combine(cnt, mean, m2)
 		for i, v := range a.Int64Values() {
 			h[i] = hashFixed(uint64(v))
 		}
 	case *array.Float64:
-		p.addFloat64(a, nulls)
+		lo, hi, cnt, mean, m2 := numbers(a.Float64Values(), a)
+		if !p.has {
+			p.fmin, p.fmax, p.has = lo, hi, true
+		}
+		p.fmin, p.fmax = min(p.fmin, lo), max(p.fmax, hi)
+		p.combine(cnt, mean, m2)
 		for i, v := range a.Float64Values() {
 			h[i] = hashFloat(v)
 		}
@@ -222,7 +230,7 @@ func (p *colProfile) add(a arrow.Array, scratch *[]uint64) {
 			if a.Value(i) {
 				v = 1
 			}
-			h[i] = hashFixed(uint64(v))
+			h[i] = hashBool(v == 1)
 			if nulls == 0 || a.IsValid(i) {
 				p.minMaxInt(v)
 			}
@@ -242,61 +250,33 @@ func (p *colProfile) minMaxInt(v int64) {
 	p.imax = max(p.imax, v)
 }
 
-// addInt64: min, max, and mean and m2 of this batch (two passes: exact, no division per value), combined with
-// what came before by Chan et al.'s rule (Welford's update for a group of values).
-func (p *colProfile) addInt64(a *array.Int64, nulls int) {
-	vals := a.Int64Values()
-	var lo, hi int64 = math.MaxInt64, math.MinInt64
+// numbers returns the min, max, count, mean and m2 (sum of squared deviations) of the non-null values of a column
+// (vals with a's validity; at least one value): two passes, exact, no division per value. The caller folds them
+// into the running moments by Chan et al.'s rule (Welford's update for a group of values).
+func numbers[T int64 | float64](vals []T, a arrow.Array) (lo, hi T, cnt int64, mean, m2 float64) {
+	nulls := a.NullN() > 0
+	first := true
 	var sum float64
 	for i, v := range vals {
-		if nulls > 0 && a.IsNull(i) {
+		if nulls && a.IsNull(i) {
 			continue
+		}
+		if first {
+			lo, hi, first = v, v, false
 		}
 		lo, hi = min(lo, v), max(hi, v)
 		sum += float64(v)
+		cnt++
 	}
-	cnt := int64(len(vals) - nulls)
-	mean := sum / float64(cnt)
-	var m2 float64
+	mean = sum / float64(cnt)
 	for i, v := range vals {
-		if nulls > 0 && a.IsNull(i) {
+		if nulls && a.IsNull(i) {
 			continue
 		}
 		d := float64(v) - mean
 		m2 += d * d
 	}
-	p.minMaxInt(lo)
-	p.minMaxInt(hi)
-	p.combine(cnt, mean, m2)
-}
-
-func (p *colProfile) addFloat64(a *array.Float64, nulls int) {
-	vals := a.Float64Values()
-	lo, hi := math.Inf(1), math.Inf(-1)
-	var sum float64
-	for i, v := range vals {
-		if nulls > 0 && a.IsNull(i) {
-			continue
-		}
-		lo, hi = min(lo, v), max(hi, v)
-		sum += v
-	}
-	cnt := int64(len(vals) - nulls)
-	mean := sum / float64(cnt)
-	var m2 float64
-	for i, v := range vals {
-		if nulls > 0 && a.IsNull(i) {
-			continue
-		}
-		d := v - mean
-		m2 += d * d
-	}
-	if !p.has {
-		p.fmin, p.fmax, p.has = lo, hi, true
-	} else {
-		p.fmin, p.fmax = min(p.fmin, lo), max(p.fmax, hi)
-	}
-	p.combine(cnt, mean, m2)
+	return lo, hi, cnt, mean, m2
 }
 
 // combine folds a group of cnt values with mean and m2 (sum of squared deviations) into the running ones.

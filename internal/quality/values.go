@@ -178,24 +178,9 @@ func hashFloat(f float64) uint64 {
 	return hashFixed(math.Float64bits(f))
 }
 
-// hashAt hashes the non-null value at row i of a column of kind k.
-func hashAt(a arrow.Array, k valKind, i int) uint64 {
-	switch k {
-	case kString:
-		return hashString(a.(*array.String).Value(i))
-	case kInt64:
-		return hashFixed(uint64(a.(*array.Int64).Value(i)))
-	case kFloat64:
-		return hashFloat(a.(*array.Float64).Value(i))
-	case kBool:
-		if a.(*array.Boolean).Value(i) {
-			return hashFixed(1)
-		}
-		return hashFixed(0)
-	case kDate32:
-		return hashFixed(uint64(a.(*array.Date32).Value(i)))
-	case kTimestamp:
-		return hashFixed(uint64(a.(*array.Timestamp).Value(i)))
+func hashBool(v bool) uint64 {
+	if v {
+		return hashFixed(1)
 	}
-	return hashString(a.ValueStr(i))
+	return hashFixed(0)
 }
