@@ -204,6 +204,15 @@ func decodeStrict(n *yaml.Node, what string, out any) error {
 	return n.Decode(out)
 }
 
+// decodeAt is decodeStrict that also records the block's line.
+func decodeAt(n *yaml.Node, what string, out any, line *int) error {
+	if err := decodeStrict(n, what, out); err != nil {
+		return err
+	}
+	*line = n.Line
+	return nil
+}
+
 func nodeKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.SequenceNode:
@@ -248,11 +257,7 @@ func editDistance(a, b string) int {
 // UnmarshalYAML reads a quality block, refusing unknown keys.
 func (q *Quality) UnmarshalYAML(n *yaml.Node) error {
 	type plain Quality
-	if err := decodeStrict(n, "quality key", (*plain)(q)); err != nil {
-		return err
-	}
-	q.line = n.Line
-	return nil
+	return decodeAt(n, "quality key", (*plain)(q), &q.line)
 }
 
 // UnmarshalYAML reads a key as a list of columns or as {columns, action}.
@@ -265,11 +270,7 @@ func (k *KeyRule) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: key must be a list of columns ([a, b]) or {columns: [a, b], action: …}, got %q", n.Line, n.Value)
 	}
 	type plain KeyRule
-	if err := decodeStrict(n, "key option", (*plain)(k)); err != nil {
-		return err
-	}
-	k.line = n.Line
-	return nil
+	return decodeAt(n, "key option", (*plain)(k), &k.line)
 }
 
 // MarshalYAML writes a key without action as a flow list of columns.
@@ -288,21 +289,13 @@ func (k KeyRule) MarshalYAML() (any, error) {
 // UnmarshalYAML reads a column's rules, refusing unknown rule names.
 func (c *ColumnRules) UnmarshalYAML(n *yaml.Node) error {
 	type plain ColumnRules
-	if err := decodeStrict(n, "column rule", (*plain)(c)); err != nil {
-		return err
-	}
-	c.line = n.Line
-	return nil
+	return decodeAt(n, "column rule", (*plain)(c), &c.line)
 }
 
 // UnmarshalYAML reads a range; bounds are kept as written.
 func (r *Range) UnmarshalYAML(n *yaml.Node) error {
 	type plain Range
-	if err := decodeStrict(n, "range bound", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "range bound", (*plain)(r), &r.line)
 }
 
 // MarshalYAML writes a range in flow style with its bounds as plain scalars (numbers and dates unquoted).
@@ -385,61 +378,37 @@ func (r QuarantineRule) MarshalYAML() (any, error) {
 // UnmarshalYAML reads the table rules, refusing unknown rule names.
 func (t *TableRules) UnmarshalYAML(n *yaml.Node) error {
 	type plain TableRules
-	if err := decodeStrict(n, "table rule", (*plain)(t)); err != nil {
-		return err
-	}
-	t.line = n.Line
-	return nil
+	return decodeAt(n, "table rule", (*plain)(t), &t.line)
 }
 
 // UnmarshalYAML reads a row_count rule.
 func (r *RowCountRule) UnmarshalYAML(n *yaml.Node) error {
 	type plain RowCountRule
-	if err := decodeStrict(n, "row_count option", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "row_count option", (*plain)(r), &r.line)
 }
 
 // UnmarshalYAML reads a volume rule.
 func (r *VolumeRule) UnmarshalYAML(n *yaml.Node) error {
 	type plain VolumeRule
-	if err := decodeStrict(n, "volume option", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "volume option", (*plain)(r), &r.line)
 }
 
 // UnmarshalYAML reads a freshness rule.
 func (r *FreshnessRule) UnmarshalYAML(n *yaml.Node) error {
 	type plain FreshnessRule
-	if err := decodeStrict(n, "freshness option", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "freshness option", (*plain)(r), &r.line)
 }
 
 // UnmarshalYAML reads a schema rule.
 func (r *SchemaRule) UnmarshalYAML(n *yaml.Node) error {
 	type plain SchemaRule
-	if err := decodeStrict(n, "schema change", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "schema change", (*plain)(r), &r.line)
 }
 
 // UnmarshalYAML reads a quarantine rule.
 func (r *QuarantineRule) UnmarshalYAML(n *yaml.Node) error {
 	type plain QuarantineRule
-	if err := decodeStrict(n, "quarantine option", (*plain)(r)); err != nil {
-		return err
-	}
-	r.line = n.Line
-	return nil
+	return decodeAt(n, "quarantine option", (*plain)(r), &r.line)
 }
 
 // --- bounds -----------------------------------------------------------------------------------------------------
