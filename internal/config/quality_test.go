@@ -293,20 +293,26 @@ func TestQualityMarshal(t *testing.T) {
 
 // TestDataQualityDocExample: the example of docs/DATA-QUALITY.md loads.
 func TestDataQualityDocExample(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/DATA-QUALITY.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(doc), "```yaml\npartners:")
-	example, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		t.Fatal("no partner YAML example in docs/DATA-QUALITY.md")
-	}
-	f, err := loadString(t, "partners:"+example)
+	f, err := loadString(t, partnerExample(t, "../../docs/DATA-QUALITY.md"))
 	if err != nil {
 		t.Fatalf("docs/DATA-QUALITY.md example: %v", err)
 	}
 	if q := f.Partner("acme").Tables["hotel_rates"].Quality; q == nil || len(q.Columns) != 4 || q.Table.Quarantine == nil {
 		t.Fatalf("example read as %+v", q)
 	}
+}
+
+// partnerExample returns the first partner YAML example (a ```yaml block starting with "partners:") of a document.
+func partnerExample(t *testing.T, doc string) string {
+	t.Helper()
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\npartners:")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("no partner YAML example in %s", doc)
+	}
+	return "partners:" + example
 }
