@@ -46,6 +46,9 @@ type Partner struct {
 	StringsCanBeNull bool                   `yaml:"strings_can_be_null,omitempty"`
 	Tables           map[string]TableConfig `yaml:"tables,omitempty"`
 	Expected         *Expected              `yaml:"expected,omitempty"`
+	// QualityDefaults are data-quality rules applied to every table of the partner: its table rules, and its
+	// column rules and key to the tables that have those columns (docs/DATA-QUALITY.md).
+	QualityDefaults *Quality `yaml:"quality_defaults,omitempty"`
 
 	re *regexp.Regexp
 	// anyArchive: archive_glob was not given (the default "*.tar.gz"): the partner takes the
@@ -61,6 +64,7 @@ func (p *Partner) Fallback() bool { return p.anyArchive }
 type TableConfig struct {
 	Hints     map[string]string `yaml:"hints,omitempty"`     // column -> type (may widen)
 	Overrides map[string]string `yaml:"overrides,omitempty"` // column -> type (strict)
+	Quality   *Quality          `yaml:"quality,omitempty"`   // data-quality rules (docs/DATA-QUALITY.md)
 }
 
 // Expected lists the sources a process date needs (wait_for_all_sources) and when to give up.
@@ -85,8 +89,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// MarshalYAML writes the duration as FormatDuration does.
+func (d Duration) MarshalYAML() (any, error) { return FormatDuration(d.Duration), nil }
+
+// FormatDuration writes d as time.Duration.String does, without zero trailing units: "36h", "1h30m", not
+// "36h0m0s".
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 // Load reads a configuration file; an empty path yields the defaults.
 func Load(file string) (*File, error) {
@@ -168,6 +185,19 @@ func (f *File) Validate() error {
 		}
 		if p.StringsCanBeNull && !slices.ContainsFunc(p.NullTokens, func(t string) bool { return t != "" }) {
 			return fmt.Errorf("partner %s: strings_can_be_null has no effect: null_tokens holds no token but the empty one", p.Name)
+		}
+		if err := p.QualityDefaults.Validate(); err != nil {
+			return fmt.Errorf("partner %s: quality_defaults: %w", p.Name, err)
+		}
+		tables := make([]string, 0, len(p.Tables))
+		for t := range p.Tables {
+			tables = append(tables, t)
+		}
+		slices.Sort(tables)
+		for _, t := range tables {
+			if err := p.Tables[t].Quality.Validate(); err != nil {
+				return fmt.Errorf("partner %s: table %s: quality: %w", p.Name, t, err)
+			}
 		}
 		if p.Expected != nil {
 			for _, s := range p.Expected.Sources {

@@ -1,0 +1,51 @@
+package quality
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Object keys of the data-quality output, relative to the output root (docs/DATA-QUALITY.md):
+//
+//	_dq/results/<table>/process_date=<d>/batch_id=<b>/part-<archive>.parquet   a batch's row and table results
+//	_dq/profiles/<table>/process_date=<d>/batch_id=<b>/part-<archive>.parquet  a batch's column profiles
+//	_dq/results/<table>/process_date=<d>/date.parquet                          a date's results (volume)
+//
+// Segments are escaped as the merger escapes the data's keys (merger.keySegment), so a table's results sit
+// beside its data under the same names.
+
+// ResultsKey is where a batch's results are written.
+func ResultsKey(tableName, processDate, batchID, archiveID string) string {
+	return batchKey("_dq/results/", tableName, processDate, batchID, archiveID)
+}
+
+// ProfilesKey is where a batch's profiles are written.
+func ProfilesKey(tableName, processDate, batchID, archiveID string) string {
+	return batchKey("_dq/profiles/", tableName, processDate, batchID, archiveID)
+}
+
+// DateResultsKey is where a process date's results (volume) are written.
+func DateResultsKey(tableName, processDate string) string {
+	return "_dq/results/" + keySegment(tableName) + "/process_date=" + keySegment(processDate) + "/date.parquet"
+}
+
+func batchKey(root, tableName, processDate, batchID, archiveID string) string {
+	return root + keySegment(tableName) + "/process_date=" + keySegment(processDate) + "/batch_id=" + keySegment(batchID) +
+		"/part-" + archiveID + ".parquet"
+}
+
+// keySegment returns s when it is usable as one object key segment, else its URL path escape. It must stay the
+// same as merger.keySegment (the data's keys).
+func keySegment(s string) string {
+	switch {
+	case s == "":
+		return "_"
+	case s == ".":
+		return "%2E"
+	case s == "..":
+		return "%2E%2E"
+	case strings.ContainsAny(s, "/\\") || strings.ContainsRune(s, 0):
+		return url.PathEscape(strings.ReplaceAll(s, "\\", "%5C"))
+	}
+	return s
+}
