@@ -584,7 +584,7 @@ func (j *job) fail(ctx context.Context, err error, final bool) error {
 		}
 	}
 	ev := &sluicev1.ArchiveFailed{ArchiveId: j.ev.ArchiveId, Attempt: j.ev.Attempt, Uri: j.ev.Uri, Name: j.ev.Name,
-		Reason: reason, TablesAborted: aborted, FailedUnixMs: e.now().UnixMilli()}
+		Reason: reason, TablesAborted: aborted, FailedUnixMs: e.now().UnixMilli(), Origin: sluicev1.Stage_STAGE_EXTRACTOR}
 	if err := j.publishEvent(cctx, e.subj.Failed(), "failed", ev); err != nil {
 		errs = append(errs, err)
 	}

@@ -104,6 +104,7 @@ func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string
 		Reason:        fmt.Sprintf("table %s dead-lettered by the merger: %s", b.key.table, reason),
 		TablesAborted: []string{b.key.table},
 		FailedUnixMs:  m.now().UnixMilli(),
+		Origin:        sluicev1.Stage_STAGE_MERGER,
 	}
 	data, err := proto.Marshal(ev)
 	if err != nil {

@@ -208,6 +208,9 @@ func testCountMismatch(t *testing.T, sk sink) {
 	if af.ArchiveId != x.archive || !strings.Contains(af.Reason, "dead-lettered") || len(af.TablesAborted) != 1 {
 		t.Fatalf("archive failed event: %v", &af)
 	}
+	if af.Origin != sluicev1.Stage_STAGE_MERGER {
+		t.Fatalf("archive failed event origin %v", af.Origin)
+	}
 
 	// Y's chunk 1 arrives after its marker's first delivery: the redelivered marker commits.
 	y := tbatch{archive: "ab000000000000000002", table: "t", per: 1, members: []tmember{
