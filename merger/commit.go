@@ -18,9 +18,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
@@ -168,25 +166,17 @@ func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.Ba
 	for _, k := range kinds {
 		ev.QuarantineReasons = append(ev.QuarantineReasons, &sluicev1.QuarantineCount{Reason: k, Rows: res.kinds[k]})
 	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		return permanent(fmt.Errorf("encode committed event: %w", err))
-	}
-	out := nats.NewMsg(m.deps.Bus.Subjects.Committed())
-	out.Data = data
-	id := fmt.Sprintf("%s.%d.%s.committed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table))
+	id := bus.CommittedID(b.key.archive, b.key.attempt, b.key.table)
 	if m.replayID != "" { // a replay's event must not be swallowed by de-duplication
-		id += ".replay." + m.replayID
+		id = bus.ReplayCommittedID(b.key.archive, b.key.attempt, b.key.table, m.replayID)
 	}
-	out.Header.Set(nats.MsgIdHdr, id)
-	out.Header.Set(bus.HdrArchive, b.key.archive)
-	out.Header.Set(bus.HdrTable, b.key.table)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := m.deps.Bus.JS.PublishMsg(pctx, out); err != nil {
-		return fmt.Errorf("publish committed event: %w", err)
+	err := m.deps.Bus.PublishEvent(pctx, m.deps.Bus.Subjects.Committed(), id, b.key.archive, ev, bus.WithTable(b.key.table))
+	if errors.Is(err, bus.ErrEncode) {
+		return permanent(err)
 	}
-	return nil
+	return err
 }
 
 // tableDir is the table's top-level folder: the name as written, path-escaped when it could not

@@ -437,12 +437,8 @@ func (p *partition) requeue(ctx context.Context, b *batch) error {
 		if err != nil {
 			return err
 		}
-		msg := nats.NewMsg(subj)
-		msg.Data = payload
-		msg.Header.Set(bus.HdrType, bus.TypeChunk)
-		msg.Header.Set(bus.HdrArchive, b.key.archive)
-		msg.Header.Set(bus.HdrTable, b.key.table)
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.rq%d", bus.MsgID(b.key.archive, b.key.attempt, b.key.table, "c", c.index), gen))
+		msg := &nats.Msg{Subject: subj, Data: payload, Header: bus.RowsHeader(bus.TypeChunk, b.key.archive, b.key.table,
+			bus.RequeuedChunkID(b.key.archive, b.key.attempt, b.key.table, c.index, gen))}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err = p.m.deps.Bus.JS.PublishMsg(pctx, msg)
 		cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -285,7 +286,7 @@ func failedByMerger(ev *sluicev1.ArchiveFailed, msgID string) bool {
 	case sluicev1.Stage_STAGE_MERGER:
 		return true
 	case sluicev1.Stage_STAGE_UNSPECIFIED:
-		return strings.HasSuffix(msgID, ".merger-failed")
+		return bus.IsMergerFailedID(msgID)
 	}
 	return false
 }

@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
@@ -594,14 +592,11 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 		MissingSources: ds.missing, CheckOk: doc.Check == CheckOK}
 	s.log.Info("summary written", "date", date, "check", doc.Check, "complete", doc.Complete,
 		"archives", doc.Totals.Archives, "rows_in", doc.Totals.RowsIn, "rows_out", doc.Totals.RowsOut, "missing", len(ev.MissingSources))
-	data, err := proto.Marshal(ev)
-	if err != nil {
+	err = s.bus.PublishEvent(ctx, s.bus.Subjects.Summary(), bus.SummaryID(date, h), "", ev)
+	if errors.Is(err, bus.ErrEncode) {
 		return err
 	}
-	m := nats.NewMsg(s.bus.Subjects.Summary())
-	m.Data = data
-	m.Header.Set(nats.MsgIdHdr, "summary."+date+"."+h[:24])
-	if _, err := s.bus.JS.PublishMsg(ctx, m); err != nil {
+	if err != nil {
 		// The summary is written; the event is repeated with the next write. Not worth failing for.
 		s.log.Warn("publish summary event", "date", date, "err", err)
 	}

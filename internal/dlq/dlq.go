@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -304,11 +303,7 @@ func (q *Queue) republish(ctx context.Context, l Letter) (string, error) {
 		}
 		msg.Header.Set(k, l.Headers[k])
 	}
-	id := l.Headers[nats.MsgIdHdr]
-	if id == "" {
-		id = fmt.Sprintf("%s.%d", l.Stream, l.StreamSeq)
-	}
-	msg.Header.Set(nats.MsgIdHdr, id+".retry-"+strconv.FormatUint(l.Seq, 10))
+	msg.Header.Set(nats.MsgIdHdr, bus.RetryID(l.Headers[nats.MsgIdHdr], l.Stream, l.StreamSeq, l.Seq).String())
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ack, err := q.deps.Bus.JS.PublishMsg(pctx, msg)

@@ -73,11 +73,11 @@ func batch(s bus.Subjects, archive string, rows int) (chunks []*nats.Msg, marker
 		c := &sluicev1.Chunk{ArchiveId: archive, Table: tbl, Member: mi.Name, ProcessDate: mi.ProcessDate, BatchId: mi.BatchId,
 			ChunkIndex: uint32(i), MemberChunk: uint32(i), FirstLine: int64(i + 2), Rows: 1, Header: []byte("id,v"),
 			Data: []byte(data), Delimiter: ",", Partner: "default", LastInMember: i == rows-1}
-		chunks = append(chunks, rowsMsg(subj, bus.TypeChunk, bus.MsgID(archive, 0, tbl, "c", uint32(i)), c))
+		chunks = append(chunks, rowsMsg(subj, bus.TypeChunk, bus.ChunkID(archive, 0, tbl, uint32(i)).String(), c))
 		mk.Bytes += int64(len(data))
 	}
 	mk.Members = []*sluicev1.MemberInfo{mi}
-	return chunks, rowsMsg(subj, bus.TypeComplete, bus.MsgID(archive, 0, tbl, "done", 0), mk)
+	return chunks, rowsMsg(subj, bus.TypeComplete, bus.MarkerID(archive, 0, tbl).String(), mk)
 }
 
 func (w *world) startMerger() {
