@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-dev/sluice/internal/bus"
-	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -50,56 +49,36 @@ type commitResult struct {
 	quarantineKey string
 }
 
-// commitBatch commits a complete batch: schema registry, Parquet (and quarantine) objects,
-// BatchCommitted, then the acks. Failures other than shutdown and permanent errors are retried
-// with a backoff while the batch's messages are kept alive, so a commit is never half-acked.
+// mergerRetry: a merger retries a commit until it succeeds, keeping the batch's messages alive
+// meanwhile, so a commit is never half-acked.
+var mergerRetry = retryPolicy{first: time.Second, max: 30 * time.Second}
+
+// commitBatch commits a complete batch through the committer, then records it in the ledger and
+// acks its messages; a batch whose commit failed permanently is dead-lettered.
 func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, marker handle, msg jetstream.Msg, received time.Time) error {
-	w := m.commitWeight(b)
-	if err := m.commitSem.Acquire(ctx, w); err != nil {
+	res, err := m.commit.commit(ctx, b, mk, received, mergerRetry)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil { // permanent: the committer retries everything else
+		if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error()) {
+			return errDeadLettered
+		}
 		return err
 	}
-	defer m.commitSem.Release(w)
-	b.inCommit.Store(true)
-	defer b.inCommit.Store(false)
-
-	backoff := time.Second
-	for attempt := 1; ; attempt++ {
-		res, err := m.writeBatch(ctx, b)
-		if err == nil {
-			crashpoint.Hit("merger.uploaded") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
-			err = m.publishCommitted(ctx, b, mk, res, received)
-		}
-		if err == nil {
-			crashpoint.Hit("merger.committed") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
-			m.recordCommitted(ctx, b.key)
-			m.ackBatch(ctx, b, marker)
-			m.met.committed.Inc()
-			m.met.rowsOut.Add(float64(res.rowsOut))
-			m.met.bytesWritten.Add(float64(res.bytes))
-			if res.quarantined > 0 {
-				m.met.quarantined.WithLabelValues(b.key.table).Add(float64(res.quarantined))
-			}
-			m.met.commitSeconds.Observe(m.now().Sub(received).Seconds())
-			m.log.Info("batch committed", "table", b.key.table, "archive", b.key.archive, "attempt", b.key.attempt,
-				"objects", len(res.objects), "rows_in", mk.Rows, "rows_out", res.rowsOut, "quarantined", res.quarantined,
-				"schema_version", res.schema.Version, "bytes", res.bytes)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var perm *permanentError
-		if errors.As(err, &perm) {
-			if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error()) {
-				return errDeadLettered
-			}
-			return err
-		}
-		m.log.Warn("commit failed, retrying", "table", b.key.table, "archive", b.key.archive, "attempt", attempt,
-			"retry_in", backoff, "err", err)
-		sleepCtx(ctx, backoff)
-		backoff = min(2*backoff, 30*time.Second)
+	m.recordCommitted(ctx, b.key)
+	m.ackBatch(ctx, b, marker)
+	m.met.committed.Inc()
+	m.met.rowsOut.Add(float64(res.rowsOut))
+	m.met.bytesWritten.Add(float64(res.bytes))
+	if res.quarantined > 0 {
+		m.met.quarantined.WithLabelValues(b.key.table).Add(float64(res.quarantined))
 	}
+	m.met.commitSeconds.Observe(m.now().Sub(received).Seconds())
+	m.log.Info("batch committed", "table", b.key.table, "archive", b.key.archive, "attempt", b.key.attempt,
+		"objects", len(res.objects), "rows_in", mk.Rows, "rows_out", res.rowsOut, "quarantined", res.quarantined,
+		"schema_version", res.schema.Version, "bytes", res.bytes)
+	return nil
 }
 
 // recordCommitted notes the commit in the archive's ledger record (ledger.BatchCommitted), so a
@@ -107,7 +86,7 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 // instead of waiting for chunks that will never come. Best effort: without it such a marker is
 // retried, then dead-lettered, as before.
 func (m *Merger) recordCommitted(ctx context.Context, k batchKey) {
-	if m.deps.Ledger == nil || m.replayID != "" {
+	if m.deps.Ledger == nil {
 		return
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -136,7 +115,7 @@ func (m *Merger) ackBatch(ctx context.Context, b *batch, marker handle) {
 }
 
 // publishCommitted publishes BatchCommitted synchronously, de-duplicated by its message id.
-func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, res *commitResult, received time.Time) error {
+func (c *committer) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, res *commitResult, received time.Time) error {
 	ev := &sluicev1.BatchCommitted{
 		ArchiveId:       b.key.archive,
 		Attempt:         b.key.attempt,
@@ -147,10 +126,10 @@ func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.Ba
 		Bytes:           res.bytes,
 		Quarantined:     res.quarantined,
 		QuarantineKey:   res.quarantineKey,
-		DurationMs:      m.now().Sub(received).Milliseconds(),
-		CommittedUnixMs: m.now().UnixMilli(),
-		Merger:          m.cfg.Instance,
-		Replay:          b.key.attempt > 0 || m.replayID != "", // attempts are bumped only by re-extraction
+		DurationMs:      c.now().Sub(received).Milliseconds(),
+		CommittedUnixMs: c.now().UnixMilli(),
+		Merger:          c.cfg.Instance,
+		Replay:          b.key.attempt > 0 || c.replayID != "", // attempts are bumped only by re-extraction
 	}
 	if res.schema != nil {
 		ev.SchemaVersion = res.schema.Version
@@ -167,12 +146,12 @@ func (m *Merger) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.Ba
 		ev.QuarantineReasons = append(ev.QuarantineReasons, &sluicev1.QuarantineCount{Reason: k, Rows: res.kinds[k]})
 	}
 	id := bus.CommittedID(b.key.archive, b.key.attempt, b.key.table)
-	if m.replayID != "" { // a replay's event must not be swallowed by de-duplication
-		id = bus.ReplayCommittedID(b.key.archive, b.key.attempt, b.key.table, m.replayID)
+	if c.replayID != "" { // a replay's event must not be swallowed by de-duplication
+		id = bus.ReplayCommittedID(b.key.archive, b.key.attempt, b.key.table, c.replayID)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := m.deps.Bus.PublishEvent(pctx, m.deps.Bus.Subjects.Committed(), id, b.key.archive, ev, bus.WithTable(b.key.table))
+	err := c.bus.PublishEvent(pctx, c.bus.Subjects.Committed(), id, b.key.archive, ev, bus.WithTable(b.key.table))
 	if errors.Is(err, bus.ErrEncode) {
 		return permanent(err)
 	}
@@ -216,10 +195,10 @@ func schemaKey(tbl string, version uint32) string {
 
 // evolve merges cols into the table's registered schema with compare-and-set: on a conflict
 // (another merger updated it first) it reloads and evolves again.
-func (m *Merger) evolve(ctx context.Context, tbl string, cols []table.ColumnType, opts table.Options) (*table.Schema, bool, error) {
+func (c *committer) evolve(ctx context.Context, tbl string, cols []table.ColumnType, opts table.Options) (*table.Schema, bool, error) {
 	key := schemaRegistryKey(tbl)
 	for range 100 {
-		prev, rev, err := m.loadSchema(ctx, key)
+		prev, rev, err := c.loadSchema(ctx, key)
 		if err != nil {
 			return nil, false, err
 		}
@@ -232,9 +211,9 @@ func (m *Merger) evolve(ctx context.Context, tbl string, cols []table.ColumnType
 			return nil, false, permanent(fmt.Errorf("encode schema: %w", err))
 		}
 		if prev == nil {
-			_, err = m.schemas.Create(ctx, key, doc)
+			_, err = c.schemas.Create(ctx, key, doc)
 		} else {
-			_, err = m.schemas.Update(ctx, key, doc, rev)
+			_, err = c.schemas.Update(ctx, key, doc, rev)
 		}
 		if err == nil {
 			return next, true, nil
@@ -242,7 +221,7 @@ func (m *Merger) evolve(ctx context.Context, tbl string, cols []table.ColumnType
 		if !isConflict(err) {
 			return nil, false, fmt.Errorf("write schema %s: %w", key, err)
 		}
-		m.log.Debug("schema registry conflict, retrying", "table", tbl)
+		c.log.Debug("schema registry conflict, retrying", "table", tbl)
 	}
 	return nil, false, fmt.Errorf("write schema %s: too many conflicts", key)
 }
@@ -254,8 +233,8 @@ func schemaRegistryKey(tbl string) string {
 	return "table." + strings.ReplaceAll(bus.TableToken(tbl), "~", "=")
 }
 
-func (m *Merger) loadSchema(ctx context.Context, key string) (*table.Schema, uint64, error) {
-	e, err := m.schemas.Get(ctx, key)
+func (c *committer) loadSchema(ctx context.Context, key string) (*table.Schema, uint64, error) {
+	e, err := c.schemas.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -284,14 +263,14 @@ func isConflict(err error) bool {
 // writeSchemaDoc copies the registry document of s to _schemas/<table>/v<N>.json: always when this
 // batch changed the schema, else once per process when it is missing (a crash between the
 // registry update and the copy).
-func (m *Merger) writeSchemaDoc(ctx context.Context, s *table.Schema, changed bool) error {
+func (c *committer) writeSchemaDoc(ctx context.Context, s *table.Schema, changed bool) error {
 	key := schemaKey(s.Table, s.Version)
 	if !changed {
-		if _, ok := m.schemaDocs.Load(key); ok {
+		if _, ok := c.schemaDocs.Load(key); ok {
 			return nil
 		}
-		if _, err := m.deps.Out.Stat(ctx, key); err == nil {
-			m.schemaDocs.Store(key, true)
+		if _, err := c.out.Stat(ctx, key); err == nil {
+			c.schemaDocs.Store(key, true)
 			return nil
 		} else if !errors.Is(err, objstore.ErrNotFound) {
 			return fmt.Errorf("stat %s: %w", key, err)
@@ -301,10 +280,10 @@ func (m *Merger) writeSchemaDoc(ctx context.Context, s *table.Schema, changed bo
 	if err != nil {
 		return permanent(err)
 	}
-	if err := m.deps.Out.Put(ctx, key, bytes.NewReader(append(doc, '\n'))); err != nil {
+	if err := c.out.Put(ctx, key, bytes.NewReader(append(doc, '\n'))); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	m.schemaDocs.Store(key, true)
+	c.schemaDocs.Store(key, true)
 	return nil
 }
 
@@ -383,19 +362,19 @@ type quarantineLine struct {
 
 // writeBatch evolves the schema and writes every group's objects; it commits them (quarantine
 // first, then Parquet) only when all were written.
-func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, err error) {
+func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult, err error) {
 	res = &commitResult{kinds: map[string]int64{}}
 	chunks := b.orderedChunks()
 	if len(chunks) == 0 { // a batch with no chunk (no member had a record nor a header)
-		s, _, err := m.loadSchema(ctx, schemaRegistryKey(b.key.table))
+		s, _, err := c.loadSchema(ctx, schemaRegistryKey(b.key.table))
 		res.schema = s
 		return res, err
 	}
-	res.schema, res.changed, err = m.evolve(ctx, b.key.table, b.columns(), b.opts)
+	res.schema, res.changed, err = c.evolve(ctx, b.key.table, b.columns(), b.opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.writeSchemaDoc(ctx, res.schema, res.changed); err != nil {
+	if err := c.writeSchemaDoc(ctx, res.schema, res.changed); err != nil {
 		return nil, err
 	}
 
@@ -424,7 +403,7 @@ func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, e
 	for _, g := range groupsOf(chunks) {
 		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID)}
 		outs = append(outs, o)
-		if err := m.writeGroup(ctx, b, res.schema, o); err != nil {
+		if err := c.writeGroup(ctx, b, res.schema, o); err != nil {
 			return nil, err
 		}
 	}
@@ -441,7 +420,7 @@ func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, e
 			return nil, fmt.Errorf("rewind quarantine scratch: %w", err)
 		}
 		key := "_quarantine/" + o.prefix + "part-" + b.key.archive + ".jsonl"
-		if err := m.deps.Out.Put(ctx, key, o.qfile); err != nil {
+		if err := c.out.Put(ctx, key, o.qfile); err != nil {
 			return nil, fmt.Errorf("put %s: %w", key, err)
 		}
 		if res.quarantineKey == "" {
@@ -464,7 +443,7 @@ func (m *Merger) writeBatch(ctx context.Context, b *batch) (res *commitResult, e
 			res.rowsOut += p.rows
 			res.bytes += p.cw.n
 		}
-		m.removeStaleParts(ctx, o.prefix, b.key.archive, len(o.parts))
+		c.removeStaleParts(ctx, o.prefix, b.key.archive, len(o.parts))
 	}
 	return res, nil
 }
@@ -476,17 +455,17 @@ const commitOverhead = 2 << 20
 // commitWeight is the memory a commit of b may hold at once: its Arrow data grows to about 1.5×
 // the CSV bytes it parses, but at most two row groups are alive (one being written, the next
 // being built).
-func (m *Merger) commitWeight(b *batch) int64 {
+func (c *committer) commitWeight(b *batch) int64 {
 	csv := b.csvBytes()
-	return min(min(csv+csv/2, 2*m.cfg.RowGroupBytes)+commitOverhead, m.commitCap)
+	return min(min(csv+csv/2, 2*c.cfg.RowGroupBytes)+commitOverhead, c.semCap)
 }
 
 // removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch
 // that rotated more (e.g. under a smaller MaxObjectBytes), so a replay never duplicates rows.
-func (m *Merger) removeStaleParts(ctx context.Context, prefix, archive string, n int) {
+func (c *committer) removeStaleParts(ctx context.Context, prefix, archive string, n int) {
 	base := prefix + "part-" + archive + "-"
 	var stale []string
-	err := m.deps.Out.List(ctx, base, "", func(a objstore.Attrs) error {
+	err := c.out.List(ctx, base, "", func(a objstore.Attrs) error {
 		rest, ok := strings.CutSuffix(strings.TrimPrefix(a.Key, base), ".parquet")
 		if i, err := strconv.Atoi(rest); ok && err == nil && len(rest) == 4 && i >= n {
 			stale = append(stale, a.Key)
@@ -494,14 +473,14 @@ func (m *Merger) removeStaleParts(ctx context.Context, prefix, archive string, n
 		return nil
 	})
 	if err != nil {
-		m.log.Warn("list rotated parts", "prefix", base, "err", err)
+		c.log.Warn("list rotated parts", "prefix", base, "err", err)
 		return
 	}
 	for _, k := range stale {
-		if err := m.deps.Out.Delete(ctx, k); err != nil {
-			m.log.Warn("delete stale part", "key", k, "err", err)
+		if err := c.out.Delete(ctx, k); err != nil {
+			c.log.Warn("delete stale part", "key", k, "err", err)
 		} else {
-			m.log.Info("deleted stale part", "key", k)
+			c.log.Info("deleted stale part", "key", k)
 		}
 	}
 }
@@ -509,11 +488,11 @@ func (m *Merger) removeStaleParts(ctx context.Context, prefix, archive string, n
 // writeGroup parses the group's chunks in chunk order through a Builder under s, cutting a row
 // group every RowGroupBytes and rotating objects at MaxObjectBytes. Every object has every column
 // of s, in registry order: a column no member of the group has is all null.
-func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
-	bld := table.NewBuilder(m.alloc, s, b.opts)
+func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
+	bld := table.NewBuilder(c.alloc, s, b.opts)
 	defer bld.Release()
 	var accounted int64
-	defer func() { m.mem.add(-accounted) }()
+	defer func() { c.mem.add(-accounted) }()
 
 	var curMember string
 	quarantine := func(q table.Quarantined) {
@@ -521,7 +500,7 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 			return
 		}
 		if o.qfile == nil {
-			f, err := os.CreateTemp(m.cfg.SpillDir, "quarantine-*.jsonl")
+			f, err := os.CreateTemp(c.cfg.SpillDir, "quarantine-*.jsonl")
 			if err != nil {
 				o.qerr = fmt.Errorf("create quarantine scratch: %w", err)
 				return
@@ -547,7 +526,7 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 
 	// Row groups are Parquet-encoded on their own goroutine while the next one is parsed: a large
 	// batch uses two cores. The writer owns o.parts until finish returns.
-	rw := m.startRowGroupWriter(ctx, b, bld.ArrowSchema(), o)
+	rw := c.startRowGroupWriter(ctx, b, bld.ArrowSchema(), o)
 	finished := false
 	defer func() {
 		if !finished {
@@ -567,29 +546,29 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 	}
 
 	var buf []byte
-	for _, c := range o.g.chunks {
+	for _, ch := range o.g.chunks {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, nbuf, err := b.payload(c, buf)
+		data, nbuf, err := b.payload(ch, buf)
 		buf = nbuf
 		if err != nil {
 			return err
 		}
-		curMember = c.memberName
-		if _, err := bld.Append(b.members[c.member].names, data, c.firstLine, quarantine); err != nil {
-			return permanent(fmt.Errorf("parse chunk %d of member %s: %w", c.index, c.memberName, err))
+		curMember = ch.memberName
+		if _, err := bld.Append(b.members[ch.member].names, data, ch.firstLine, quarantine); err != nil {
+			return permanent(fmt.Errorf("parse chunk %d of member %s: %w", ch.index, ch.memberName, err))
 		}
 		if o.qerr != nil {
 			return o.qerr
 		}
 		sz := bld.ApproxBytes()
-		m.mem.add(sz - accounted)
+		c.mem.add(sz - accounted)
 		accounted = sz
-		if m.mem.over() {
-			m.relieve()
+		if c.mem.over() {
+			c.mem.relieve()
 		}
-		if sz >= m.cfg.RowGroupBytes {
+		if sz >= c.cfg.RowGroupBytes {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -603,12 +582,12 @@ func (m *Merger) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *g
 		return err
 	}
 	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
-		if _, err := m.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
+		if _, err := c.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
 			return err
 		}
 	}
 	if last := o.parts[len(o.parts)-1]; !last.done {
-		return m.finishPart(last)
+		return c.finishPart(last)
 	}
 	return nil
 }
@@ -626,20 +605,20 @@ type rowGroup struct {
 	acct int64 // budget bytes accounted for rec, given back once it is written
 }
 
-func (m *Merger) startRowGroupWriter(ctx context.Context, b *batch, sc *arrow.Schema, o *groupOut) *rowGroupWriter {
+func (c *committer) startRowGroupWriter(ctx context.Context, b *batch, sc *arrow.Schema, o *groupOut) *rowGroupWriter {
 	w := &rowGroupWriter{ch: make(chan rowGroup), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for rg := range w.ch {
 			if w.failed() == nil {
-				if err := m.writeRowGroup(ctx, b, sc, rg.rec, o); err != nil {
+				if err := c.writeRowGroup(ctx, b, sc, rg.rec, o); err != nil {
 					w.mu.Lock()
 					w.err = err
 					w.mu.Unlock()
 				}
 			}
 			rg.rec.Release()
-			m.mem.add(-rg.acct)
+			c.mem.add(-rg.acct)
 		}
 	}()
 	return w
@@ -667,8 +646,8 @@ func (w *rowGroupWriter) finish() error {
 
 // writeRowGroup appends rec to the group's current part, starting one if needed, and finishes
 // the part once it reaches MaxObjectBytes.
-func (m *Merger) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, rec arrow.RecordBatch, o *groupOut) error {
-	p, err := m.currentPart(ctx, b, sc, rec, o)
+func (c *committer) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, rec arrow.RecordBatch, o *groupOut) error {
+	p, err := c.currentPart(ctx, b, sc, rec, o)
 	if err != nil {
 		return err
 	}
@@ -677,8 +656,8 @@ func (m *Merger) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, 
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p.key, err)
 	}
-	if p.cw.n >= m.cfg.MaxObjectBytes {
-		return m.finishPart(p)
+	if p.cw.n >= c.cfg.MaxObjectBytes {
+		return c.finishPart(p)
 	}
 	return nil
 }
@@ -686,12 +665,12 @@ func (m *Merger) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, 
 // currentPart returns the open part of o, starting the next one when there is none; first is the
 // record batch about to be written (nil for none), from which a new part's writer properties are
 // chosen (objectProps).
-func (m *Merger) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, first arrow.RecordBatch, o *groupOut) (*part, error) {
+func (c *committer) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, first arrow.RecordBatch, o *groupOut) (*part, error) {
 	if n := len(o.parts); n > 0 && !o.parts[n-1].done {
 		return o.parts[n-1], nil
 	}
 	p := &part{key: o.prefix + partName(b.key.archive, len(o.parts))}
-	w, err := m.deps.Out.Create(ctx, p.key)
+	w, err := c.out.Create(ctx, p.key)
 	if err != nil {
 		if errors.Is(err, objstore.ErrInvalidKey) {
 			return nil, permanent(fmt.Errorf("create %s: %w", p.key, err))
@@ -701,7 +680,7 @@ func (m *Merger) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, fi
 	p.w = w
 	p.cw = &countingWriter{w: w}
 	o.parts = append(o.parts, p)
-	fw, err := pqarrow.NewFileWriter(sc, p.cw, objectProps(m.pqOpts, first), m.arrowProps)
+	fw, err := pqarrow.NewFileWriter(sc, p.cw, objectProps(c.pqOpts, first), c.arrowProps)
 	if err != nil {
 		return nil, fmt.Errorf("start parquet %s: %w", p.key, err)
 	}
@@ -710,7 +689,7 @@ func (m *Merger) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, fi
 }
 
 // finishPart writes the footer; the object stays invisible until committed.
-func (m *Merger) finishPart(p *part) error {
+func (c *committer) finishPart(p *part) error {
 	p.done = true
 	if err := p.fw.Close(); err != nil {
 		return fmt.Errorf("finish parquet %s: %w", p.key, err)

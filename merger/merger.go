@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -32,35 +30,21 @@ import (
 // Merger turns the chunks of each (archive, attempt, table) batch into Parquet. See the package
 // documentation for ownership, acks, memory and the commit protocol.
 type Merger struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	now      func() time.Time
-	alloc    memory.Allocator
-	met      *metrics
-	partners *config.File
-	hints    map[string]map[string]map[string]table.Hint // partner -> table -> column -> hint
-	ack      acker
-	mem      *budget
-
-	pqOpts     []parquet.WriterProperty // base Parquet writer properties; objectProps adds per-object ones
-	arrowProps pqarrow.ArrowWriterProperties
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	now    func() time.Time
+	met    *metrics
+	tables *tableSettings
+	ack    acker
+	mem    *spiller   // the memory budget and the open batches it may spill
+	commit *committer // the commit path, shared with Replay
 
 	pollWait   time.Duration // longest pull request; also the idle poll period
 	drainFor   time.Duration // how long a partition asked to move may keep serving its held batches
 	keepEvery  time.Duration // keep-alive period of a busy partition
 	hbEvery    time.Duration // presence heartbeat period
 	maxPayload int64
-
-	commitSem *semaphore.Weighted
-	commitCap int64
-	spillMu   sync.Mutex
-
-	mu   sync.Mutex
-	open map[*batch]struct{}
-
-	schemaDocs sync.Map // "<table>\x00<version>" -> true once _schemas/<table>/v<N>.json is known to exist
-	replayID   string   // set by Replay: BatchCommitted says replay=true, with a message id of its own
 
 	running  atomic.Bool
 	ready    chan struct{} // closed once Run has set everything up (tests wait on it)
@@ -69,58 +53,25 @@ type Merger struct {
 	serving  atomic.Pointer[map[int][]string] // partition -> sorted keys of the live mergers serving it
 	parts    []*partition
 	stream   jetstream.Stream
-	schemas  jetstream.KeyValue
 	presence jetstream.KeyValue
 }
 
 // New checks the configuration and returns a Merger; Run starts it.
 func New(cfg Config, deps Deps) (*Merger, error) {
-	if deps.Bus == nil || deps.Bus.JS == nil || deps.Bus.NC == nil {
-		return nil, errors.New("merger: a connected bus is required")
-	}
-	if deps.Out == nil {
-		return nil, errors.New("merger: an output bucket is required")
-	}
-	nparts := deps.Bus.Subjects.Partitions
-	if err := cfg.Validate(nparts); err != nil {
-		return nil, fmt.Errorf("merger config: %w", err)
-	}
-	cfg = cfg.withDefaults(nparts)
-	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, alloc: deps.Alloc, partners: deps.Partners,
-		open: map[*batch]struct{}{}, ready: make(chan struct{})}
-	if m.log == nil {
-		m.log = slog.New(slog.DiscardHandler)
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
-	if m.alloc == nil {
-		m.alloc = memory.DefaultAllocator
-	}
-	if m.partners == nil {
-		m.partners = &config.File{}
-		if err := m.partners.Validate(); err != nil {
-			return nil, err
-		}
-	}
-	hints, err := parseHints(m.partners)
+	cfg, deps, tables, err := prepare(cfg, deps)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("merger: %w", err)
 	}
-	m.hints = hints
+	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, tables: tables, ready: make(chan struct{})}
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
-	m.mem = newBudget(cfg.MemoryBudget, func(d int64) { m.met.memoryInUse.Add(float64(d)) })
-	m.pqOpts, m.arrowProps = writerProps(m.alloc, cfg.ZstdLevel)
+	m.mem = newSpiller(cfg.MemoryBudget, cfg.SpillDir, m.log, m.met)
+	m.commit = newCommitter(cfg, deps, m.mem)
 	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
 	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
 	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)
 	m.drainFor = cfg.PinnedTTL / 2
 	m.maxPayload = deps.Bus.MaxPayload()
-	// Commits are admitted by the memory they may need (commitWeight), up to half the budget:
-	// many small batches commit side by side, one huge batch does not starve the rest.
-	m.commitCap = max(cfg.MemoryBudget/2, cfg.RowGroupBytes+commitOverhead)
-	m.commitSem = semaphore.NewWeighted(m.commitCap)
 	return m, nil
 }
 
@@ -135,6 +86,21 @@ func writerProps(alloc memory.Allocator, zstdLevel int) ([]parquet.WriterPropert
 			parquet.WithAllocator(alloc),
 		},
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc))
+}
+
+// tableSettings are the partners' parsing options of each table: delimiter, null tokens, hints
+// and overrides.
+type tableSettings struct {
+	partners *config.File
+	hints    map[string]map[string]map[string]table.Hint // partner -> table -> column -> hint
+}
+
+func newTableSettings(f *config.File) (*tableSettings, error) {
+	hints, err := parseHints(f)
+	if err != nil {
+		return nil, err
+	}
+	return &tableSettings{partners: f, hints: hints}, nil
 }
 
 // parseHints reads every partner's per-table hints (may widen) and overrides (strict).
@@ -165,10 +131,10 @@ func parseHints(f *config.File) (map[string]map[string]map[string]table.Hint, er
 	return out, nil
 }
 
-// tableOptions are the parsing options of a table for a partner; delim (one byte, from the
-// chunks) wins over the partner's delimiter.
-func (m *Merger) tableOptions(partner, tbl, delim string) table.Options {
-	p := m.partners.Partner(partner)
+// options are the parsing options of a table for a partner; delim (one byte, from the chunks)
+// wins over the partner's delimiter.
+func (t *tableSettings) options(partner, tbl, delim string) table.Options {
+	p := t.partners.Partner(partner)
 	o := table.Options{NullTokens: p.NullTokens, StringsCanBeNull: p.StringsCanBeNull}
 	d := p.Delimiter
 	if len(delim) == 1 {
@@ -177,7 +143,7 @@ func (m *Merger) tableOptions(partner, tbl, delim string) table.Options {
 	if len(d) == 1 {
 		o.Delimiter = d[0]
 	}
-	if h := m.hints[p.Name][tbl]; len(h) > 0 {
+	if h := t.hints[p.Name][tbl]; len(h) > 0 {
 		o.Hints = h
 	}
 	return o
@@ -251,8 +217,8 @@ func (m *Merger) start(ctx context.Context) error {
 	if m.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
 		return fmt.Errorf("open stream %s: %w", b.Subjects.RowsStream(), err)
 	}
-	if m.schemas, err = b.Schemas(ctx); err != nil {
-		return fmt.Errorf("open schema registry: %w", err)
+	if err := m.commit.open(ctx); err != nil {
+		return err
 	}
 	if m.presence, err = m.openPresence(ctx); err != nil {
 		return err
@@ -299,67 +265,6 @@ func (m *Merger) cleanSpillDir() {
 	}
 }
 
-// remember/forget keep the registry of open batches used by the spiller and InProgress ticker.
-func (m *Merger) remember(b *batch) {
-	m.mu.Lock()
-	m.open[b] = struct{}{}
-	m.mu.Unlock()
-}
-
-func (m *Merger) forget(b *batch) {
-	m.mu.Lock()
-	delete(m.open, b)
-	m.mu.Unlock()
-}
-
-func (m *Merger) openBatches() []*batch {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	bs := make([]*batch, 0, len(m.open))
-	for b := range m.open {
-		bs = append(bs, b)
-	}
-	return bs
-}
-
-// relieve spills the largest in-memory batches until memory is under the budget, preferring
-// batches that are not being committed. When nothing is left to spill, the partition loops pause
-// fetching until commits release their builders.
-func (m *Merger) relieve() {
-	m.spillMu.Lock()
-	defer m.spillMu.Unlock()
-	for m.mem.over() {
-		var pick *batch
-		var pickBytes int64
-		var pickCommitting bool
-		for _, b := range m.openBatches() {
-			n := b.memBytes.Load()
-			if n == 0 {
-				continue
-			}
-			c := b.inCommit.Load()
-			if pick == nil || (pickCommitting && !c) || (c == pickCommitting && n > pickBytes) {
-				pick, pickBytes, pickCommitting = b, n, c
-			}
-		}
-		if pick == nil {
-			return
-		}
-		freed, err := pick.spillOut(m.cfg.SpillDir)
-		if err != nil {
-			m.log.Error("spill", "batch", pick.key.String(), "err", err)
-			return
-		}
-		if freed == 0 {
-			continue
-		}
-		m.mem.add(-freed)
-		m.met.spillBytes.Add(float64(freed))
-		m.met.spilledTotal.Add(float64(freed))
-		m.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
-	}
-}
-
 // progressLoop keeps every held message alive with InProgress every AckWait/3.
 func (m *Merger) progressLoop(ctx context.Context) error {
 	t := time.NewTicker(max(m.cfg.AckWait/3, 10*time.Millisecond))
@@ -370,7 +275,7 @@ func (m *Merger) progressLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for _, b := range m.openBatches() {
+		for _, b := range m.mem.openBatches() {
 			for _, h := range b.snapshotHandles() {
 				if err := m.ack.inProgress(h); err != nil {
 					m.log.Debug("in progress", "seq", h.seq, "err", err)

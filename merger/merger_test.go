@@ -529,7 +529,7 @@ func TestConcurrentSchemaEvolution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.schemas, err = m.deps.Bus.Schemas(ctx); err != nil {
+		if err := m.commit.open(ctx); err != nil {
 			t.Fatal(err)
 		}
 		ms = append(ms, m)
@@ -538,13 +538,13 @@ func TestConcurrentSchemaEvolution(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			cols := []table.ColumnType{{Name: "id", Type: table.Int64}, {Name: fmt.Sprintf("c%d", i), Type: table.String}}
-			if _, _, err := ms[i%2].evolve(ctx, "shared", cols, table.Options{}); err != nil {
+			if _, _, err := ms[i%2].commit.evolve(ctx, "shared", cols, table.Options{}); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	s, _, err := ms[0].loadSchema(ctx, schemaRegistryKey("shared"))
+	s, _, err := ms[0].commit.loadSchema(ctx, schemaRegistryKey("shared"))
 	if err != nil {
 		t.Fatal(err)
 	}

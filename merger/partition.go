@@ -143,7 +143,7 @@ func (p *partition) run(ctx context.Context) error {
 			continue
 		}
 		if m.mem.over() {
-			m.relieve()
+			m.mem.relieve()
 			if m.mem.over() { // nothing left to spill: pause until commits free memory
 				m.mem.waitUnder(ctx, m.pollWait)
 				continue
@@ -345,7 +345,7 @@ func (p *partition) handBack(ctx context.Context, reason string, delay time.Dura
 // dropBatch closes b (already removed from p.batches), settles each held message with settle and
 // releases its memory.
 func (p *partition) dropBatch(b *batch, settle func(handle) error) {
-	p.m.forget(b)
+	p.m.mem.forget(b)
 	hs, mem, spilled := b.close()
 	for _, h := range hs {
 		if err := settle(h); err != nil {
@@ -484,9 +484,9 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 		return nil
 	}
 	p.nextOrder++
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tableOptions(partner, key.table, delim), p.m.now())
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), p.m.now())
 	p.batches[key] = b
-	p.m.remember(b)
+	p.m.mem.remember(b)
 	return b
 }
 
@@ -553,7 +553,7 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	if n > 0 {
 		p.m.mem.add(n)
 		if p.m.mem.over() {
-			p.m.relieve()
+			p.m.mem.relieve()
 		}
 	}
 }
