@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -123,4 +127,169 @@ func (c *committer) commit(ctx context.Context, b *batch, mk *sluicev1.BatchComp
 		sleepCtx(ctx, backoff)
 		backoff = min(2*backoff, retry.max)
 	}
+}
+
+// permanentError marks a commit failure that retrying cannot fix; the batch is dead-lettered.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err: err} }
+
+// commitResult is what a batch's commit made visible.
+type commitResult struct {
+	schema        *table.Schema
+	changed       bool
+	objects       []*sluicev1.CommittedObject
+	rowsOut       int64
+	bytes         int64
+	quarantined   int64
+	kinds         map[string]int64
+	quarantineKey string
+}
+
+// publishCommitted publishes BatchCommitted synchronously, de-duplicated by its message id.
+func (c *committer) publishCommitted(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, res *commitResult, received time.Time) error {
+	ev := &sluicev1.BatchCommitted{
+		ArchiveId:       b.key.archive,
+		Attempt:         b.key.attempt,
+		Table:           b.key.table,
+		Objects:         res.objects,
+		RowsIn:          mk.Rows,
+		RowsOut:         res.rowsOut,
+		Bytes:           res.bytes,
+		Quarantined:     res.quarantined,
+		QuarantineKey:   res.quarantineKey,
+		DurationMs:      c.now().Sub(received).Milliseconds(),
+		CommittedUnixMs: c.now().UnixMilli(),
+		Merger:          c.cfg.Instance,
+		Replay:          b.key.attempt > 0 || c.replayID != "", // attempts are bumped only by re-extraction
+	}
+	if res.schema != nil {
+		ev.SchemaVersion = res.schema.Version
+		if res.changed {
+			ev.SchemaChanges = res.schema.Changes
+		}
+	}
+	kinds := make([]string, 0, len(res.kinds))
+	for k := range res.kinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		ev.QuarantineReasons = append(ev.QuarantineReasons, &sluicev1.QuarantineCount{Reason: k, Rows: res.kinds[k]})
+	}
+	id := bus.CommittedID(b.key.archive, b.key.attempt, b.key.table)
+	if c.replayID != "" { // a replay's event must not be swallowed by de-duplication
+		id = bus.ReplayCommittedID(b.key.archive, b.key.attempt, b.key.table, c.replayID)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := c.bus.PublishEvent(pctx, c.bus.Subjects.Committed(), id, b.key.archive, ev, bus.WithTable(b.key.table))
+	if errors.Is(err, bus.ErrEncode) {
+		return permanent(err)
+	}
+	return err
+}
+
+// writeBatch evolves the schema and writes every group's objects; it commits them (quarantine
+// first, then Parquet) only when all were written.
+func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult, err error) {
+	res = &commitResult{kinds: map[string]int64{}}
+	chunks := b.orderedChunks()
+	if len(chunks) == 0 { // a batch with no chunk (no member had a record nor a header)
+		s, _, err := c.loadSchema(ctx, schemaRegistryKey(b.key.table))
+		res.schema = s
+		return res, err
+	}
+	res.schema, res.changed, err = c.evolve(ctx, b.key.table, b.columns(), b.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.writeSchemaDoc(ctx, res.schema, res.changed); err != nil {
+		return nil, err
+	}
+
+	var outs []*groupOut
+	defer func() {
+		for _, o := range outs {
+			if o.qfile != nil {
+				name := o.qfile.Name()
+				_ = o.qfile.Close()
+				_ = os.Remove(name)
+			}
+			if err != nil {
+				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				for _, p := range o.parts {
+					if p.fw != nil && !p.done {
+						_ = p.fw.Close()
+					}
+					if p.w != nil {
+						_ = p.w.Abort(actx)
+					}
+				}
+				cancel()
+			}
+		}
+	}()
+	for _, g := range groupsOf(chunks) {
+		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID)}
+		outs = append(outs, o)
+		if err := c.writeGroup(ctx, b, res.schema, o); err != nil {
+			return nil, err
+		}
+	}
+
+	// Quarantine first, then the Parquet objects.
+	for _, o := range outs {
+		if o.qrows == 0 {
+			continue
+		}
+		if err := o.qbuf.Flush(); err != nil {
+			return nil, fmt.Errorf("write quarantine scratch: %w", err)
+		}
+		if _, err := o.qfile.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind quarantine scratch: %w", err)
+		}
+		key := "_quarantine/" + o.prefix + "part-" + b.key.archive + ".jsonl"
+		if err := c.out.Put(ctx, key, o.qfile); err != nil {
+			return nil, fmt.Errorf("put %s: %w", key, err)
+		}
+		if res.quarantineKey == "" {
+			res.quarantineKey = key
+		}
+		res.quarantined += o.qrows
+		for k, n := range o.qkinds {
+			res.kinds[k] += n
+		}
+	}
+	for _, o := range outs {
+		for _, p := range o.parts {
+			if err := p.w.Commit(ctx); err != nil {
+				return nil, fmt.Errorf("commit %s: %w", p.key, err)
+			}
+			p.w = nil
+			res.objects = append(res.objects, &sluicev1.CommittedObject{
+				Key: p.key, ProcessDate: o.g.processDate, BatchId: o.g.batchID, Rows: p.rows, Bytes: p.cw.n,
+			})
+			res.rowsOut += p.rows
+			res.bytes += p.cw.n
+		}
+		c.removeStaleParts(ctx, o.prefix, b.key.archive, len(o.parts))
+	}
+	return res, nil
+}
+
+// commitOverhead is what a commit holds besides its Arrow builder: encoder pages and
+// dictionaries, the output writer's buffer, scratch for one decoded chunk.
+const commitOverhead = 2 << 20
+
+// commitWeight is the memory a commit of b may hold at once: its Arrow data grows to about 1.5×
+// the CSV bytes it parses, but at most two row groups are alive (one being written, the next
+// being built).
+func (c *committer) commitWeight(b *batch) int64 {
+	csv := b.csvBytes()
+	return min(min(csv+csv/2, 2*c.cfg.RowGroupBytes)+commitOverhead, c.semCap)
 }
