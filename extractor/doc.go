@@ -36,8 +36,8 @@
 //   - chunk_index: dense 0..n-1 over the whole batch, across members in archive order;
 //     member_chunk: 0.. within the member; member_index: the member's position in the marker's
 //     members list; last_in_member on the member's last chunk.
-//   - Nats-Msg-Id bus.MsgID(archive, attempt, table, "c", chunk_index); the marker "done" and an
-//     abort "abort" use index 0. A re-run of the same attempt stores nothing twice.
+//   - Nats-Msg-Id bus.ChunkID(archive, attempt, table, chunk_index); the marker bus.MarkerID and
+//     an abort bus.AbortID. A re-run of the same attempt stores nothing twice.
 //   - Each message (protobuf + NATS headers) is at most Config.ChunkBytes ≤ the server's max
 //     payload. Chunks are filled up to it with raw records and cut at the last record boundary
 //     that fits; compression only makes a message smaller, so the cuts do not depend on it.

@@ -151,7 +151,7 @@ func (e *Extractor) extract(ctx context.Context, ev *sluicev1.ArchiveLanded, fin
 		return nil, j.fail(ctx, err, final)
 	}
 	out := j.result()
-	if err := j.publishEvent(ctx, e.subj.Extracted(), "extracted", out); err != nil {
+	if err := j.publishEvent(ctx, e.subj.Extracted(), "extracted", bus.ExtractedID(j.ev.ArchiveId, j.ev.Attempt), out); err != nil {
 		return nil, j.fail(ctx, err, final)
 	}
 	crashpoint.Hit("extractor.extracted") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
@@ -208,19 +208,14 @@ func (j *job) table(name string) *tableBatch {
 	s := j.e.subj
 	t := &tableBatch{name: name, partition: bus.Partition(j.ev.ArchiveId, name, s.Partitions)}
 	t.subject = s.Rows(t.partition, name)
-	t.hdrBound = headerSize(j.rowsHeader(t, bus.TypeChunk, bus.MsgID(j.ev.ArchiveId, j.ev.Attempt, name, "c", math.MaxUint32)))
+	t.hdrBound = headerSize(j.rowsHeader(t, bus.TypeChunk, bus.ChunkID(j.ev.ArchiveId, j.ev.Attempt, name, math.MaxUint32)))
 	j.tables[name] = t
 	j.order = append(j.order, t)
 	return t
 }
 
-func (j *job) rowsHeader(t *tableBatch, typ, msgID string) nats.Header {
-	return nats.Header{
-		bus.HdrType:    {typ},
-		bus.HdrArchive: {j.ev.ArchiveId},
-		bus.HdrTable:   {t.name},
-		nats.MsgIdHdr:  {msgID},
-	}
+func (j *job) rowsHeader(t *tableBatch, typ string, id bus.MessageID) nats.Header {
+	return bus.RowsHeader(typ, j.ev.ArchiveId, t.name, id)
 }
 
 // run streams the archive, publishes every chunk, waits for their acks and publishes the
@@ -386,7 +381,7 @@ func (j *job) chunkMember(ctx context.Context, t *tableBatch, name string, mn co
 			return &permanentError{reason: fmt.Sprintf("encode chunk of %s: %v", name, err)}
 		}
 		m := &nats.Msg{Subject: t.subject, Data: msg,
-			Header: j.rowsHeader(t, bus.TypeChunk, bus.MsgID(j.ev.ArchiveId, j.ev.Attempt, t.name, "c", t.chunks))}
+			Header: j.rowsHeader(t, bus.TypeChunk, bus.ChunkID(j.ev.ArchiveId, j.ev.Attempt, t.name, t.chunks))}
 		if err := j.pub.publish(m, c.buf); err != nil {
 			return err
 		}
@@ -460,7 +455,7 @@ func (j *job) publishAbort(ctx context.Context, t *tableBatch, reason string) er
 		return &permanentError{reason: "encode abort: " + err.Error()}
 	}
 	msg := &nats.Msg{Subject: t.subject, Data: data,
-		Header: j.rowsHeader(t, bus.TypeAbort, bus.MsgID(j.ev.ArchiveId, j.ev.Attempt, t.name, "abort", 0))}
+		Header: j.rowsHeader(t, bus.TypeAbort, bus.AbortID(j.ev.ArchiveId, j.ev.Attempt, t.name))}
 	if err := publishSync(ctx, j.e.js, msg); err != nil {
 		return &transientError{what: "publish abort of table " + t.name, err: err}
 	}
@@ -482,7 +477,7 @@ func (j *job) publishMarker(ctx context.Context, t *tableBatch) error {
 	if err != nil {
 		return &permanentError{reason: "encode marker: " + err.Error()}
 	}
-	hdr := j.rowsHeader(t, bus.TypeComplete, bus.MsgID(j.ev.ArchiveId, j.ev.Attempt, t.name, "done", 0))
+	hdr := j.rowsHeader(t, bus.TypeComplete, bus.MarkerID(j.ev.ArchiveId, j.ev.Attempt, t.name))
 	if len(data)+headerSize(hdr) > j.e.maxMsg {
 		// Thousands of members in one table: the marker cannot be stored, so neither can the batch.
 		return j.abortTable(ctx, t, "(all)", reasonMarkerTooBig, reasonMarkerTooBig, 0)
@@ -513,18 +508,14 @@ func (j *job) result() *sluicev1.ArchiveExtracted {
 
 // publishEvent publishes an archive event with a Nats-Msg-Id, so a redelivered landed event
 // does not double it.
-func (j *job) publishEvent(ctx context.Context, subject, kind string, m proto.Message) error {
-	data, err := proto.Marshal(m)
+func (j *job) publishEvent(ctx context.Context, subject, kind string, id bus.MessageID, m proto.Message) error {
+	msg, err := bus.EventMsg(subject, id, j.ev.ArchiveId, m)
 	if err != nil {
-		return &permanentError{reason: "encode event: " + err.Error()}
+		return &permanentError{reason: err.Error()}
 	}
-	if ex, ok := m.(*sluicev1.ArchiveExtracted); ok && len(data) > j.e.maxMsg-256 {
-		data = trimRejected(ex, j.e.maxMsg-256)
+	if ex, ok := m.(*sluicev1.ArchiveExtracted); ok && len(msg.Data) > j.e.maxMsg-256 {
+		msg.Data = trimRejected(ex, j.e.maxMsg-256)
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
-		nats.MsgIdHdr:  {fmt.Sprintf("%s.%d.%s", j.ev.ArchiveId, j.ev.Attempt, kind)},
-		bus.HdrArchive: {j.ev.ArchiveId},
-	}}
 	if err := publishSync(ctx, j.e.js, msg); err != nil {
 		return &transientError{what: "publish " + kind + " event", err: err}
 	}
@@ -584,8 +575,8 @@ func (j *job) fail(ctx context.Context, err error, final bool) error {
 		}
 	}
 	ev := &sluicev1.ArchiveFailed{ArchiveId: j.ev.ArchiveId, Attempt: j.ev.Attempt, Uri: j.ev.Uri, Name: j.ev.Name,
-		Reason: reason, TablesAborted: aborted, FailedUnixMs: e.now().UnixMilli()}
-	if err := j.publishEvent(cctx, e.subj.Failed(), "failed", ev); err != nil {
+		Reason: reason, TablesAborted: aborted, FailedUnixMs: e.now().UnixMilli(), Origin: sluicev1.Stage_STAGE_EXTRACTOR}
+	if err := j.publishEvent(cctx, e.subj.Failed(), "failed", bus.ExtractFailedID(j.ev.ArchiveId, j.ev.Attempt), ev); err != nil {
 		errs = append(errs, err)
 	}
 	if e.ledger != nil {

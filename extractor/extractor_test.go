@@ -449,6 +449,9 @@ func TestExtractFailuresAbortStartedTables(t *testing.T) {
 			if len(failed) != 1 || failed[0].Reason != ae.Reason || len(failed[0].TablesAborted) != len(started) {
 				t.Fatalf("failed events %+v (started %v)", failed, started)
 			}
+			if failed[0].Origin != sluicev1.Stage_STAGE_EXTRACTOR {
+				t.Fatalf("failed event origin %v", failed[0].Origin)
+			}
 			if n := len(eventsOf(t, v, v.b.Subjects.Extracted(), func() *sluicev1.ArchiveExtracted { return &sluicev1.ArchiveExtracted{} })); n != 0 {
 				t.Fatalf("%d extracted events", n)
 			}

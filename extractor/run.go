@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -257,14 +258,11 @@ func (e *Extractor) deadLetter(ctx context.Context, msg jetstream.Msg, ev *sluic
 		Stage: "extractor", Stream: e.subj.EventsStream(), Subject: msg.Subject(), StreamSeq: seq, Deliveries: deliveries,
 		Reason: reason, ArchiveId: ev.GetArchiveId(), Payload: msg.Data(), Headers: hdrs, DeadUnixMs: e.now().UnixMilli(),
 	}
-	data, err := proto.Marshal(dl)
+	out, err := bus.EventMsg(e.subj.DLQ("extractor"), bus.ExtractorDeadLetterID(e.subj.EventsStream(), seq), "", dl)
 	if err != nil {
 		e.log.Error("encode dead letter", "err", err)
 		return
 	}
-	out := &nats.Msg{Subject: e.subj.DLQ("extractor"), Data: data, Header: nats.Header{
-		nats.MsgIdHdr: {fmt.Sprintf("extractor.%s.%d", e.subj.EventsStream(), seq)},
-	}}
 	if err := publishSync(ctx, e.js, out); err != nil {
 		e.log.Error("publish dead letter", "archive", ev.GetArchiveId(), "err", err)
 	}

@@ -2,6 +2,7 @@ package merger
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,7 +10,7 @@ import (
 
 // budget is the one memory accountant of a Merger: buffered chunk bytes of every open batch on
 // every partition, plus the Arrow builders of the commits in progress. Going over the limit makes
-// the merger spill the largest in-memory batch (Merger.relieve) and, while still over, pause
+// the merger spill the largest in-memory batch (spiller.relieve) and, while still over, pause
 // fetching (partition loops wait in waitUnder while keeping their pins alive).
 type budget struct {
 	limit int64
@@ -68,4 +69,91 @@ func (b *budget) waitUnder(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 	}
 	return !b.over()
+}
+
+// spiller is the memory budget and what relieves it: the open batches whose buffered chunks may
+// be moved to spill files. The partitions of a Merger (or a Replay) register the batches they
+// buffer; commits account their Arrow builders against the same budget and call relieve when
+// over it.
+type spiller struct {
+	*budget
+	dir string // spill files
+	log *slog.Logger
+	met *metrics
+
+	mu   sync.Mutex // guards open
+	open map[*batch]struct{}
+
+	spillMu sync.Mutex // one relieve at a time (held around batch.spillOut, which takes batch.mu)
+}
+
+func newSpiller(limit int64, dir string, log *slog.Logger, met *metrics) *spiller {
+	return &spiller{
+		budget: newBudget(limit, func(d int64) { met.memoryInUse.Add(float64(d)) }),
+		dir:    dir,
+		log:    log,
+		met:    met,
+		open:   map[*batch]struct{}{},
+	}
+}
+
+// remember/forget keep the registry of open batches used by relieve and the InProgress ticker.
+func (s *spiller) remember(b *batch) {
+	s.mu.Lock()
+	s.open[b] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *spiller) forget(b *batch) {
+	s.mu.Lock()
+	delete(s.open, b)
+	s.mu.Unlock()
+}
+
+func (s *spiller) openBatches() []*batch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bs := make([]*batch, 0, len(s.open))
+	for b := range s.open {
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// relieve spills the largest in-memory batches until memory is under the budget, preferring
+// batches that are not being committed. When nothing is left to spill, the partition loops pause
+// fetching until commits release their builders.
+func (s *spiller) relieve() {
+	s.spillMu.Lock()
+	defer s.spillMu.Unlock()
+	for s.over() {
+		var pick *batch
+		var pickBytes int64
+		var pickCommitting bool
+		for _, b := range s.openBatches() {
+			n := b.memBytes.Load()
+			if n == 0 {
+				continue
+			}
+			c := b.inCommit.Load()
+			if pick == nil || (pickCommitting && !c) || (c == pickCommitting && n > pickBytes) {
+				pick, pickBytes, pickCommitting = b, n, c
+			}
+		}
+		if pick == nil {
+			return
+		}
+		freed, err := pick.spillOut(s.dir)
+		if err != nil {
+			s.log.Error("spill", "batch", pick.key.String(), "err", err)
+			return
+		}
+		if freed == 0 {
+			continue
+		}
+		s.add(-freed)
+		s.met.spillBytes.Add(float64(freed))
+		s.met.spilledTotal.Add(float64(freed))
+		s.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
+	}
 }

@@ -1,6 +1,7 @@
 package merger
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,43 @@ type Deps struct {
 	// shows committed at that attempt (or superseded by a newer attempt), and lets Replay record
 	// each replayed archive. Nil: every batch is merged; replays are not recorded.
 	Ledger *ledger.Ledger
+}
+
+// withDefaults checks the required dependencies and fills the optional ones.
+func (d Deps) withDefaults() (Deps, error) {
+	switch {
+	case d.Bus == nil || d.Bus.JS == nil || d.Bus.NC == nil:
+		return d, errors.New("a connected bus is required")
+	case d.Out == nil:
+		return d, errors.New("an output bucket is required")
+	}
+	d.Log = cmp.Or(d.Log, slog.New(slog.DiscardHandler))
+	d.Alloc = cmp.Or(d.Alloc, memory.DefaultAllocator)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Partners == nil {
+		d.Partners = &config.File{}
+		if err := d.Partners.Validate(); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// prepare validates cfg and deps and fills their defaults, and reads the partners' table
+// settings: where New and Replay start.
+func prepare(cfg Config, deps Deps) (Config, Deps, *tableSettings, error) {
+	deps, err := deps.withDefaults()
+	if err != nil {
+		return cfg, deps, nil, err
+	}
+	nparts := deps.Bus.Subjects.Partitions
+	if err := cfg.Validate(nparts); err != nil {
+		return cfg, deps, nil, fmt.Errorf("config: %w", err)
+	}
+	tables, err := newTableSettings(deps.Partners)
+	return cfg.withDefaults(nparts), deps, tables, err
 }
 
 func defaultInstance() string {

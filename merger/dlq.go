@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -35,19 +33,9 @@ func (m *Merger) deadLetter(ctx context.Context, h handle, msg jetstream.Msg, re
 	if int64(len(msg.Data())+len(reason)+4096) <= m.maxPayload {
 		dl.Payload = msg.Data()
 	}
-	data, err := proto.Marshal(dl)
-	if err != nil {
-		return fmt.Errorf("encode dead letter: %w", err)
-	}
-	out := nats.NewMsg(m.deps.Bus.Subjects.DLQ("merger"))
-	out.Data = data
-	out.Header.Set(bus.HdrArchive, archive)
-	out.Header.Set(bus.HdrTable, tbl)
-	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("merger.%s.%d.%d", m.deps.Bus.Subjects.RowsStream(), h.seq, h.delivered))
-	if _, err := m.deps.Bus.JS.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("publish dead letter: %w", err)
-	}
-	return nil
+	b := m.deps.Bus
+	return b.PublishEvent(ctx, b.Subjects.DLQ("merger"), bus.MergerDeadLetterID(b.Subjects.RowsStream(), h.seq, h.delivered),
+		archive, dl, bus.WithTable(tbl))
 }
 
 // poisonMessage dead-letters a message that cannot be used (undecodable, unknown type) and
@@ -104,17 +92,10 @@ func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string
 		Reason:        fmt.Sprintf("table %s dead-lettered by the merger: %s", b.key.table, reason),
 		TablesAborted: []string{b.key.table},
 		FailedUnixMs:  m.now().UnixMilli(),
+		Origin:        sluicev1.Stage_STAGE_MERGER,
 	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		return
-	}
-	out := nats.NewMsg(m.deps.Bus.Subjects.Failed())
-	out.Data = data
-	out.Header.Set(bus.HdrArchive, b.key.archive)
-	out.Header.Set(bus.HdrTable, b.key.table)
-	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.%d.%s.merger-failed", b.key.archive, b.key.attempt, bus.TableToken(b.key.table)))
-	if _, err := m.deps.Bus.JS.PublishMsg(ctx, out); err != nil {
+	id := bus.MergerFailedID(b.key.archive, b.key.attempt, b.key.table)
+	if err := m.deps.Bus.PublishEvent(ctx, m.deps.Bus.Subjects.Failed(), id, b.key.archive, ev, bus.WithTable(b.key.table)); err != nil {
 		m.log.Error("publish batch failure", "batch", b.key.String(), "err", err)
 	}
 }

@@ -38,10 +38,12 @@
 // A batch's messages are held un-acked (InProgress every AckWait/3) until the batch commits:
 // on its marker the counts are checked (every chunk index, rows, data bytes, members); a
 // mismatch is Nak'ed with RetryDelay and dead-lettered on its MaxDeliver-th delivery (the batch's
-// messages are then terminated). A complete batch evolves the table schema in the registry
+// messages are then terminated). A complete batch goes through the committer (committer.go), the
+// one commit path the partitions and Replay share: it evolves the table schema in the registry
 // (compare-and-set), writes one Parquet object per (process_date, batch_id) at a deterministic
-// key, commits the quarantine objects then the Parquet objects, publishes BatchCommitted
-// (de-duplicated by message id), and only then acks the chunks and, synchronously, the marker.
+// key, commits the quarantine objects then the Parquet objects and publishes BatchCommitted
+// (de-duplicated by message id); only then does the merger ack the chunks and, synchronously,
+// the marker.
 // An abort drops the batch and acks its messages. On shutdown everything held is handed back.
 //
 // # MaxAckPending

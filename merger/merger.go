@@ -2,65 +2,36 @@ package merger
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
-
-	"github.com/sluice-dev/sluice/internal/config"
-	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // Merger turns the chunks of each (archive, attempt, table) batch into Parquet. See the package
 // documentation for ownership, acks, memory and the commit protocol.
 type Merger struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	now      func() time.Time
-	alloc    memory.Allocator
-	met      *metrics
-	partners *config.File
-	hints    map[string]map[string]map[string]table.Hint // partner -> table -> column -> hint
-	ack      acker
-	mem      *budget
-
-	pqOpts     []parquet.WriterProperty // base Parquet writer properties; objectProps adds per-object ones
-	arrowProps pqarrow.ArrowWriterProperties
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	now    func() time.Time
+	met    *metrics
+	tables *tableSettings
+	ack    acker
+	mem    *spiller   // the memory budget and the open batches it may spill
+	commit *committer // the commit path, shared with Replay
 
 	pollWait   time.Duration // longest pull request; also the idle poll period
 	drainFor   time.Duration // how long a partition asked to move may keep serving its held batches
 	keepEvery  time.Duration // keep-alive period of a busy partition
 	hbEvery    time.Duration // presence heartbeat period
 	maxPayload int64
-
-	commitSem *semaphore.Weighted
-	commitCap int64
-	spillMu   sync.Mutex
-
-	mu   sync.Mutex
-	open map[*batch]struct{}
-
-	schemaDocs sync.Map // "<table>\x00<version>" -> true once _schemas/<table>/v<N>.json is known to exist
-	replayID   string   // set by Replay: BatchCommitted says replay=true, with a message id of its own
 
 	running  atomic.Bool
 	ready    chan struct{} // closed once Run has set everything up (tests wait on it)
@@ -69,118 +40,26 @@ type Merger struct {
 	serving  atomic.Pointer[map[int][]string] // partition -> sorted keys of the live mergers serving it
 	parts    []*partition
 	stream   jetstream.Stream
-	schemas  jetstream.KeyValue
 	presence jetstream.KeyValue
 }
 
 // New checks the configuration and returns a Merger; Run starts it.
 func New(cfg Config, deps Deps) (*Merger, error) {
-	if deps.Bus == nil || deps.Bus.JS == nil || deps.Bus.NC == nil {
-		return nil, errors.New("merger: a connected bus is required")
-	}
-	if deps.Out == nil {
-		return nil, errors.New("merger: an output bucket is required")
-	}
-	nparts := deps.Bus.Subjects.Partitions
-	if err := cfg.Validate(nparts); err != nil {
-		return nil, fmt.Errorf("merger config: %w", err)
-	}
-	cfg = cfg.withDefaults(nparts)
-	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, alloc: deps.Alloc, partners: deps.Partners,
-		open: map[*batch]struct{}{}, ready: make(chan struct{})}
-	if m.log == nil {
-		m.log = slog.New(slog.DiscardHandler)
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
-	if m.alloc == nil {
-		m.alloc = memory.DefaultAllocator
-	}
-	if m.partners == nil {
-		m.partners = &config.File{}
-		if err := m.partners.Validate(); err != nil {
-			return nil, err
-		}
-	}
-	hints, err := parseHints(m.partners)
+	cfg, deps, tables, err := prepare(cfg, deps)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("merger: %w", err)
 	}
-	m.hints = hints
+	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, tables: tables, ready: make(chan struct{})}
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
-	m.mem = newBudget(cfg.MemoryBudget, func(d int64) { m.met.memoryInUse.Add(float64(d)) })
-	m.pqOpts, m.arrowProps = writerProps(m.alloc, cfg.ZstdLevel)
+	m.mem = newSpiller(cfg.MemoryBudget, cfg.SpillDir, m.log, m.met)
+	m.commit = newCommitter(cfg, deps, m.mem)
 	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
 	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
 	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)
 	m.drainFor = cfg.PinnedTTL / 2
 	m.maxPayload = deps.Bus.MaxPayload()
-	// Commits are admitted by the memory they may need (commitWeight), up to half the budget:
-	// many small batches commit side by side, one huge batch does not starve the rest.
-	m.commitCap = max(cfg.MemoryBudget/2, cfg.RowGroupBytes+commitOverhead)
-	m.commitSem = semaphore.NewWeighted(m.commitCap)
 	return m, nil
-}
-
-// writerProps are the Parquet writer properties: zstd, statistics on, the Arrow schema stored in
-// the footer. Dictionary encoding is chosen per object and column (objectProps). Nothing in them
-// depends on time or host, so the same rows under the same schema always encode to the same bytes.
-func writerProps(alloc memory.Allocator, zstdLevel int) ([]parquet.WriterProperty, pqarrow.ArrowWriterProperties) {
-	return []parquet.WriterProperty{
-			parquet.WithCompression(compress.Codecs.Zstd),
-			parquet.WithCompressionLevel(zstdLevel),
-			parquet.WithStats(true),
-			parquet.WithAllocator(alloc),
-		},
-		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc))
-}
-
-// parseHints reads every partner's per-table hints (may widen) and overrides (strict).
-func parseHints(f *config.File) (map[string]map[string]map[string]table.Hint, error) {
-	out := map[string]map[string]map[string]table.Hint{}
-	for _, p := range f.Partners {
-		tables := map[string]map[string]table.Hint{}
-		for tname, tc := range p.Tables {
-			h := map[string]table.Hint{}
-			for col, ts := range tc.Hints {
-				t, err := table.ParseType(ts)
-				if err != nil {
-					return nil, fmt.Errorf("partner %s table %s hint %s: %w", p.Name, tname, col, err)
-				}
-				h[col] = table.Hint{Type: t}
-			}
-			for col, ts := range tc.Overrides {
-				t, err := table.ParseType(ts)
-				if err != nil {
-					return nil, fmt.Errorf("partner %s table %s override %s: %w", p.Name, tname, col, err)
-				}
-				h[col] = table.Hint{Type: t, Strict: true}
-			}
-			tables[tname] = h
-		}
-		out[p.Name] = tables
-	}
-	return out, nil
-}
-
-// tableOptions are the parsing options of a table for a partner; delim (one byte, from the
-// chunks) wins over the partner's delimiter.
-func (m *Merger) tableOptions(partner, tbl, delim string) table.Options {
-	p := m.partners.Partner(partner)
-	o := table.Options{NullTokens: p.NullTokens, StringsCanBeNull: p.StringsCanBeNull}
-	d := p.Delimiter
-	if len(delim) == 1 {
-		d = delim
-	}
-	if len(d) == 1 {
-		o.Delimiter = d[0]
-	}
-	if h := m.hints[p.Name][tbl]; len(h) > 0 {
-		o.Hints = h
-	}
-	return o
 }
 
 // Run serves the configured partitions until ctx is done. On shutdown it stops fetching, then
@@ -253,8 +132,8 @@ func (m *Merger) start(ctx context.Context) error {
 	if m.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
 		return fmt.Errorf("open stream %s: %w", b.Subjects.RowsStream(), err)
 	}
-	if m.schemas, err = b.Schemas(ctx); err != nil {
-		return fmt.Errorf("open schema registry: %w", err)
+	if err := m.commit.open(ctx); err != nil {
+		return err
 	}
 	if m.presence, err = m.openPresence(ctx); err != nil {
 		return err
@@ -301,67 +180,6 @@ func (m *Merger) cleanSpillDir() {
 	}
 }
 
-// remember/forget keep the registry of open batches used by the spiller and InProgress ticker.
-func (m *Merger) remember(b *batch) {
-	m.mu.Lock()
-	m.open[b] = struct{}{}
-	m.mu.Unlock()
-}
-
-func (m *Merger) forget(b *batch) {
-	m.mu.Lock()
-	delete(m.open, b)
-	m.mu.Unlock()
-}
-
-func (m *Merger) openBatches() []*batch {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	bs := make([]*batch, 0, len(m.open))
-	for b := range m.open {
-		bs = append(bs, b)
-	}
-	return bs
-}
-
-// relieve spills the largest in-memory batches until memory is under the budget, preferring
-// batches that are not being committed. When nothing is left to spill, the partition loops pause
-// fetching until commits release their builders.
-func (m *Merger) relieve() {
-	m.spillMu.Lock()
-	defer m.spillMu.Unlock()
-	for m.mem.over() {
-		var pick *batch
-		var pickBytes int64
-		var pickCommitting bool
-		for _, b := range m.openBatches() {
-			n := b.memBytes.Load()
-			if n == 0 {
-				continue
-			}
-			c := b.inCommit.Load()
-			if pick == nil || (pickCommitting && !c) || (c == pickCommitting && n > pickBytes) {
-				pick, pickBytes, pickCommitting = b, n, c
-			}
-		}
-		if pick == nil {
-			return
-		}
-		freed, err := pick.spillOut(m.cfg.SpillDir)
-		if err != nil {
-			m.log.Error("spill", "batch", pick.key.String(), "err", err)
-			return
-		}
-		if freed == 0 {
-			continue
-		}
-		m.mem.add(-freed)
-		m.met.spillBytes.Add(float64(freed))
-		m.met.spilledTotal.Add(float64(freed))
-		m.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
-	}
-}
-
 // progressLoop keeps every held message alive with InProgress every AckWait/3.
 func (m *Merger) progressLoop(ctx context.Context) error {
 	t := time.NewTicker(max(m.cfg.AckWait/3, 10*time.Millisecond))
@@ -372,7 +190,7 @@ func (m *Merger) progressLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for _, b := range m.openBatches() {
+		for _, b := range m.mem.openBatches() {
 			for _, h := range b.snapshotHandles() {
 				if err := m.ack.inProgress(h); err != nil {
 					m.log.Debug("in progress", "seq", h.seq, "err", err)
@@ -380,231 +198,4 @@ func (m *Merger) progressLoop(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// presenceBucket is <PREFIX>_MERGERS: one key per live merger, expiring after a few missed beats.
-func (m *Merger) presenceBucket() string {
-	return strings.TrimSuffix(m.deps.Bus.Subjects.RowsStream(), "_ROWS") + "_MERGERS"
-}
-
-func (m *Merger) presenceKey() string {
-	sum := sha1.Sum([]byte(m.cfg.Instance))
-	return "m." + hex.EncodeToString(sum[:8])
-}
-
-func (m *Merger) openPresence(ctx context.Context) (jetstream.KeyValue, error) {
-	name := m.presenceBucket()
-	kv, err := m.deps.Bus.JS.KeyValue(ctx, name)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open presence bucket %s: %w", name, err)
-	}
-	kv, err = m.deps.Bus.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: "sluice: live mergers (presence heartbeats) for partition balancing",
-		History:     1,
-		TTL:         max(3*m.hbEvery, time.Second),
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    m.deps.Bus.Cfg.Replicas,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = m.deps.Bus.JS.KeyValue(ctx, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create presence bucket %s: %w", name, err)
-	}
-	return kv, nil
-}
-
-type presenceDoc struct {
-	Instance   string `json:"instance"`
-	Partitions []int  `json:"partitions"`
-	Pinned     []int  `json:"pinned"`
-	AtUnixMs   int64  `json:"at_unix_ms"`
-}
-
-// beat refreshes our presence key and counts the live mergers.
-func (m *Merger) beat(ctx context.Context) error {
-	doc := presenceDoc{Instance: m.cfg.Instance, Partitions: m.cfg.Partitions, AtUnixMs: m.now().UnixMilli()}
-	for _, p := range m.parts {
-		if p.isPinned() {
-			doc.Pinned = append(doc.Pinned, int(p.n))
-		}
-	}
-	data, _ := json.Marshal(doc)
-	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := m.presence.Put(bctx, m.presenceKey(), data); err != nil {
-		return fmt.Errorf("presence heartbeat: %w", err)
-	}
-	return m.countLive(bctx)
-}
-
-// countLive lists the live presence keys and reads which partitions each live merger serves
-// (mergers may serve different subsets, --serve-partitions).
-func (m *Merger) countLive(ctx context.Context) error {
-	lister, err := m.presence.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("list presence: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	keys = slices.Compact(keys)
-	mine := m.presenceKey()
-	serving := map[int][]string{}
-	var live []string
-	for _, k := range keys {
-		parts := m.cfg.Partitions
-		if k != mine {
-			e, err := m.presence.Get(ctx, k)
-			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-				continue // gone since the listing
-			}
-			if err != nil {
-				return fmt.Errorf("read presence %s: %w", k, err)
-			}
-			var doc presenceDoc
-			if err := json.Unmarshal(e.Value(), &doc); err != nil {
-				m.log.Warn("unreadable presence entry; ignoring that merger", "key", k, "err", err)
-				continue
-			}
-			parts = doc.Partitions
-		}
-		live = append(live, k)
-		for _, n := range parts {
-			serving[n] = append(serving[n], k) // keys are visited in sorted order
-		}
-	}
-	m.liveKeys.Store(&live)
-	m.serving.Store(&serving)
-	m.live.Store(max(int64(len(live)), 1))
-	return nil
-}
-
-// presenceLoop beats and rebalances until ctx is done. It also watches the presence bucket, so
-// that a merger joining or leaving is counted at once rather than at the next beat: balancing
-// early, while little is held, hands back less work.
-func (m *Merger) presenceLoop(ctx context.Context) error {
-	t := time.NewTicker(m.hbEvery)
-	defer t.Stop()
-	var changes <-chan jetstream.KeyValueEntry
-	if w, err := m.presence.WatchAll(ctx, jetstream.UpdatesOnly()); err != nil {
-		m.log.Warn("watch presence; balancing on heartbeats only", "err", err)
-	} else {
-		defer func() { _ = w.Stop() }()
-		changes = w.Updates()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := m.beat(ctx); err != nil && ctx.Err() == nil {
-				m.log.Warn("presence", "err", err)
-			}
-		case e, ok := <-changes:
-			if !ok {
-				changes = nil
-				continue
-			}
-			if e == nil || (e.Operation() == jetstream.KeyValuePut && m.isLive(e.Key())) {
-				continue // a heartbeat of a merger already counted
-			}
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := m.countLive(cctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				m.log.Warn("presence", "err", err)
-			}
-		}
-		m.rebalance()
-	}
-}
-
-// isLive reports whether key is among the presence keys last counted.
-func (m *Merger) isLive(key string) bool {
-	kp := m.liveKeys.Load()
-	return kp != nil && slices.Contains(*kp, key)
-}
-
-// target is how many partitions this merger should own: those preferred for it.
-func (m *Merger) target() int {
-	n := 0
-	for _, p := range m.parts {
-		if m.preferred(p) {
-			n++
-		}
-	}
-	return n
-}
-
-func (m *Merger) pinnedCount() int {
-	c := 0
-	for _, p := range m.parts {
-		if p.isPinned() && !p.release.Load() {
-			c++
-		}
-	}
-	return c
-}
-
-// mayAcquire reports whether this merger may pull on p, a partition it does not own: a
-// partition preferred for it while it owns fewer than target, or one nobody has taken although
-// it has messages waiting (its preferred merger is not pulling on it), whatever it owns.
-func (m *Merger) mayAcquire(ctx context.Context, p *partition) bool {
-	if m.preferred(p) {
-		return m.pinnedCount() < m.target()
-	}
-	return p.orphaned(ctx)
-}
-
-// preferred spreads partitions over the live mergers without coordination: partition n is
-// preferred by the (n mod k)-th, in sorted key order, of the k live mergers serving n. Mergers
-// only use it to decide where to pull first; ownership itself is the server's pin.
-func (m *Merger) preferred(p *partition) bool {
-	sp := m.serving.Load()
-	if sp == nil {
-		return true
-	}
-	keys := (*sp)[int(p.n)]
-	if len(keys) <= 1 {
-		return true
-	}
-	mine := slices.Index(keys, m.presenceKey())
-	if mine < 0 {
-		return true
-	}
-	return int(p.n)%len(keys) == mine
-}
-
-// rebalance asks the partitions owned beyond target to give their pins up: partitions not
-// preferred for this merger first, then the cheapest (fewest held messages).
-func (m *Merger) rebalance() {
-	extra := m.pinnedCount() - m.target()
-	if extra <= 0 {
-		return
-	}
-	var owned []*partition
-	for _, p := range m.parts {
-		if p.isPinned() && !p.release.Load() {
-			owned = append(owned, p)
-		}
-	}
-	sort.Slice(owned, func(i, j int) bool {
-		pi, pj := m.preferred(owned[i]), m.preferred(owned[j])
-		if pi != pj {
-			return !pi
-		}
-		return owned[i].held.Load() < owned[j].held.Load()
-	})
-	for _, p := range owned[:extra] {
-		p.releaseAt.Store(time.Now().UnixNano())
-		p.release.Store(true)
-	}
-	m.log.Info("rebalancing", "live", m.live.Load(), "target", m.target(), "releasing", extra)
 }

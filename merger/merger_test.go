@@ -208,6 +208,9 @@ func testCountMismatch(t *testing.T, sk sink) {
 	if af.ArchiveId != x.archive || !strings.Contains(af.Reason, "dead-lettered") || len(af.TablesAborted) != 1 {
 		t.Fatalf("archive failed event: %v", &af)
 	}
+	if af.Origin != sluicev1.Stage_STAGE_MERGER {
+		t.Fatalf("archive failed event origin %v", af.Origin)
+	}
 
 	// Y's chunk 1 arrives after its marker's first delivery: the redelivered marker commits.
 	y := tbatch{archive: "ab000000000000000002", table: "t", per: 1, members: []tmember{
@@ -559,7 +562,7 @@ func TestConcurrentSchemaEvolution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.schemas, err = m.deps.Bus.Schemas(ctx); err != nil {
+		if err := m.commit.open(ctx); err != nil {
 			t.Fatal(err)
 		}
 		ms = append(ms, m)
@@ -568,13 +571,13 @@ func TestConcurrentSchemaEvolution(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			cols := []table.ColumnType{{Name: "id", Type: table.Int64}, {Name: fmt.Sprintf("c%d", i), Type: table.String}}
-			if _, _, err := ms[i%2].evolve(ctx, "shared", cols, table.Options{}); err != nil {
+			if _, _, err := ms[i%2].commit.evolve(ctx, "shared", cols, table.Options{}); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	s, _, err := ms[0].loadSchema(ctx, schemaRegistryKey("shared"))
+	s, _, err := ms[0].commit.loadSchema(ctx, schemaRegistryKey("shared"))
 	if err != nil {
 		t.Fatal(err)
 	}

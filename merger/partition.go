@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -19,9 +18,6 @@ import (
 
 // priorityGroup is the priority group of every partition consumer.
 const priorityGroup = "sluice"
-
-// hdrPinID is the header JetStream sets on messages delivered to the pinned client.
-const hdrPinID = "Nats-Pin-Id"
 
 // tombTTL is how long a finished (committed or aborted) batch is remembered, so that a late
 // duplicate of one of its messages is acked instead of opening a batch that never completes.
@@ -75,56 +71,6 @@ func receive(ctx context.Context, msgs <-chan jetstream.Msg, handle func(jetstre
 	}
 }
 
-// handBackAbandoned Naks what the pull abandoned at shutdown has delivered so far, without
-// waiting for more. A message the server sends into it later is redelivered after AckWait, as
-// after a crash; the unpin that follows makes the server end the request.
-func (p *partition) handBackAbandoned() {
-	if p.abandoned == nil {
-		return
-	}
-	for {
-		select {
-		case msg, ok := <-p.abandoned:
-			if !ok {
-				return
-			}
-			_ = msg.Nak()
-		default:
-			return
-		}
-	}
-}
-
-// orphaned reports (checking the consumer at most every two heartbeats) whether the partition has
-// messages waiting but no pinned merger: its preferred merger is not pulling on it.
-func (p *partition) orphaned(ctx context.Context) bool {
-	if time.Since(p.orphanAt) < 2*p.m.hbEvery {
-		return p.orphan
-	}
-	p.orphanAt = time.Now()
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	info, err := p.cons.Info(ictx)
-	if err != nil {
-		return p.orphan
-	}
-	pinned := false
-	for _, g := range info.PriorityGroups {
-		if g.Group == priorityGroup && g.PinnedClientID != "" {
-			pinned = true
-		}
-	}
-	p.orphan = !pinned && (info.NumPending > 0 || info.NumAckPending > 0)
-	return p.orphan
-}
-
-func (p *partition) isPinned() bool { return p.pinned.Load() }
-
-func (p *partition) setPin(id string) {
-	p.pinID = id
-	p.pinned.Store(id != "")
-}
-
 // run is the partition loop: fetch while allowed, handle each message, keep the pin alive while
 // paused. It returns when ctx is done; what is still held is handed back by Merger.Run.
 func (p *partition) run(ctx context.Context) error {
@@ -143,7 +89,7 @@ func (p *partition) run(ctx context.Context) error {
 			continue
 		}
 		if m.mem.over() {
-			m.relieve()
+			m.mem.relieve()
 			if m.mem.over() { // nothing left to spill: pause until commits free memory
 				m.mem.waitUnder(ctx, m.pollWait)
 				continue
@@ -195,157 +141,10 @@ func (p *partition) run(ctx context.Context) error {
 	return nil
 }
 
-// keeper keeps the pin alive whenever the loop has not sent a pull request for keepEvery
-// (handling a long fetch, committing, paused on memory or ack-pending): the server unpins a
-// client that sends no request for PinnedTTL. It also notices a lost pin (423) early, and hands
-// the partition's batches back so that the new owner receives them whole.
-func (p *partition) keeper(ctx context.Context) error {
-	t := time.NewTicker(max(p.m.keepEvery/2, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if !p.isPinned() || time.Since(time.Unix(0, p.lastPull.Load())) < p.m.keepEvery {
-			continue
-		}
-		p.keepAlive(ctx)
-	}
-}
-
-// keepAlive sends a pull request that cannot take a message (max_bytes 1): it renews the pin's
-// TTL on the server and tells whether the pin was lost (423).
-func (p *partition) keepAlive(ctx context.Context) {
-	d := min(p.m.pollWait, 500*time.Millisecond)
-	p.lastPull.Store(time.Now().UnixNano())
-	mb, err := p.cons.Fetch(1, jetstream.FetchMaxBytes(1), jetstream.FetchMaxWait(d), jetstream.FetchPriorityGroup(priorityGroup))
-	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Warn("keep-alive pull", "err", err)
-		}
-		return
-	}
-	if !receive(ctx, mb.Messages(), func(msg jetstream.Msg) { // cannot happen: every message is larger than 1 byte
-		p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
-		_ = msg.Nak()
-	}) {
-		return // shutting down: do not wait out the pull
-	}
-	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
-		p.lostPin(ctx)
-	}
-}
-
-// lostPin hands back every batch not being committed: another merger owns the partition now
-// and must receive all of a batch's messages.
-func (p *partition) lostPin(ctx context.Context) {
-	p.mu.Lock()
-	was := p.pinID
-	p.retirePinLocked()
-	p.mu.Unlock()
-	if was != "" {
-		p.log.Info("lost partition ownership")
-	}
-	p.handBack(ctx, "lost ownership", 0, false)
-}
-
-// retirePinLocked forgets the current pin and remembers it as dead: a message still carrying it
-// (delivered before the loss, handled after) is handed back instead of being held. p.mu is held.
-func (p *partition) retirePinLocked() {
-	if p.pinID != "" {
-		if len(p.deadPins) > 64 {
-			clear(p.deadPins)
-		}
-		p.deadPins[p.pinID] = true
-	}
-	p.setPin("")
-}
-
-// notePin records the pin of a received message and reports whether the message may be held:
-// false for a message of an ownership already given up or lost. A new pin after another one
-// means ownership was lost and regained meanwhile, so batches held from before are handed back.
-func (p *partition) notePin(ctx context.Context, id string) bool {
-	p.mu.Lock()
-	if p.deadPins[id] {
-		p.mu.Unlock()
-		return false
-	}
-	old := p.pinID
-	if old != id {
-		p.retirePinLocked()
-	}
-	p.setPin(id)
-	p.mu.Unlock()
-	switch {
-	case old == "":
-		p.log.Info("partition owned")
-	case old != id:
-		p.log.Info("partition ownership changed")
-		p.handBack(ctx, "ownership changed", 0, false)
-	}
-	return true
-}
-
-// giveUp hands everything back and releases the pin so that another merger takes the partition.
-func (p *partition) giveUp(ctx context.Context, reason string) {
-	p.mu.Lock()
-	pin := p.pinID
-	p.retirePinLocked()
-	p.mu.Unlock()
-	p.handBack(ctx, reason, 0, false)
-	if pin == "" {
-		return
-	}
-	p.unpin(ctx, pin)
-	p.log.Info("released partition", "reason", reason)
-}
-
-// unpin asks the server to drop the pin, if it is still ours.
-func (p *partition) unpin(ctx context.Context, pin string) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	info, err := p.cons.Info(ctx)
-	if err != nil {
-		return
-	}
-	for _, g := range info.PriorityGroups {
-		if g.Group == priorityGroup && g.PinnedClientID == pin {
-			if err := p.m.stream.UnpinConsumer(ctx, p.name, priorityGroup); err != nil {
-				p.log.Warn("unpin", "err", err)
-			}
-		}
-	}
-}
-
-// handBack Naks (after delay) every message of every open batch (all, or all but the one being
-// committed) and drops their state, so that they are redelivered whole, to us or another merger.
-func (p *partition) handBack(ctx context.Context, reason string, delay time.Duration, includeCommitting bool) {
-	p.mu.Lock()
-	var drop []*batch
-	for k, b := range p.batches {
-		if b.committing && !includeCommitting {
-			continue
-		}
-		drop = append(drop, b)
-		delete(p.batches, k)
-	}
-	p.mu.Unlock()
-	for _, b := range drop {
-		p.dropBatch(b, func(h handle) error { return p.m.ack.nakDelay(h, delay) })
-		p.m.met.handedBack.Inc()
-		p.log.Debug("batch handed back", "batch", b.key.String(), "table", b.key.table, "archive", b.key.archive, "reason", reason)
-	}
-	if len(drop) > 0 {
-		p.log.Info("handed batches back", "batches", len(drop), "reason", reason)
-	}
-}
-
 // dropBatch closes b (already removed from p.batches), settles each held message with settle and
 // releases its memory.
 func (p *partition) dropBatch(b *batch, settle func(handle) error) {
-	p.m.forget(b)
+	p.m.mem.forget(b)
 	hs, mem, spilled := b.close()
 	for _, h := range hs {
 		if err := settle(h); err != nil {
@@ -363,94 +162,6 @@ func (p *partition) addHeld(n int64) {
 	}
 	p.held.Add(n)
 	p.m.met.held.Add(float64(n))
-}
-
-// ackPendingFull breaks an ack-pending deadlock: the server delivers nothing new while
-// MaxAckPending messages are un-acked, so when none of our batches can complete, the batch that
-// started last is moved to the tail of the stream (requeue) so that older batches receive their
-// remaining chunks and markers. A Nak would not do: a Nak'ed message keeps its ack-pending slot
-// until it is redelivered, and it is redelivered first.
-func (p *partition) ackPendingFull(ctx context.Context) {
-	if time.Since(p.lastFull) < max(p.m.pollWait, time.Second) {
-		return
-	}
-	p.lastFull = time.Now()
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	info, err := p.cons.Info(ictx)
-	cancel()
-	if err != nil || info.NumAckPending < p.m.cfg.MaxAckPending {
-		return
-	}
-	p.mu.Lock()
-	var youngest *batch
-	for _, b := range p.batches {
-		if !b.committing && (youngest == nil || b.order > youngest.order) {
-			youngest = b
-		}
-	}
-	if youngest == nil || len(p.batches) < 2 {
-		p.mu.Unlock()
-		if youngest != nil {
-			p.log.Warn("ack pending at the limit with a single open batch: raise MaxAckPending",
-				"max_ack_pending", p.m.cfg.MaxAckPending, "batch", youngest.key.String())
-		}
-		return
-	}
-	delete(p.batches, youngest.key)
-	p.mu.Unlock()
-	p.log.Warn("ack pending at the limit: moving the youngest batch to the tail of the stream",
-		"batch", youngest.key.String(), "held", youngest.heldCount(), "max_ack_pending", p.m.cfg.MaxAckPending)
-	if err := p.requeue(ctx, youngest); err != nil {
-		p.log.Error("requeue batch; handing it back instead", "batch", youngest.key.String(), "err", err)
-		p.dropBatch(youngest, func(h handle) error { return p.m.ack.nakDelay(h, p.m.cfg.RetryDelay) })
-	} else {
-		p.dropBatch(youngest, p.m.ack.ack)
-	}
-	p.m.met.handedBack.Inc()
-}
-
-// requeue publishes a copy of every chunk of b at the tail of the stream (same subject, a fresh
-// message id, the data as received: still compressed, never decoded); the caller then acks the
-// originals. A crash in between leaves both copies, which the chunk_index de-duplication absorbs.
-func (p *partition) requeue(ctx context.Context, b *batch) error {
-	subj := p.m.deps.Bus.Subjects.Rows(p.n, b.key.table)
-	gen := time.Now().UnixNano()
-	var buf []byte
-	for _, c := range b.orderedChunks() {
-		data, nbuf, err := b.stored(c, buf)
-		buf = nbuf
-		if err != nil {
-			return err
-		}
-		var header []byte
-		if mem := b.members[c.member]; mem != nil {
-			header = mem.raw
-		}
-		pm := &sluicev1.Chunk{ArchiveId: b.key.archive, Attempt: b.key.attempt, Table: b.key.table, Member: c.memberName,
-			MemberIndex: c.member, ProcessDate: c.processDate, BatchId: c.batchID, ChunkIndex: c.index,
-			MemberChunk: c.memberChunk, FirstLine: c.firstLine, Rows: uint32(c.rows), Header: header, Data: data,
-			Delimiter: string(b.delim), Partner: b.partner, LastInMember: c.last, Codec: c.codec}
-		if c.codec != sluicev1.Chunk_CODEC_NONE {
-			pm.DataBytes = uint32(c.size)
-		}
-		payload, err := proto.Marshal(pm)
-		if err != nil {
-			return err
-		}
-		msg := nats.NewMsg(subj)
-		msg.Data = payload
-		msg.Header.Set(bus.HdrType, bus.TypeChunk)
-		msg.Header.Set(bus.HdrArchive, b.key.archive)
-		msg.Header.Set(bus.HdrTable, b.key.table)
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s.rq%d", bus.MsgID(b.key.archive, b.key.attempt, b.key.table, "c", c.index), gen))
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = p.m.deps.Bus.JS.PublishMsg(pctx, msg)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("republish chunk %d: %w", c.index, err)
-		}
-	}
-	return nil
 }
 
 // handle dispatches one message by its Sluice-Type header.
@@ -488,9 +199,9 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 		return nil
 	}
 	p.nextOrder++
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tableOptions(partner, key.table, delim), p.m.now())
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), p.m.now())
 	p.batches[key] = b
-	p.m.remember(b)
+	p.m.mem.remember(b)
 	return b
 }
 
@@ -557,7 +268,7 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	if n > 0 {
 		p.m.mem.add(n)
 		if p.m.mem.over() {
-			p.m.relieve()
+			p.m.mem.relieve()
 		}
 	}
 }

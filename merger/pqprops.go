@@ -5,7 +5,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // Per-object dictionary choice. arrow-go dictionary-encodes every column by default: every value of
@@ -24,6 +27,19 @@ const (
 	// of its (non-null) values. Dictionary and PLAIN+zstd broke even at about 0.4–0.6 on the corpus.
 	dictMaxRatio = 0.4
 )
+
+// writerProps are the Parquet writer properties: zstd, statistics on, the Arrow schema stored in
+// the footer. Dictionary encoding is chosen per object and column (objectProps). Nothing in them
+// depends on time or host, so the same rows under the same schema always encode to the same bytes.
+func writerProps(alloc memory.Allocator, zstdLevel int) ([]parquet.WriterProperty, pqarrow.ArrowWriterProperties) {
+	return []parquet.WriterProperty{
+			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithCompressionLevel(zstdLevel),
+			parquet.WithStats(true),
+			parquet.WithAllocator(alloc),
+		},
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc))
+}
 
 // objectProps returns the writer properties of a Parquet object whose first record batch is rec
 // (nil for an object without rows): base, plus dictionary encoding turned off for the columns where

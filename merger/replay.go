@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"slices"
@@ -149,14 +150,15 @@ func Replay(ctx context.Context, cfg Config, deps Deps, spec ReplaySpec) (Replay
 	}
 	defer os.RemoveAll(scratch)
 	cfg.SpillDir = scratch
-	deps.Metrics = nil
-	m, err := New(cfg, deps)
+	cfg, deps, tables, err := prepare(cfg, deps)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
-	m.replayID = spec.ID
-	m.log = m.log.With("replay", spec.ID, "table", spec.Table)
-	r := &replay{m: m, spec: spec, res: &res, ledger: deps.Ledger}
+	deps.Log = deps.Log.With("replay", spec.ID, "table", spec.Table)
+	mem := newSpiller(cfg.MemoryBudget, cfg.SpillDir, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
+	c := newCommitter(cfg, deps, mem)
+	c.replayID = spec.ID
+	r := &replay{c: c, mem: mem, tables: tables, bus: deps.Bus, log: deps.Log, now: deps.Now, spec: spec, res: &res, ledger: deps.Ledger}
 	return res, r.run(ctx)
 }
 
@@ -179,7 +181,13 @@ func consumerToken(s string) string {
 
 // replay is the state of one Replay call.
 type replay struct {
-	m      *Merger
+	c      *committer // the merger's commit path
+	mem    *spiller
+	tables *tableSettings
+	bus    *bus.Bus
+	stream jetstream.Stream // the rows stream
+	log    *slog.Logger
+	now    func() time.Time
 	spec   ReplaySpec
 	res    *ReplayResult
 	ledger *ledger.Ledger
@@ -207,25 +215,25 @@ type selection struct {
 }
 
 func (r *replay) run(ctx context.Context) error {
-	m, b := r.m, r.m.deps.Bus
+	b := r.bus
 	var err error
-	if m.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
+	if r.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
 		return fmt.Errorf("replay: open stream %s: %w", b.Subjects.RowsStream(), err)
 	}
-	if m.schemas, err = b.Schemas(ctx); err != nil {
-		return fmt.Errorf("replay: open schema registry: %w", err)
+	if err := r.c.open(ctx); err != nil {
+		return fmt.Errorf("replay: %w", err)
 	}
-	info, err := m.stream.Info(ctx)
+	info, err := r.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("replay: stream info: %w", err)
 	}
 	r.res.LastSeq = info.State.LastSeq
 	r.filter = b.Subjects.RowsTable(r.spec.Table)
 	if info.State.Msgs == 0 || r.spec.FromSeq > info.State.LastSeq {
-		m.log.Info("replay: nothing in range", "last_seq", info.State.LastSeq)
+		r.log.Info("replay: nothing in range", "last_seq", info.State.LastSeq)
 		return nil
 	}
-	m.log.Info("replay started", "filter", r.filter, "archive", r.spec.Archive, "process_date", r.spec.ProcessDate,
+	r.log.Info("replay started", "filter", r.filter, "archive", r.spec.Archive, "process_date", r.spec.ProcessDate,
 		"from_seq", r.spec.FromSeq, "since", r.spec.Since, "last_seq", r.res.LastSeq)
 	if err := r.scan(ctx); err != nil {
 		return err
@@ -233,11 +241,11 @@ func (r *replay) run(ctx context.Context) error {
 	r.res.FirstSeq = r.first
 	r.choose()
 	if len(r.selected) == 0 {
-		m.log.Info("replay: no batch selected", "aborted", len(r.res.Aborted), "superseded", len(r.res.Superseded))
+		r.log.Info("replay: no batch selected", "aborted", len(r.res.Aborted), "superseded", len(r.res.Superseded))
 		return nil
 	}
 	err = r.merge(ctx)
-	m.log.Info("replay finished", "committed", len(r.res.Committed), "aborted", len(r.res.Aborted),
+	r.log.Info("replay finished", "committed", len(r.res.Committed), "aborted", len(r.res.Aborted),
 		"incomplete", len(r.res.Incomplete), "superseded", len(r.res.Superseded), "failed", len(r.res.Failed))
 	return err
 }
@@ -269,7 +277,7 @@ func (r *replay) consumer(seq uint64, pass string, headersOnly bool) jetstream.O
 func (r *replay) scan(ctx context.Context) error {
 	r.archiveSeq = map[string]uint64{}
 	r.kinds = map[uint64]string{}
-	b := r.m.deps.Bus
+	b := r.bus
 	err := b.ReadOrdered(ctx, b.Subjects.RowsStream(), r.consumer(0, "scan", true), r.res.LastSeq,
 		[]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(2000)},
 		func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
@@ -296,7 +304,7 @@ func (r *replay) scan(ctx context.Context) error {
 	}
 	r.ends = map[batchKey]*scannedMark{}
 	for _, seq := range r.markerSeqs {
-		raw, err := r.m.stream.GetMsg(ctx, seq)
+		raw, err := r.stream.GetMsg(ctx, seq)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgNotFound) { // expired or deleted meanwhile
 				continue
@@ -308,14 +316,14 @@ func (r *replay) scan(ctx context.Context) error {
 		if r.kinds[seq] == bus.TypeAbort {
 			sm.abort = &sluicev1.BatchAborted{}
 			if err := proto.Unmarshal(raw.Data, sm.abort); err != nil {
-				r.m.log.Warn("replay: undecodable abort", "seq", seq, "err", err)
+				r.log.Warn("replay: undecodable abort", "seq", seq, "err", err)
 				continue
 			}
 			key = batchKey{archive: sm.abort.ArchiveId, attempt: sm.abort.Attempt, table: sm.abort.Table}
 		} else {
 			sm.marker = &sluicev1.BatchComplete{}
 			if err := proto.Unmarshal(raw.Data, sm.marker); err != nil {
-				r.m.log.Warn("replay: undecodable marker", "seq", seq, "err", err)
+				r.log.Warn("replay: undecodable marker", "seq", seq, "err", err)
 				continue
 			}
 			key = batchKey{archive: sm.marker.ArchiveId, attempt: sm.marker.Attempt, table: sm.marker.Table}
@@ -379,7 +387,6 @@ func markerDates(mk *sluicev1.BatchComplete) []string {
 
 // merge is the second pass: buffer the selected batches' chunks and commit each complete batch.
 func (r *replay) merge(ctx context.Context) error {
-	m := r.m
 	// Start at the first message of the first selected archive when every message carries its
 	// archive header (the extractor's do), else at the start of the range.
 	start, lastMarker := uint64(math.MaxUint64), uint64(0)
@@ -413,7 +420,7 @@ func (r *replay) merge(ctx context.Context) error {
 	}
 
 	var decodeBuf []byte // scratch of addChunk
-	bs := m.deps.Bus
+	bs := r.bus
 	err := bs.ReadOrdered(ctx, bs.Subjects.RowsStream(), r.consumer(start, "merge", false), r.res.LastSeq,
 		[]jetstream.PullMessagesOpt{jetstream.PullMaxBytes(replayPullBytes)},
 		func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
@@ -422,7 +429,7 @@ func (r *replay) merge(ctx context.Context) error {
 			case bus.TypeChunk:
 				var c sluicev1.Chunk
 				if err := proto.Unmarshal(msg.Data(), &c); err != nil {
-					m.log.Debug("replay: undecodable chunk skipped", "seq", seq, "err", err)
+					r.log.Debug("replay: undecodable chunk skipped", "seq", seq, "err", err)
 					break
 				}
 				key := batchKey{archive: c.ArchiveId, attempt: c.Attempt, table: c.Table}
@@ -432,14 +439,14 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil {
-					b = newBatch(key, nil, 0, c.Partner, m.tableOptions(c.Partner, c.Table, c.Delimiter), m.now())
+					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.now())
 					open[key] = b
-					m.remember(b)
+					r.mem.remember(b)
 				}
 				if n, _ := b.addChunk(&c, &decodeBuf); n > 0 {
-					m.mem.add(n)
-					if m.mem.over() {
-						m.relieve()
+					r.mem.add(n)
+					if r.mem.over() {
+						r.mem.relieve()
 					}
 				}
 				if _, ok := waiting[key]; ok && b.poison == "" && b.check(s.marker) == "" {
@@ -457,9 +464,9 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil { // a batch without chunks
-					b = newBatch(key, nil, 0, mk.Partner, m.tableOptions(mk.Partner, mk.Table, ""), m.now())
+					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.now())
 					open[key] = b
-					m.remember(b)
+					r.mem.remember(b)
 				}
 				if b.poison == "" && b.check(s.marker) == "" {
 					finish(ctx, key, b, s)
@@ -496,30 +503,13 @@ func (r *replay) merge(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// commit writes and commits one complete batch through the merger's commit path (writeBatch,
-// publishCommitted), retrying transient failures a few times, then records the replay in the
+// replayRetry: a replay retries a failed commit a few times, then reports the batch failed.
+var replayRetry = retryPolicy{first: 500 * time.Millisecond, max: 30 * time.Second, attempts: replayCommitAttempts}
+
+// commit commits one complete batch through the committer, then records the replay in the
 // ledger. It never acks anything: the replay holds no ack handles.
 func (r *replay) commit(ctx context.Context, b *batch, s *selection) error {
-	m := r.m
-	received := m.now()
-	b.inCommit.Store(true)
-	defer b.inCommit.Store(false)
-	backoff := 500 * time.Millisecond
-	var res *commitResult
-	var err error
-	for attempt := 1; ; attempt++ {
-		res, err = m.writeBatch(ctx, b)
-		if err == nil {
-			err = m.publishCommitted(ctx, b, s.marker, res, received)
-		}
-		var perm *permanentError
-		if err == nil || ctx.Err() != nil || errors.As(err, &perm) || attempt == replayCommitAttempts {
-			break
-		}
-		m.log.Warn("replay commit failed, retrying", "archive", b.key.archive, "attempt", attempt, "retry_in", backoff, "err", err)
-		sleepCtx(ctx, backoff)
-		backoff *= 2
-	}
+	res, err := r.c.commit(ctx, b, s.marker, r.now(), replayRetry)
 	if err != nil {
 		r.res.Failed = append(r.res.Failed, SkippedBatch{Archive: b.key.archive, Attempt: b.key.attempt, Seq: s.seq, Reason: err.Error()})
 		return fmt.Errorf("replay %s: %w", b.key.String(), err)
@@ -536,7 +526,7 @@ func (r *replay) commit(ctx context.Context, b *batch, s *selection) error {
 		rb.Objects = append(rb.Objects, o.Key)
 	}
 	r.res.Committed = append(r.res.Committed, rb)
-	m.log.Info("batch replayed", "archive", b.key.archive, "attempt", b.key.attempt, "objects", len(rb.Objects),
+	r.log.Info("batch replayed", "archive", b.key.archive, "attempt", b.key.attempt, "objects", len(rb.Objects),
 		"rows_in", rb.RowsIn, "rows_out", rb.RowsOut, "quarantined", rb.Quarantined, "schema_version", rb.SchemaVersion)
 	if r.ledger != nil {
 		_, lerr := r.ledger.Update(ctx, b.key.archive, func(rec *ledger.Record) error {
@@ -545,9 +535,9 @@ func (r *replay) commit(ctx context.Context, b *batch, s *selection) error {
 		})
 		switch {
 		case errors.Is(lerr, ledger.ErrNotFound):
-			m.log.Debug("replay: archive not in the ledger", "archive", b.key.archive)
+			r.log.Debug("replay: archive not in the ledger", "archive", b.key.archive)
 		case lerr != nil:
-			m.log.Warn("replay: record in ledger", "archive", b.key.archive, "err", lerr)
+			r.log.Warn("replay: record in ledger", "archive", b.key.archive, "err", lerr)
 		}
 	}
 	return nil
@@ -555,7 +545,7 @@ func (r *replay) commit(ctx context.Context, b *batch, s *selection) error {
 
 // closeBatch drops a batch's payload and spill file and its memory accounting.
 func (r *replay) closeBatch(b *batch) {
-	r.m.forget(b)
+	r.mem.forget(b)
 	_, mem, _ := b.close()
-	r.m.mem.add(-mem)
+	r.mem.add(-mem)
 }

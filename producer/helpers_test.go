@@ -126,7 +126,7 @@ func (e *env) landed(t *testing.T) []*sluicev1.ArchiveLanded {
 		if err := proto.Unmarshal(m.Data, ev); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := m.Header.Get("Nats-Msg-Id"), producer.LandedMsgID(ev.ArchiveId, ev.Attempt); got != want {
+		if got, want := m.Header.Get("Nats-Msg-Id"), bus.LandedID(ev.ArchiveId, ev.Attempt).String(); got != want {
 			t.Errorf("landed Msg-Id %q, want %q", got, want)
 		}
 		out = append(out, ev)

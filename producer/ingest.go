@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,9 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/ledger"
@@ -249,36 +245,9 @@ func (p *Producer) duplicate(ctx context.Context, c candidate, first ledger.Reco
 		return err
 	}
 	ev := &sluicev1.ArchiveDuplicate{ArchiveId: first.ArchiveID, Uri: c.uri, FirstUri: first.URI, SeenUnixMs: p.now().UnixMilli()}
-	return publish(ctx, p.bus, p.bus.Subjects.Duplicate(), DuplicateMsgID(first.ArchiveID, c.uri), first.ArchiveID, ev)
-}
-
-// LandedMsgID is the Nats-Msg-Id of an ArchiveLanded event.
-func LandedMsgID(archiveID string, attempt uint32) string {
-	return fmt.Sprintf("%s.%d.landed", archiveID, attempt)
-}
-
-// DuplicateMsgID is the Nats-Msg-Id of an ArchiveDuplicate event: one per (archive, location).
-func DuplicateMsgID(archiveID, uri string) string {
-	h := sha1.Sum([]byte(uri))
-	return archiveID + ".dup." + hex.EncodeToString(h[:])[:12]
+	return p.bus.PublishEvent(ctx, p.bus.Subjects.Duplicate(), bus.DuplicateID(first.ArchiveID, c.uri), first.ArchiveID, ev)
 }
 
 func publishLanded(ctx context.Context, b *bus.Bus, ev *sluicev1.ArchiveLanded) error {
-	return publish(ctx, b, b.Subjects.Landed(), LandedMsgID(ev.ArchiveId, ev.Attempt), ev.ArchiveId, ev)
-}
-
-// publish stores one event and waits for JetStream's ack.
-func publish(ctx context.Context, b *bus.Bus, subject, msgID, archiveID string, m proto.Message) error {
-	data, err := proto.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", subject, err)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, msgID)
-	msg.Header.Set(bus.HdrArchive, archiveID)
-	if _, err := b.JS.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s %s: %w", subject, msgID, err)
-	}
-	return nil
+	return b.PublishEvent(ctx, b.Subjects.Landed(), bus.LandedID(ev.ArchiveId, ev.Attempt), ev.ArchiveId, ev)
 }

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/producer"
@@ -91,11 +92,11 @@ func TestSameBytesUnderAnotherNameIsADuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.ArchiveId != id || ev.Uri != want.URI || ev.FirstUri != want.FirstURI ||
-		msgs[0].Header.Get("Nats-Msg-Id") != producer.DuplicateMsgID(id, want.URI) {
+		msgs[0].Header.Get("Nats-Msg-Id") != bus.DuplicateID(id, want.URI).String() {
 		t.Fatalf("duplicate event %v %v", ev, msgs[0].Header)
 	}
-	if !strings.HasPrefix(producer.DuplicateMsgID(id, want.URI), id+".dup.") || len(producer.DuplicateMsgID(id, want.URI)) != len(id)+5+12 {
-		t.Fatalf("msg id %s", producer.DuplicateMsgID(id, want.URI))
+	if !strings.HasPrefix(bus.DuplicateID(id, want.URI).String(), id+".dup.") || len(bus.DuplicateID(id, want.URI).String()) != len(id)+5+12 {
+		t.Fatalf("msg id %s", bus.DuplicateID(id, want.URI).String())
 	}
 	if rec := e.record(t, id); !slices.Equal(rec.Duplicates, []string{want.URI}) || rec.URI != want.FirstURI {
 		t.Fatalf("record %+v", rec)

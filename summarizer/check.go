@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
@@ -202,21 +200,10 @@ func (s *Summarizer) updateLedger(ctx context.Context, a *archive, reason string
 }
 
 func (s *Summarizer) publishCheck(ctx context.Context, a *archive, r *checkRecord) error {
-	data, err := proto.Marshal(&sluicev1.CheckResult{ArchiveId: a.id, Table: r.table, Ok: r.ok,
-		RowsExpected: r.expected, RowsFound: r.found, Detail: r.detail})
-	if err != nil {
-		return err
-	}
-	m := nats.NewMsg(s.bus.Subjects.Checked())
-	m.Data = data
-	m.Header.Set(HdrCheckOf, r.fp)
-	m.Header.Set(bus.HdrArchive, a.id)
-	m.Header.Set(bus.HdrTable, r.table)
-	m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("check.%s.%d.%s.%s.%t", a.id, a.attempt, bus.TableToken(r.table), r.fp, r.ok))
-	if _, err := s.bus.JS.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("publish check of %s/%s: %w", a.id, r.table, err)
-	}
-	return nil
+	ev := &sluicev1.CheckResult{ArchiveId: a.id, Table: r.table, Ok: r.ok,
+		RowsExpected: r.expected, RowsFound: r.found, Detail: r.detail}
+	return s.bus.PublishEvent(ctx, s.bus.Subjects.Checked(), bus.CheckedID(a.id, a.attempt, r.table, r.fp, r.ok), a.id, ev,
+		bus.WithTable(r.table), bus.WithHeader(HdrCheckOf, r.fp))
 }
 
 // checkTable reads the footer of every object of one table's commit and reconciles it with

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -203,7 +204,7 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 				s.m.archivesFailed.Inc()
 				s.log.Warn("archive failed", "archive", a.id, "name", a.displayName(), "reason", ev.GetReason())
 			}
-			byMerger := strings.HasSuffix(m.Headers().Get(jetstream.MsgIDHeader), ".merger-failed") && len(ev.GetTablesAborted()) > 0
+			byMerger := failedByMerger(ev, m.Headers().Get(jetstream.MsgIDHeader))
 			switch {
 			case !byMerger:
 				a.mergerFailed = nil
@@ -270,6 +271,24 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		a.checks[fp] = &checkRecord{fp: fp, table: ev.GetTable(), ok: ev.GetOk(), expected: ev.GetRowsExpected(),
 			found: ev.GetRowsFound(), detail: ev.GetDetail()}
 	}
+}
+
+// failedByMerger reports whether an ArchiveFailed was published by the merger (one of the
+// archive's table batches was dead-lettered, tables_aborted names which) rather than by the
+// extractor. The event's origin says so. Events written before the origin field existed
+// (STAGE_UNSPECIFIED) are recognised by their message id instead, which the merger ends with
+// ".merger-failed"; that fallback is only for those older events.
+func failedByMerger(ev *sluicev1.ArchiveFailed, msgID string) bool {
+	if len(ev.GetTablesAborted()) == 0 {
+		return false
+	}
+	switch ev.GetOrigin() {
+	case sluicev1.Stage_STAGE_MERGER:
+		return true
+	case sluicev1.Stage_STAGE_UNSPECIFIED:
+		return bus.IsMergerFailedID(msgID)
+	}
+	return false
 }
 
 // tableCommit returns the commit of table for the current attempt.

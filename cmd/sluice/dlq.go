@@ -60,7 +60,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	}
 	defer closeAll()
 	deps := dlq.Deps{Bus: e.Bus, Log: e.Log.With("stage", "dlq"),
-		Reextract: dlq.Reextracter(producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log})}
+		Reextract: reextracter(producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log})}
 	if s.out != "" {
 		o, err := s.options(c)
 		if err != nil {
@@ -70,7 +70,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		deps.Remerge = dlq.Remerger(merger.Config{SpillDir: filepath.Join(c.state, "spill")},
+		deps.Remerge = remerger(merger.Config{SpillDir: filepath.Join(c.state, "spill")},
 			merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "replay")})
 	}
 	q, err := dlq.New(ctx, deps)
@@ -199,4 +199,33 @@ func printLetter(w io.Writer, l dlq.Letter, now time.Time) {
 	default:
 		fmt.Fprintln(w, "  retry:       republishes the payload to its subject")
 	}
+}
+
+// remerger returns a dlq.Deps.Remerge that re-merges a batch with merger.Replay (filtered to its
+// archive and table) under cfg and deps: it fails when the replay committed nothing, with the
+// reason the replay gives (incomplete, aborted, not in the stream any more).
+func remerger(cfg merger.Config, deps merger.Deps) func(ctx context.Context, archiveID, table string) (string, error) {
+	return func(ctx context.Context, archiveID, table string) (string, error) {
+		res, err := merger.Replay(ctx, cfg, deps, merger.ReplaySpec{Table: table, Archive: archiveID})
+		if err != nil {
+			return "", err
+		}
+		if len(res.Committed) == 0 {
+			var why []string
+			for _, s := range append(append([]merger.SkippedBatch{}, res.Incomplete...), res.Aborted...) {
+				why = append(why, fmt.Sprintf("attempt %d: %s", s.Attempt, s.Reason))
+			}
+			if len(why) == 0 {
+				why = append(why, fmt.Sprintf("no marker of it in the rows stream (sequences %d..%d): expired?", res.FirstSeq, res.LastSeq))
+			}
+			return "", fmt.Errorf("batch %s of table %q did not commit: %s", archiveID, table, strings.Join(why, "; "))
+		}
+		c := res.Committed[len(res.Committed)-1]
+		return fmt.Sprintf("attempt %d committed: %d objects, %d rows (replay %s)", c.Attempt, len(c.Objects), c.RowsOut, res.ID), nil
+	}
+}
+
+// reextracter returns a dlq.Deps.Reextract running producer.Reextract with deps.
+func reextracter(deps producer.Deps) func(ctx context.Context, archiveID string) error {
+	return func(ctx context.Context, archiveID string) error { return producer.Reextract(ctx, deps, archiveID) }
 }

@@ -25,7 +25,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 	var spec merger.ReplaySpec
 	var since string
 	var asJSON bool
-	memoryBudget := int64(256 << 20)
+	memoryBudget := int64(merger.DefaultMemoryBudget)
 	c.fs.StringVar(&spec.Table, "table", "", "table to replay (required)")
 	c.fs.StringVar(&spec.Archive, "archive", "", "only this archive id")
 	c.fs.StringVar(&spec.ProcessDate, "process-date", "", "only batches holding rows of this date (YYYY-MM-DD)")

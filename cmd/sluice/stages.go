@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/extractor"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/merger"
+	"github.com/sluice-dev/sluice/producer"
 )
 
 // stageFlags are the per-stage knobs, registered on the common flag set.
@@ -37,14 +39,17 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 		case "once":
 			fs.BoolVar(&s.once, "once", false, "take what is in the landing area now, finish it, then exit")
 		case "poll":
-			fs.DurationVar(&s.poll, "poll", 0, "landing poll interval (default 100ms for a folder, 2s for S3)")
-			fs.DurationVar(&s.stableFor, "stable-for", 0, "a local file must keep its size and mtime this long before it is taken (default 200ms)")
+			fs.DurationVar(&s.poll, "poll", 0, fmt.Sprintf("landing poll interval (default %s for a folder, %s for S3)",
+				producer.DefaultDirPollInterval, producer.DefaultS3PollInterval))
+			fs.DurationVar(&s.stableFor, "stable-for", 0, fmt.Sprintf("a local file must keep its size and mtime this long before it is taken (default %s)",
+				producer.DefaultStableFor))
 		case "extract":
-			fs.IntVar(&s.extractConcurrency, "extract-concurrency", 2, "archives extracted at once")
-			fs.IntVar(&s.extractWindow, "publish-window", 0, "chunks in flight per extractor (0 = default 64; memory ≈ window × chunk size)")
-			fs.StringVar(&s.chunkCodec, "chunk-codec", "s2", "how chunk data is sent: s2 (each chunk compressed by the extractor when that saves at least 1/8) or none")
+			fs.IntVar(&s.extractConcurrency, "extract-concurrency", extractor.DefaultConcurrency, "archives extracted at once")
+			fs.IntVar(&s.extractWindow, "publish-window", 0, fmt.Sprintf("chunks in flight per extractor (0 = default %d; memory ≈ window × chunk size)",
+				extractor.DefaultPublishWindow))
+			fs.StringVar(&s.chunkCodec, "chunk-codec", extractor.DefaultChunkCodec, "how chunk data is sent: s2 (each chunk compressed by the extractor when that saves at least 1/8) or none")
 		case "merge":
-			s.memoryBudget = 256 << 20
+			s.memoryBudget = merger.DefaultMemoryBudget
 			fs.Var(sizeValue{&s.memoryBudget}, "memory-budget", "merger memory budget (buffered chunks and builders), bytes or with a unit: 256MiB, 1GiB")
 			fs.IntVar(&s.zstdLevel, "parquet-zstd-level", merger.DefaultZstdLevel, "zstd level of the Parquet objects: 1 fastest … 22 (2-5 ≈ zstd's default 3: ~2% smaller, ~20% more encoder CPU)")
 			fs.StringVar(&s.partitionsServed, "serve-partitions", "", "comma-separated partitions this merger serves (default all)")

@@ -20,7 +20,7 @@ func TestEmbeddedDedupAndEnsureIdempotent(t *testing.T) {
 	for range 3 {
 		m := nats.NewMsg(subj)
 		m.Data = []byte("x")
-		m.Header.Set(nats.MsgIdHdr, bus.MsgID("a1", 0, "t_x", "c", 0))
+		m.Header.Set(nats.MsgIdHdr, bus.ChunkID("a1", 0, "t_x", 0).String())
 		if _, err := b.JS.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
 		}

@@ -124,10 +124,3 @@ func TableToken(table string) string {
 	}
 	return b.String()
 }
-
-// MsgID builds the Nats-Msg-Id of a rows message: the archive's content identity, the
-// extraction attempt, the table and the position, so re-publishing the same archive inside
-// the stream's duplicate window stores nothing twice.
-func MsgID(archiveID string, attempt uint32, table, kind string, index uint32) string {
-	return fmt.Sprintf("%s.%d.%s.%s.%d", archiveID, attempt, TableToken(table), kind, index)
-}

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,8 +31,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
-	"github.com/sluice-dev/sluice/merger"
-	"github.com/sluice-dev/sluice/producer"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -92,7 +89,8 @@ func (l Letter) Archive() string {
 }
 
 // Deps are what the queue needs. Reextract and Remerge are the retries of archives and batches
-// (cmd/sluice wires producer.Reextract and merger.Replay); a nil one makes such a retry fail.
+// (cmd/sluice wires producer.Reextract and merger.Replay, so that dlq depends on no stage); a
+// nil one makes such a retry fail.
 type Deps struct {
 	Bus       *bus.Bus
 	Reextract func(ctx context.Context, archiveID string) error
@@ -305,11 +303,7 @@ func (q *Queue) republish(ctx context.Context, l Letter) (string, error) {
 		}
 		msg.Header.Set(k, l.Headers[k])
 	}
-	id := l.Headers[nats.MsgIdHdr]
-	if id == "" {
-		id = fmt.Sprintf("%s.%d", l.Stream, l.StreamSeq)
-	}
-	msg.Header.Set(nats.MsgIdHdr, id+".retry-"+strconv.FormatUint(l.Seq, 10))
+	msg.Header.Set(nats.MsgIdHdr, bus.RetryID(l.Headers[nats.MsgIdHdr], l.Stream, l.StreamSeq, l.Seq).String())
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ack, err := q.deps.Bus.JS.PublishMsg(pctx, msg)
@@ -324,33 +318,4 @@ func (q *Queue) delete(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("delete dead letter %d: %w", seq, err)
 	}
 	return nil
-}
-
-// Remerger returns a Deps.Remerge that re-merges a batch with merger.Replay (filtered to its
-// archive and table) under cfg and deps: it fails when the replay committed nothing, with the
-// reason the replay gives (incomplete, aborted, not in the stream any more).
-func Remerger(cfg merger.Config, deps merger.Deps) func(ctx context.Context, archiveID, table string) (string, error) {
-	return func(ctx context.Context, archiveID, table string) (string, error) {
-		res, err := merger.Replay(ctx, cfg, deps, merger.ReplaySpec{Table: table, Archive: archiveID})
-		if err != nil {
-			return "", err
-		}
-		if len(res.Committed) == 0 {
-			var why []string
-			for _, s := range append(append([]merger.SkippedBatch{}, res.Incomplete...), res.Aborted...) {
-				why = append(why, fmt.Sprintf("attempt %d: %s", s.Attempt, s.Reason))
-			}
-			if len(why) == 0 {
-				why = append(why, fmt.Sprintf("no marker of it in the rows stream (sequences %d..%d): expired?", res.FirstSeq, res.LastSeq))
-			}
-			return "", fmt.Errorf("batch %s of table %q did not commit: %s", archiveID, table, strings.Join(why, "; "))
-		}
-		c := res.Committed[len(res.Committed)-1]
-		return fmt.Sprintf("attempt %d committed: %d objects, %d rows (replay %s)", c.Attempt, len(c.Objects), c.RowsOut, res.ID), nil
-	}
-}
-
-// Reextracter returns a Deps.Reextract running producer.Reextract with deps.
-func Reextracter(deps producer.Deps) func(ctx context.Context, archiveID string) error {
-	return func(ctx context.Context, archiveID string) error { return producer.Reextract(ctx, deps, archiveID) }
 }

@@ -73,11 +73,11 @@ func batch(s bus.Subjects, archive string, rows int) (chunks []*nats.Msg, marker
 		c := &sluicev1.Chunk{ArchiveId: archive, Table: tbl, Member: mi.Name, ProcessDate: mi.ProcessDate, BatchId: mi.BatchId,
 			ChunkIndex: uint32(i), MemberChunk: uint32(i), FirstLine: int64(i + 2), Rows: 1, Header: []byte("id,v"),
 			Data: []byte(data), Delimiter: ",", Partner: "default", LastInMember: i == rows-1}
-		chunks = append(chunks, rowsMsg(subj, bus.TypeChunk, bus.MsgID(archive, 0, tbl, "c", uint32(i)), c))
+		chunks = append(chunks, rowsMsg(subj, bus.TypeChunk, bus.ChunkID(archive, 0, tbl, uint32(i)).String(), c))
 		mk.Bytes += int64(len(data))
 	}
 	mk.Members = []*sluicev1.MemberInfo{mi}
-	return chunks, rowsMsg(subj, bus.TypeComplete, bus.MsgID(archive, 0, tbl, "done", 0), mk)
+	return chunks, rowsMsg(subj, bus.TypeComplete, bus.MarkerID(archive, 0, tbl).String(), mk)
 }
 
 func (w *world) startMerger() {
@@ -103,11 +103,25 @@ func (w *world) queue(reextract func(context.Context, string) error) *dlq.Queue 
 	w.t.Helper()
 	cfg := merger.Config{SpillDir: w.t.TempDir()}
 	q, err := dlq.New(context.Background(), dlq.Deps{Bus: w.b, Log: w.log, Reextract: reextract,
-		Remerge: dlq.Remerger(cfg, merger.Deps{Bus: w.b, Out: w.out, Log: w.log})})
+		Remerge: remerge(cfg, merger.Deps{Bus: w.b, Out: w.out, Log: w.log})})
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	return q
+}
+
+// remerge is a Deps.Remerge over merger.Replay, as cmd/sluice wires it (its reasons kept short).
+func remerge(cfg merger.Config, deps merger.Deps) func(context.Context, string, string) (string, error) {
+	return func(ctx context.Context, archiveID, table string) (string, error) {
+		res, err := merger.Replay(ctx, cfg, deps, merger.ReplaySpec{Table: table, Archive: archiveID})
+		if err == nil && len(res.Committed) == 0 {
+			err = fmt.Errorf("did not commit: %+v %+v", res.Incomplete, res.Aborted)
+		}
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d objects, %d rows", len(res.Committed[0].Objects), res.Committed[0].RowsOut), nil
+	}
 }
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -268,7 +282,9 @@ func TestExtractorDeadLetterReextracts(t *testing.T) {
 	ev, _ := proto.Marshal(&sluicev1.ArchiveLanded{ArchiveId: archive, Uri: "file:///landing/a.tar.gz", Name: "a.tar.gz"})
 	w.publish(letter(7, ev), letter(9, ev), letter(11, []byte{0xff, 0x01}))
 
-	q := w.queue(dlq.Reextracter(producer.Deps{Bus: w.b, Ledger: led, Log: w.log}))
+	q := w.queue(func(ctx context.Context, archiveID string) error {
+		return producer.Reextract(ctx, producer.Deps{Bus: w.b, Ledger: led, Log: w.log}, archiveID)
+	})
 	ls := w.list(q)
 	if len(ls) != 3 || ls[0].Kind() != dlq.KindArchive || ls[0].Archive() != archive || ls[2].Archive() != "" {
 		t.Fatalf("list: %+v", ls)

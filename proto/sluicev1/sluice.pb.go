@@ -25,6 +25,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Stage names a sluice stage.
+type Stage int32
+
+const (
+	Stage_STAGE_UNSPECIFIED Stage = 0 // not said: every message written before the field existed
+	Stage_STAGE_EXTRACTOR   Stage = 1
+	Stage_STAGE_MERGER      Stage = 2
+)
+
+// Enum value maps for Stage.
+var (
+	Stage_name = map[int32]string{
+		0: "STAGE_UNSPECIFIED",
+		1: "STAGE_EXTRACTOR",
+		2: "STAGE_MERGER",
+	}
+	Stage_value = map[string]int32{
+		"STAGE_UNSPECIFIED": 0,
+		"STAGE_EXTRACTOR":   1,
+		"STAGE_MERGER":      2,
+	}
+)
+
+func (x Stage) Enum() *Stage {
+	p := new(Stage)
+	*p = x
+	return p
+}
+
+func (x Stage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Stage) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_sluice_proto_enumTypes[0].Descriptor()
+}
+
+func (Stage) Type() protoreflect.EnumType {
+	return &file_sluice_v1_sluice_proto_enumTypes[0]
+}
+
+func (x Stage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Stage.Descriptor instead.
+func (Stage) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{0}
+}
+
 // Codec is how data is encoded. A message without the field (written before it existed) is CODEC_NONE.
 type Chunk_Codec int32
 
@@ -56,11 +106,11 @@ func (x Chunk_Codec) String() string {
 }
 
 func (Chunk_Codec) Descriptor() protoreflect.EnumDescriptor {
-	return file_sluice_v1_sluice_proto_enumTypes[0].Descriptor()
+	return file_sluice_v1_sluice_proto_enumTypes[1].Descriptor()
 }
 
 func (Chunk_Codec) Type() protoreflect.EnumType {
-	return &file_sluice_v1_sluice_proto_enumTypes[0]
+	return &file_sluice_v1_sluice_proto_enumTypes[1]
 }
 
 func (x Chunk_Codec) Number() protoreflect.EnumNumber {
@@ -947,7 +997,7 @@ func (x *ArchiveExtracted) GetExtractedUnixMs() int64 {
 	return 0
 }
 
-// ArchiveFailed: extractor -> summarizer and dead letters, subject <prefix>.events.failed.
+// ArchiveFailed: extractor or merger -> summarizer and dead letters, subject <prefix>.events.failed.
 type ArchiveFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ArchiveId     string                 `protobuf:"bytes,1,opt,name=archive_id,json=archiveId,proto3" json:"archive_id,omitempty"`
@@ -957,6 +1007,9 @@ type ArchiveFailed struct {
 	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	TablesAborted []string               `protobuf:"bytes,6,rep,name=tables_aborted,json=tablesAborted,proto3" json:"tables_aborted,omitempty"`
 	FailedUnixMs  int64                  `protobuf:"varint,7,opt,name=failed_unix_ms,json=failedUnixMs,proto3" json:"failed_unix_ms,omitempty"`
+	// origin is the stage that decided the failure: STAGE_EXTRACTOR (the archive could not be
+	// extracted) or STAGE_MERGER (a table batch was dead-lettered; tables_aborted names it).
+	Origin        Stage `protobuf:"varint,8,opt,name=origin,proto3,enum=sluice.v1.Stage" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1038,6 +1091,13 @@ func (x *ArchiveFailed) GetFailedUnixMs() int64 {
 		return x.FailedUnixMs
 	}
 	return 0
+}
+
+func (x *ArchiveFailed) GetOrigin() Stage {
+	if x != nil {
+		return x.Origin
+	}
+	return Stage_STAGE_UNSPECIFIED
 }
 
 // ArchiveDuplicate: producer -> summarizer, subject <prefix>.events.duplicate.
@@ -1796,7 +1856,7 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"durationMs\x12\x18\n" +
 	"\apartner\x18\n" +
 	" \x01(\tR\apartner\x12*\n" +
-	"\x11extracted_unix_ms\x18\v \x01(\x03R\x0fextractedUnixMs\"\xd3\x01\n" +
+	"\x11extracted_unix_ms\x18\v \x01(\x03R\x0fextractedUnixMs\"\xfd\x01\n" +
 	"\rArchiveFailed\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x18\n" +
@@ -1805,7 +1865,8 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12%\n" +
 	"\x0etables_aborted\x18\x06 \x03(\tR\rtablesAborted\x12$\n" +
-	"\x0efailed_unix_ms\x18\a \x01(\x03R\ffailedUnixMs\"\x82\x01\n" +
+	"\x0efailed_unix_ms\x18\a \x01(\x03R\ffailedUnixMs\x12(\n" +
+	"\x06origin\x18\b \x01(\x0e2\x10.sluice.v1.StageR\x06origin\"\x82\x01\n" +
 	"\x10ArchiveDuplicate\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x10\n" +
@@ -1878,7 +1939,11 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12'\n" +
 	"\x0fmissing_sources\x18\x04 \x03(\tR\x0emissingSources\x12\x19\n" +
-	"\bcheck_ok\x18\x05 \x01(\bR\acheckOkB6Z4github.com/sluice-dev/sluice/proto/sluicev1;sluicev1b\x06proto3"
+	"\bcheck_ok\x18\x05 \x01(\bR\acheckOk*E\n" +
+	"\x05Stage\x12\x15\n" +
+	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fSTAGE_EXTRACTOR\x10\x01\x12\x10\n" +
+	"\fSTAGE_MERGER\x10\x02B6Z4github.com/sluice-dev/sluice/proto/sluicev1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_sluice_proto_rawDescOnce sync.Once
@@ -1892,42 +1957,44 @@ func file_sluice_v1_sluice_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_sluice_proto_rawDescData
 }
 
-var file_sluice_v1_sluice_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sluice_v1_sluice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_sluice_v1_sluice_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sluice_v1_sluice_proto_goTypes = []any{
-	(Chunk_Codec)(0),         // 0: sluice.v1.Chunk.Codec
-	(*ArchiveLanded)(nil),    // 1: sluice.v1.ArchiveLanded
-	(*Chunk)(nil),            // 2: sluice.v1.Chunk
-	(*MemberInfo)(nil),       // 3: sluice.v1.MemberInfo
-	(*BatchComplete)(nil),    // 4: sluice.v1.BatchComplete
-	(*BatchAborted)(nil),     // 5: sluice.v1.BatchAborted
-	(*RejectedMember)(nil),   // 6: sluice.v1.RejectedMember
-	(*TableCount)(nil),       // 7: sluice.v1.TableCount
-	(*ArchiveExtracted)(nil), // 8: sluice.v1.ArchiveExtracted
-	(*ArchiveFailed)(nil),    // 9: sluice.v1.ArchiveFailed
-	(*ArchiveDuplicate)(nil), // 10: sluice.v1.ArchiveDuplicate
-	(*CommittedObject)(nil),  // 11: sluice.v1.CommittedObject
-	(*QuarantineCount)(nil),  // 12: sluice.v1.QuarantineCount
-	(*BatchCommitted)(nil),   // 13: sluice.v1.BatchCommitted
-	(*DeadLetter)(nil),       // 14: sluice.v1.DeadLetter
-	(*CheckResult)(nil),      // 15: sluice.v1.CheckResult
-	(*SummaryWritten)(nil),   // 16: sluice.v1.SummaryWritten
-	nil,                      // 17: sluice.v1.DeadLetter.HeadersEntry
+	(Stage)(0),               // 0: sluice.v1.Stage
+	(Chunk_Codec)(0),         // 1: sluice.v1.Chunk.Codec
+	(*ArchiveLanded)(nil),    // 2: sluice.v1.ArchiveLanded
+	(*Chunk)(nil),            // 3: sluice.v1.Chunk
+	(*MemberInfo)(nil),       // 4: sluice.v1.MemberInfo
+	(*BatchComplete)(nil),    // 5: sluice.v1.BatchComplete
+	(*BatchAborted)(nil),     // 6: sluice.v1.BatchAborted
+	(*RejectedMember)(nil),   // 7: sluice.v1.RejectedMember
+	(*TableCount)(nil),       // 8: sluice.v1.TableCount
+	(*ArchiveExtracted)(nil), // 9: sluice.v1.ArchiveExtracted
+	(*ArchiveFailed)(nil),    // 10: sluice.v1.ArchiveFailed
+	(*ArchiveDuplicate)(nil), // 11: sluice.v1.ArchiveDuplicate
+	(*CommittedObject)(nil),  // 12: sluice.v1.CommittedObject
+	(*QuarantineCount)(nil),  // 13: sluice.v1.QuarantineCount
+	(*BatchCommitted)(nil),   // 14: sluice.v1.BatchCommitted
+	(*DeadLetter)(nil),       // 15: sluice.v1.DeadLetter
+	(*CheckResult)(nil),      // 16: sluice.v1.CheckResult
+	(*SummaryWritten)(nil),   // 17: sluice.v1.SummaryWritten
+	nil,                      // 18: sluice.v1.DeadLetter.HeadersEntry
 }
 var file_sluice_v1_sluice_proto_depIdxs = []int32{
-	0,  // 0: sluice.v1.Chunk.codec:type_name -> sluice.v1.Chunk.Codec
-	3,  // 1: sluice.v1.BatchComplete.members:type_name -> sluice.v1.MemberInfo
-	3,  // 2: sluice.v1.TableCount.members:type_name -> sluice.v1.MemberInfo
-	7,  // 3: sluice.v1.ArchiveExtracted.tables:type_name -> sluice.v1.TableCount
-	6,  // 4: sluice.v1.ArchiveExtracted.rejected:type_name -> sluice.v1.RejectedMember
-	11, // 5: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
-	12, // 6: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
-	17, // 7: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 0: sluice.v1.Chunk.codec:type_name -> sluice.v1.Chunk.Codec
+	4,  // 1: sluice.v1.BatchComplete.members:type_name -> sluice.v1.MemberInfo
+	4,  // 2: sluice.v1.TableCount.members:type_name -> sluice.v1.MemberInfo
+	8,  // 3: sluice.v1.ArchiveExtracted.tables:type_name -> sluice.v1.TableCount
+	7,  // 4: sluice.v1.ArchiveExtracted.rejected:type_name -> sluice.v1.RejectedMember
+	0,  // 5: sluice.v1.ArchiveFailed.origin:type_name -> sluice.v1.Stage
+	12, // 6: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
+	13, // 7: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
+	18, // 8: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_sluice_proto_init() }
@@ -1940,7 +2007,7 @@ func file_sluice_v1_sluice_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_sluice_proto_rawDesc), len(file_sluice_v1_sluice_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -509,11 +509,11 @@ func (s *scenario) publishPoison() {
 		LastInMember: true}
 	chunk.Rows = 3 // what the data holds; the marker says 5
 	cb, _ := proto.Marshal(chunk)
-	pub(bus.TypeChunk, bus.MsgID(fake, 0, tbl, "c", 0), cb)
+	pub(bus.TypeChunk, bus.ChunkID(fake, 0, tbl, 0).String(), cb)
 	mk := &sluicev1.BatchComplete{ArchiveId: fake, Table: tbl, Partition: part, Chunks: 1, Rows: 5, Bytes: int64(len(data)),
 		Members: []*sluicev1.MemberInfo{mi}}
 	mb, _ := proto.Marshal(mk)
-	pub(bus.TypeComplete, bus.MsgID(fake, 0, tbl, "done", 0), mb)
+	pub(bus.TypeComplete, bus.MarkerID(fake, 0, tbl).String(), mb)
 	s.t.Logf("poison published on %s (partition %d shared with archive %s)", subj, part, archiveID)
 }
 

@@ -1,0 +1,209 @@
+package merger
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// hdrPinID is the header JetStream sets on messages delivered to the pinned client.
+const hdrPinID = "Nats-Pin-Id"
+
+// handBackAbandoned Naks what the pull abandoned at shutdown has delivered so far, without
+// waiting for more. A message the server sends into it later is redelivered after AckWait, as
+// after a crash; the unpin that follows makes the server end the request.
+func (p *partition) handBackAbandoned() {
+	if p.abandoned == nil {
+		return
+	}
+	for {
+		select {
+		case msg, ok := <-p.abandoned:
+			if !ok {
+				return
+			}
+			_ = msg.Nak()
+		default:
+			return
+		}
+	}
+}
+
+// orphaned reports (checking the consumer at most every two heartbeats) whether the partition has
+// messages waiting but no pinned merger: its preferred merger is not pulling on it.
+func (p *partition) orphaned(ctx context.Context) bool {
+	if time.Since(p.orphanAt) < 2*p.m.hbEvery {
+		return p.orphan
+	}
+	p.orphanAt = time.Now()
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := p.cons.Info(ictx)
+	if err != nil {
+		return p.orphan
+	}
+	pinned := false
+	for _, g := range info.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID != "" {
+			pinned = true
+		}
+	}
+	p.orphan = !pinned && (info.NumPending > 0 || info.NumAckPending > 0)
+	return p.orphan
+}
+
+func (p *partition) isPinned() bool { return p.pinned.Load() }
+
+func (p *partition) setPin(id string) {
+	p.pinID = id
+	p.pinned.Store(id != "")
+}
+
+// keeper keeps the pin alive whenever the loop has not sent a pull request for keepEvery
+// (handling a long fetch, committing, paused on memory or ack-pending): the server unpins a
+// client that sends no request for PinnedTTL. It also notices a lost pin (423) early, and hands
+// the partition's batches back so that the new owner receives them whole.
+func (p *partition) keeper(ctx context.Context) error {
+	t := time.NewTicker(max(p.m.keepEvery/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if !p.isPinned() || time.Since(time.Unix(0, p.lastPull.Load())) < p.m.keepEvery {
+			continue
+		}
+		p.keepAlive(ctx)
+	}
+}
+
+// keepAlive sends a pull request that cannot take a message (max_bytes 1): it renews the pin's
+// TTL on the server and tells whether the pin was lost (423).
+func (p *partition) keepAlive(ctx context.Context) {
+	d := min(p.m.pollWait, 500*time.Millisecond)
+	p.lastPull.Store(time.Now().UnixNano())
+	mb, err := p.cons.Fetch(1, jetstream.FetchMaxBytes(1), jetstream.FetchMaxWait(d), jetstream.FetchPriorityGroup(priorityGroup))
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("keep-alive pull", "err", err)
+		}
+		return
+	}
+	if !receive(ctx, mb.Messages(), func(msg jetstream.Msg) { // cannot happen: every message is larger than 1 byte
+		p.log.Warn("keep-alive pull received a message; handing it back", "subject", msg.Subject())
+		_ = msg.Nak()
+	}) {
+		return // shutting down: do not wait out the pull
+	}
+	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
+		p.lostPin(ctx)
+	}
+}
+
+// lostPin hands back every batch not being committed: another merger owns the partition now
+// and must receive all of a batch's messages.
+func (p *partition) lostPin(ctx context.Context) {
+	p.mu.Lock()
+	was := p.pinID
+	p.retirePinLocked()
+	p.mu.Unlock()
+	if was != "" {
+		p.log.Info("lost partition ownership")
+	}
+	p.handBack(ctx, "lost ownership", 0, false)
+}
+
+// retirePinLocked forgets the current pin and remembers it as dead: a message still carrying it
+// (delivered before the loss, handled after) is handed back instead of being held. p.mu is held.
+func (p *partition) retirePinLocked() {
+	if p.pinID != "" {
+		if len(p.deadPins) > 64 {
+			clear(p.deadPins)
+		}
+		p.deadPins[p.pinID] = true
+	}
+	p.setPin("")
+}
+
+// notePin records the pin of a received message and reports whether the message may be held:
+// false for a message of an ownership already given up or lost. A new pin after another one
+// means ownership was lost and regained meanwhile, so batches held from before are handed back.
+func (p *partition) notePin(ctx context.Context, id string) bool {
+	p.mu.Lock()
+	if p.deadPins[id] {
+		p.mu.Unlock()
+		return false
+	}
+	old := p.pinID
+	if old != id {
+		p.retirePinLocked()
+	}
+	p.setPin(id)
+	p.mu.Unlock()
+	switch {
+	case old == "":
+		p.log.Info("partition owned")
+	case old != id:
+		p.log.Info("partition ownership changed")
+		p.handBack(ctx, "ownership changed", 0, false)
+	}
+	return true
+}
+
+// giveUp hands everything back and releases the pin so that another merger takes the partition.
+func (p *partition) giveUp(ctx context.Context, reason string) {
+	p.mu.Lock()
+	pin := p.pinID
+	p.retirePinLocked()
+	p.mu.Unlock()
+	p.handBack(ctx, reason, 0, false)
+	if pin == "" {
+		return
+	}
+	p.unpin(ctx, pin)
+	p.log.Info("released partition", "reason", reason)
+}
+
+// unpin asks the server to drop the pin, if it is still ours.
+func (p *partition) unpin(ctx context.Context, pin string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := p.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID == pin {
+			if err := p.m.stream.UnpinConsumer(ctx, p.name, priorityGroup); err != nil {
+				p.log.Warn("unpin", "err", err)
+			}
+		}
+	}
+}
+
+// handBack Naks (after delay) every message of every open batch (all, or all but the one being
+// committed) and drops their state, so that they are redelivered whole, to us or another merger.
+func (p *partition) handBack(ctx context.Context, reason string, delay time.Duration, includeCommitting bool) {
+	p.mu.Lock()
+	var drop []*batch
+	for k, b := range p.batches {
+		if b.committing && !includeCommitting {
+			continue
+		}
+		drop = append(drop, b)
+		delete(p.batches, k)
+	}
+	p.mu.Unlock()
+	for _, b := range drop {
+		p.dropBatch(b, func(h handle) error { return p.m.ack.nakDelay(h, delay) })
+		p.m.met.handedBack.Inc()
+		p.log.Debug("batch handed back", "batch", b.key.String(), "table", b.key.table, "archive", b.key.archive, "reason", reason)
+	}
+	if len(drop) > 0 {
+		p.log.Info("handed batches back", "batches", len(drop), "reason", reason)
+	}
+}

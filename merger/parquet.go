@@ -1,0 +1,331 @@
+package merger
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// group is the chunks of one (process_date, batch_id) of a batch: one output object (or more,
+// rotated at MaxObjectBytes).
+type group struct {
+	processDate, batchID string
+	chunks               []*chunk
+}
+
+func groupsOf(cs []*chunk) []*group {
+	idx := map[[2]string]*group{}
+	var gs []*group
+	for _, c := range cs { // cs is in chunk index order, so each group's chunks are too
+		k := [2]string{c.processDate, c.batchID}
+		g, ok := idx[k]
+		if !ok {
+			g = &group{processDate: c.processDate, batchID: c.batchID}
+			idx[k] = g
+			gs = append(gs, g)
+		}
+		g.chunks = append(g.chunks, c)
+	}
+	sort.Slice(gs, func(i, j int) bool {
+		if gs[i].processDate != gs[j].processDate {
+			return gs[i].processDate < gs[j].processDate
+		}
+		return gs[i].batchID < gs[j].batchID
+	})
+	return gs
+}
+
+// part is one Parquet object being written; visible only after commit.
+type part struct {
+	key  string
+	w    objstore.Writer
+	cw   *countingWriter
+	fw   *pqarrow.FileWriter
+	rows int64
+	done bool // footer written
+}
+
+// groupOut is what writing a group produced, not yet committed.
+type groupOut struct {
+	g      *group
+	prefix string
+	parts  []*part
+	qfile  *os.File
+	qbuf   *bufio.Writer
+	qrows  int64
+	qkinds map[string]int64
+	qerr   error
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// quarantineLine is one line of a quarantine object.
+type quarantineLine struct {
+	Table     string `json:"table"`
+	ArchiveID string `json:"archive_id"`
+	Member    string `json:"member"`
+	Line      int64  `json:"line"`
+	Kind      string `json:"kind"`
+	Reason    string `json:"reason"`
+	Raw       string `json:"raw"`
+}
+
+// removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch
+// that rotated more (e.g. under a smaller MaxObjectBytes), so a replay never duplicates rows.
+func (c *committer) removeStaleParts(ctx context.Context, prefix, archive string, n int) {
+	base := prefix + "part-" + archive + "-"
+	var stale []string
+	err := c.out.List(ctx, base, "", func(a objstore.Attrs) error {
+		rest, ok := strings.CutSuffix(strings.TrimPrefix(a.Key, base), ".parquet")
+		if i, err := strconv.Atoi(rest); ok && err == nil && len(rest) == 4 && i >= n {
+			stale = append(stale, a.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("list rotated parts", "prefix", base, "err", err)
+		return
+	}
+	for _, k := range stale {
+		if err := c.out.Delete(ctx, k); err != nil {
+			c.log.Warn("delete stale part", "key", k, "err", err)
+		} else {
+			c.log.Info("deleted stale part", "key", k)
+		}
+	}
+}
+
+// writeGroup parses the group's chunks in chunk order through a Builder under s, cutting a row
+// group every RowGroupBytes and rotating objects at MaxObjectBytes. Every object has every column
+// of s, in registry order: a column no member of the group has is all null.
+func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
+	bld := table.NewBuilder(c.alloc, s, b.opts)
+	defer bld.Release()
+	var accounted int64
+	defer func() { c.mem.add(-accounted) }()
+
+	var curMember string
+	quarantine := func(q table.Quarantined) {
+		if o.qerr != nil {
+			return
+		}
+		if o.qfile == nil {
+			f, err := os.CreateTemp(c.cfg.SpillDir, "quarantine-*.jsonl")
+			if err != nil {
+				o.qerr = fmt.Errorf("create quarantine scratch: %w", err)
+				return
+			}
+			o.qfile, o.qbuf = f, bufio.NewWriterSize(f, 256<<10)
+		}
+		line, err := json.Marshal(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: curMember,
+			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)})
+		if err != nil {
+			o.qerr = err
+			return
+		}
+		_, _ = o.qbuf.Write(line)
+		if err := o.qbuf.WriteByte('\n'); err != nil {
+			o.qerr = fmt.Errorf("write quarantine scratch: %w", err)
+		}
+		o.qrows++
+		if o.qkinds == nil {
+			o.qkinds = map[string]int64{}
+		}
+		o.qkinds[q.Kind]++
+	}
+
+	// Row groups are Parquet-encoded on their own goroutine while the next one is parsed: a large
+	// batch uses two cores. The writer owns o.parts until finish returns.
+	rw := c.startRowGroupWriter(ctx, b, bld.ArrowSchema(), o)
+	finished := false
+	defer func() {
+		if !finished {
+			_ = rw.finish()
+		}
+	}()
+	flush := func() error {
+		if bld.Len() == 0 {
+			return nil
+		}
+		if err := rw.send(bld.NewRecordBatch(), accounted); err != nil {
+			accounted = 0 // released by the writer
+			return err
+		}
+		accounted = 0 // now the writer's, released once written
+		return nil
+	}
+
+	var buf []byte
+	for _, ch := range o.g.chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, nbuf, err := b.payload(ch, buf)
+		buf = nbuf
+		if err != nil {
+			return err
+		}
+		curMember = ch.memberName
+		if _, err := bld.Append(b.members[ch.member].names, data, ch.firstLine, quarantine); err != nil {
+			return permanent(fmt.Errorf("parse chunk %d of member %s: %w", ch.index, ch.memberName, err))
+		}
+		if o.qerr != nil {
+			return o.qerr
+		}
+		sz := bld.ApproxBytes()
+		c.mem.add(sz - accounted)
+		accounted = sz
+		if c.mem.over() {
+			c.mem.relieve()
+		}
+		if sz >= c.cfg.RowGroupBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	finished = true
+	if err := rw.finish(); err != nil {
+		return err
+	}
+	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
+		if _, err := c.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
+			return err
+		}
+	}
+	if last := o.parts[len(o.parts)-1]; !last.done {
+		return c.finishPart(last)
+	}
+	return nil
+}
+
+// rowGroupWriter writes a group's row groups, in order, on a goroutine of its own.
+type rowGroupWriter struct {
+	ch   chan rowGroup // unbuffered: at most one row group written while the next is built
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+type rowGroup struct {
+	rec  arrow.RecordBatch
+	acct int64 // budget bytes accounted for rec, given back once it is written
+}
+
+func (c *committer) startRowGroupWriter(ctx context.Context, b *batch, sc *arrow.Schema, o *groupOut) *rowGroupWriter {
+	w := &rowGroupWriter{ch: make(chan rowGroup), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for rg := range w.ch {
+			if w.failed() == nil {
+				if err := c.writeRowGroup(ctx, b, sc, rg.rec, o); err != nil {
+					w.mu.Lock()
+					w.err = err
+					w.mu.Unlock()
+				}
+			}
+			rg.rec.Release()
+			c.mem.add(-rg.acct)
+		}
+	}()
+	return w
+}
+
+func (w *rowGroupWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// send hands rec over (the writer releases it and its accounting, whatever happens); it returns
+// the writer's error, if an earlier row group failed.
+func (w *rowGroupWriter) send(rec arrow.RecordBatch, acct int64) error {
+	w.ch <- rowGroup{rec: rec, acct: acct}
+	return w.failed()
+}
+
+// finish waits until every row group sent is written and returns the first error.
+func (w *rowGroupWriter) finish() error {
+	close(w.ch)
+	<-w.done
+	return w.failed()
+}
+
+// writeRowGroup appends rec to the group's current part, starting one if needed, and finishes
+// the part once it reaches MaxObjectBytes.
+func (c *committer) writeRowGroup(ctx context.Context, b *batch, sc *arrow.Schema, rec arrow.RecordBatch, o *groupOut) error {
+	p, err := c.currentPart(ctx, b, sc, rec, o)
+	if err != nil {
+		return err
+	}
+	err = p.fw.Write(rec)
+	p.rows += rec.NumRows()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p.key, err)
+	}
+	if p.cw.n >= c.cfg.MaxObjectBytes {
+		return c.finishPart(p)
+	}
+	return nil
+}
+
+// currentPart returns the open part of o, starting the next one when there is none; first is the
+// record batch about to be written (nil for none), from which a new part's writer properties are
+// chosen (objectProps).
+func (c *committer) currentPart(ctx context.Context, b *batch, sc *arrow.Schema, first arrow.RecordBatch, o *groupOut) (*part, error) {
+	if n := len(o.parts); n > 0 && !o.parts[n-1].done {
+		return o.parts[n-1], nil
+	}
+	p := &part{key: o.prefix + partName(b.key.archive, len(o.parts))}
+	w, err := c.out.Create(ctx, p.key)
+	if err != nil {
+		if errors.Is(err, objstore.ErrInvalidKey) {
+			return nil, permanent(fmt.Errorf("create %s: %w", p.key, err))
+		}
+		return nil, fmt.Errorf("create %s: %w", p.key, err)
+	}
+	p.w = w
+	p.cw = &countingWriter{w: w}
+	o.parts = append(o.parts, p)
+	fw, err := pqarrow.NewFileWriter(sc, p.cw, objectProps(c.pqOpts, first), c.arrowProps)
+	if err != nil {
+		return nil, fmt.Errorf("start parquet %s: %w", p.key, err)
+	}
+	p.fw = fw
+	return p, nil
+}
+
+// finishPart writes the footer; the object stays invisible until committed.
+func (c *committer) finishPart(p *part) error {
+	p.done = true
+	if err := p.fw.Close(); err != nil {
+		return fmt.Errorf("finish parquet %s: %w", p.key, err)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package merger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// evolve merges cols into the table's registered schema with compare-and-set: on a conflict
+// (another merger updated it first) it reloads and evolves again.
+func (c *committer) evolve(ctx context.Context, tbl string, cols []table.ColumnType, opts table.Options) (*table.Schema, bool, error) {
+	key := schemaRegistryKey(tbl)
+	for range 100 {
+		prev, rev, err := c.loadSchema(ctx, key)
+		if err != nil {
+			return nil, false, err
+		}
+		next, changed := table.Evolve(tbl, prev, cols, opts)
+		if !changed {
+			return next, false, nil
+		}
+		doc, err := json.Marshal(next)
+		if err != nil {
+			return nil, false, permanent(fmt.Errorf("encode schema: %w", err))
+		}
+		if prev == nil {
+			_, err = c.schemas.Create(ctx, key, doc)
+		} else {
+			_, err = c.schemas.Update(ctx, key, doc, rev)
+		}
+		if err == nil {
+			return next, true, nil
+		}
+		if !isConflict(err) {
+			return nil, false, fmt.Errorf("write schema %s: %w", key, err)
+		}
+		c.log.Debug("schema registry conflict, retrying", "table", tbl)
+	}
+	return nil, false, fmt.Errorf("write schema %s: too many conflicts", key)
+}
+
+// schemaRegistryKey is the registry key of a table: "table.<table-token>" (docs/DESIGN.md), except
+// that '~' (the token's escape character) is written '=': JetStream KV keys do not allow '~', and
+// '=' never occurs in a token (TableToken escapes it), so the mapping stays reversible.
+func schemaRegistryKey(tbl string) string {
+	return "table." + strings.ReplaceAll(bus.TableToken(tbl), "~", "=")
+}
+
+func (c *committer) loadSchema(ctx context.Context, key string) (*table.Schema, uint64, error) {
+	e, err := c.schemas.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, 0, permanent(fmt.Errorf("read schema %s: %w", key, err))
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read schema %s: %w", key, err)
+	}
+	var s table.Schema
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, 0, permanent(fmt.Errorf("decode schema %s (revision %d): %w", key, e.Revision(), err))
+	}
+	return &s, e.Revision(), nil
+}
+
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// writeSchemaDoc copies the registry document of s to _schemas/<table>/v<N>.json: always when this
+// batch changed the schema, else once per process when it is missing (a crash between the
+// registry update and the copy).
+func (c *committer) writeSchemaDoc(ctx context.Context, s *table.Schema, changed bool) error {
+	key := schemaKey(s.Table, s.Version)
+	if !changed {
+		if _, ok := c.schemaDocs.Load(key); ok {
+			return nil
+		}
+		if _, err := c.out.Stat(ctx, key); err == nil {
+			c.schemaDocs.Store(key, true)
+			return nil
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("stat %s: %w", key, err)
+		}
+	}
+	doc, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return permanent(err)
+	}
+	if err := c.out.Put(ctx, key, bytes.NewReader(append(doc, '\n'))); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	c.schemaDocs.Store(key, true)
+	return nil
+}

@@ -1,0 +1,118 @@
+package summarizer
+
+import (
+	"context"
+	"time"
+)
+
+// settle runs the post-merge checks that are due, then (re)writes every summary whose content
+// changed, then prunes what the stream has forgotten.
+func (s *Summarizer) settle(ctx context.Context) error {
+	st := s.st
+	now := s.now().UTC()
+	if err := s.runChecks(ctx); err != nil {
+		return err
+	}
+	if ok, longest := s.expectations(); ok {
+		today := now.Truncate(24 * time.Hour)
+		st.watched[today.Format(time.DateOnly)] = true
+		if !st.started { // recent days whose deadline is still ahead: nobody could have reported them
+			for d := today.AddDate(0, 0, -1); d.Add(longest).After(now); d = d.AddDate(0, 0, -1) {
+				st.watched[d.Format(time.DateOnly)] = true
+			}
+		}
+	}
+	st.started = true
+
+	byDate := map[string][]*archive{}
+	for _, id := range sortedKeys(st.archives) {
+		a := st.archives[id]
+		for _, d := range a.dates() {
+			byDate[d] = append(byDate[d], a)
+		}
+	}
+	dupsByDate := map[string][]*duplicate{}
+	for _, k := range sortedKeys(st.dups) {
+		d := st.dups[k]
+		for _, day := range st.dupDates(d) {
+			dupsByDate[day] = append(dupsByDate[day], d)
+		}
+	}
+	dates := map[string]bool{}
+	for d := range byDate {
+		dates[d] = true
+	}
+	for d := range dupsByDate {
+		dates[d] = true
+	}
+	for d := range st.watched {
+		dates[d] = true
+	}
+	names := st.names()
+	var firstErr error
+	for _, date := range sortedKeys(dates) {
+		ds := st.dates[date]
+		if ds == nil {
+			ds = &dateState{}
+			st.dates[date] = ds
+		}
+		pending := 0
+		for _, a := range byDate[date] {
+			if v, _, _ := a.verdict(); v == StatePending {
+				pending++
+			}
+		}
+		hasEntries := len(byDate[date])+len(dupsByDate[date]) > 0
+		if !(hasEntries && pending == 0) && !s.deadlinePassed(date, now) {
+			ds.current = false
+			continue
+		}
+		if err := s.writeSummary(ctx, date, byDate[date], dupsByDate[date], ds, names, now); err != nil {
+			ds.current = false
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	s.prune(dates, now)
+	return firstErr
+}
+
+// prune forgets archives and duplicates the stream has dropped (older than its max age, by
+// stream time), watched dates two days past their deadline, and the state of dates that have
+// nothing left; their summaries stay in Out and are carried over if the date is ever rewritten.
+func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
+	st := s.st
+	for d := range st.dates {
+		if !dates[d] {
+			delete(st.dates, d)
+		}
+	}
+	_, longest := s.expectations()
+	for d := range st.watched {
+		if t, err := time.Parse(time.DateOnly, d); err != nil || now.After(t.Add(longest+48*time.Hour)) {
+			delete(st.watched, d)
+		}
+	}
+	var newest int64
+	for _, a := range st.archives {
+		newest = max(newest, a.lastMs)
+	}
+	for _, d := range st.dups {
+		newest = max(newest, d.lastMs)
+	}
+	horizon := newest - s.bus.Cfg.EventsMaxAge.Milliseconds()
+	if s.bus.Cfg.EventsMaxAge <= 0 || horizon <= 0 {
+		return
+	}
+	for id, a := range st.archives {
+		if a.lastMs < horizon {
+			delete(st.archives, id)
+		}
+	}
+	for k, d := range st.dups {
+		if d.lastMs < horizon {
+			delete(st.dups, k)
+		}
+	}
+}
