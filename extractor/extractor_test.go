@@ -144,7 +144,7 @@ func TestExtractMultiTableArchive(t *testing.T) {
 		t.Errorf("directory entries must not be listed as members: %v", rej)
 	}
 	for name, want := range map[string]string{
-		"export/README.txt": "skipped: not a table file",
+		"export/README.txt":                            "skipped: not a table file",
 		"export/deep/er/customers_20250103_b7.csv.bak": "skipped: not a table file",
 	} {
 		if rej[name] != want {
