@@ -1318,8 +1318,13 @@ type BatchCommitted struct {
 	Replay            bool                   `protobuf:"varint,14,opt,name=replay,proto3" json:"replay,omitempty"`
 	CommittedUnixMs   int64                  `protobuf:"varint,15,opt,name=committed_unix_ms,json=committedUnixMs,proto3" json:"committed_unix_ms,omitempty"`
 	Merger            string                 `protobuf:"bytes,16,opt,name=merger,proto3" json:"merger,omitempty"` // instance that committed
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Data quality (docs/DATA-QUALITY.md): every configured rule's outcome for this batch, in the
+	// order of the results object; empty when the table has no rules.
+	Quality       []*QualityResult `protobuf:"bytes,17,rep,name=quality,proto3" json:"quality,omitempty"`
+	QualityKey    string           `protobuf:"bytes,18,opt,name=quality_key,json=qualityKey,proto3" json:"quality_key,omitempty"`           // _dq/results/... object holding the same results
+	QualityForced bool             `protobuf:"varint,19,opt,name=quality_forced,json=qualityForced,proto3" json:"quality_forced,omitempty"` // committed although a fail rule failed (`sluice dlq retry --force`)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchCommitted) Reset() {
@@ -1464,6 +1469,153 @@ func (x *BatchCommitted) GetMerger() string {
 	return ""
 }
 
+func (x *BatchCommitted) GetQuality() []*QualityResult {
+	if x != nil {
+		return x.Quality
+	}
+	return nil
+}
+
+func (x *BatchCommitted) GetQualityKey() string {
+	if x != nil {
+		return x.QualityKey
+	}
+	return ""
+}
+
+func (x *BatchCommitted) GetQualityForced() bool {
+	if x != nil {
+		return x.QualityForced
+	}
+	return false
+}
+
+// QualityResult: one data-quality rule's outcome for one batch (the columns of the results
+// Parquet, less what the event already says: table, archive, date and batch).
+type QualityResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	Column        string                 `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"` // empty for a table rule
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`     // row | table | date
+	Action        string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"` // warn | quarantine | fail
+	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"` // pass | warn | fail | missing_column
+	CheckedRows   int64                  `protobuf:"varint,6,opt,name=checked_rows,json=checkedRows,proto3" json:"checked_rows,omitempty"`
+	FailedRows    int64                  `protobuf:"varint,7,opt,name=failed_rows,json=failedRows,proto3" json:"failed_rows,omitempty"`
+	Observed      string                 `protobuf:"bytes,8,opt,name=observed,proto3" json:"observed,omitempty"`
+	Expected      string                 `protobuf:"bytes,9,opt,name=expected,proto3" json:"expected,omitempty"`
+	ProcessDate   string                 `protobuf:"bytes,10,opt,name=process_date,json=processDate,proto3" json:"process_date,omitempty"`
+	BatchId       string                 `protobuf:"bytes,11,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QualityResult) Reset() {
+	*x = QualityResult{}
+	mi := &file_sluice_v1_sluice_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QualityResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QualityResult) ProtoMessage() {}
+
+func (x *QualityResult) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_sluice_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QualityResult.ProtoReflect.Descriptor instead.
+func (*QualityResult) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *QualityResult) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *QualityResult) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *QualityResult) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *QualityResult) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *QualityResult) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *QualityResult) GetCheckedRows() int64 {
+	if x != nil {
+		return x.CheckedRows
+	}
+	return 0
+}
+
+func (x *QualityResult) GetFailedRows() int64 {
+	if x != nil {
+		return x.FailedRows
+	}
+	return 0
+}
+
+func (x *QualityResult) GetObserved() string {
+	if x != nil {
+		return x.Observed
+	}
+	return ""
+}
+
+func (x *QualityResult) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *QualityResult) GetProcessDate() string {
+	if x != nil {
+		return x.ProcessDate
+	}
+	return ""
+}
+
+func (x *QualityResult) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
 // DeadLetter: any stage -> <prefix>.dlq.<stage>. The original message is kept when it fits.
 type DeadLetter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1484,7 +1636,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_sluice_v1_sluice_proto_msgTypes[13]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1648,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_sluice_proto_msgTypes[13]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1661,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{13}
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeadLetter) GetStage() string {
@@ -1604,7 +1756,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_sluice_v1_sluice_proto_msgTypes[14]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1768,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_sluice_proto_msgTypes[14]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1781,7 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{14}
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CheckResult) GetArchiveId() string {
@@ -1682,13 +1834,14 @@ type SummaryWritten struct {
 	Complete       bool                   `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"` // every expected source in, or no expectations configured
 	MissingSources []string               `protobuf:"bytes,4,rep,name=missing_sources,json=missingSources,proto3" json:"missing_sources,omitempty"`
 	CheckOk        bool                   `protobuf:"varint,5,opt,name=check_ok,json=checkOk,proto3" json:"check_ok,omitempty"`
+	Quality        string                 `protobuf:"bytes,6,opt,name=quality,proto3" json:"quality,omitempty"` // data quality of the date: "" (no rules), OK, WARN or FAIL
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SummaryWritten) Reset() {
 	*x = SummaryWritten{}
-	mi := &file_sluice_v1_sluice_proto_msgTypes[15]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1853,7 @@ func (x *SummaryWritten) String() string {
 func (*SummaryWritten) ProtoMessage() {}
 
 func (x *SummaryWritten) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_sluice_proto_msgTypes[15]
+	mi := &file_sluice_v1_sluice_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1866,7 @@ func (x *SummaryWritten) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryWritten.ProtoReflect.Descriptor instead.
 func (*SummaryWritten) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{15}
+	return file_sluice_v1_sluice_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SummaryWritten) GetProcessDate() string {
@@ -1749,6 +1902,13 @@ func (x *SummaryWritten) GetCheckOk() bool {
 		return x.CheckOk
 	}
 	return false
+}
+
+func (x *SummaryWritten) GetQuality() string {
+	if x != nil {
+		return x.Quality
+	}
+	return ""
 }
 
 var File_sluice_v1_sluice_proto protoreflect.FileDescriptor
@@ -1882,7 +2042,7 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\"=\n" +
 	"\x0fQuarantineCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\x03R\x04rows\"\xbe\x04\n" +
+	"\x04rows\x18\x02 \x01(\x03R\x04rows\"\xba\x05\n" +
 	"\x0eBatchCommitted\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x18\n" +
@@ -1902,7 +2062,25 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"durationMs\x12\x16\n" +
 	"\x06replay\x18\x0e \x01(\bR\x06replay\x12*\n" +
 	"\x11committed_unix_ms\x18\x0f \x01(\x03R\x0fcommittedUnixMs\x12\x16\n" +
-	"\x06merger\x18\x10 \x01(\tR\x06merger\"\x96\x03\n" +
+	"\x06merger\x18\x10 \x01(\tR\x06merger\x122\n" +
+	"\aquality\x18\x11 \x03(\v2\x18.sluice.v1.QualityResultR\aquality\x12\x1f\n" +
+	"\vquality_key\x18\x12 \x01(\tR\n" +
+	"qualityKey\x12%\n" +
+	"\x0equality_forced\x18\x13 \x01(\bR\rqualityForced\"\xb9\x02\n" +
+	"\rQualityResult\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06column\x18\x02 \x01(\tR\x06column\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12!\n" +
+	"\fchecked_rows\x18\x06 \x01(\x03R\vcheckedRows\x12\x1f\n" +
+	"\vfailed_rows\x18\a \x01(\x03R\n" +
+	"failedRows\x12\x1a\n" +
+	"\bobserved\x18\b \x01(\tR\bobserved\x12\x1a\n" +
+	"\bexpected\x18\t \x01(\tR\bexpected\x12!\n" +
+	"\fprocess_date\x18\n" +
+	" \x01(\tR\vprocessDate\x12\x19\n" +
+	"\bbatch_id\x18\v \x01(\tR\abatchId\"\x96\x03\n" +
 	"\n" +
 	"DeadLetter\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x16\n" +
@@ -1933,13 +2111,14 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\rrows_expected\x18\x04 \x01(\x03R\frowsExpected\x12\x1d\n" +
 	"\n" +
 	"rows_found\x18\x05 \x01(\x03R\trowsFound\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xa5\x01\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xbf\x01\n" +
 	"\x0eSummaryWritten\x12!\n" +
 	"\fprocess_date\x18\x01 \x01(\tR\vprocessDate\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12'\n" +
 	"\x0fmissing_sources\x18\x04 \x03(\tR\x0emissingSources\x12\x19\n" +
-	"\bcheck_ok\x18\x05 \x01(\bR\acheckOk*E\n" +
+	"\bcheck_ok\x18\x05 \x01(\bR\acheckOk\x12\x18\n" +
+	"\aquality\x18\x06 \x01(\tR\aquality*E\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSTAGE_EXTRACTOR\x10\x01\x12\x10\n" +
@@ -1958,7 +2137,7 @@ func file_sluice_v1_sluice_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_sluice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_sluice_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_sluice_v1_sluice_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_sluice_v1_sluice_proto_goTypes = []any{
 	(Stage)(0),               // 0: sluice.v1.Stage
 	(Chunk_Codec)(0),         // 1: sluice.v1.Chunk.Codec
@@ -1975,10 +2154,11 @@ var file_sluice_v1_sluice_proto_goTypes = []any{
 	(*CommittedObject)(nil),  // 12: sluice.v1.CommittedObject
 	(*QuarantineCount)(nil),  // 13: sluice.v1.QuarantineCount
 	(*BatchCommitted)(nil),   // 14: sluice.v1.BatchCommitted
-	(*DeadLetter)(nil),       // 15: sluice.v1.DeadLetter
-	(*CheckResult)(nil),      // 16: sluice.v1.CheckResult
-	(*SummaryWritten)(nil),   // 17: sluice.v1.SummaryWritten
-	nil,                      // 18: sluice.v1.DeadLetter.HeadersEntry
+	(*QualityResult)(nil),    // 15: sluice.v1.QualityResult
+	(*DeadLetter)(nil),       // 16: sluice.v1.DeadLetter
+	(*CheckResult)(nil),      // 17: sluice.v1.CheckResult
+	(*SummaryWritten)(nil),   // 18: sluice.v1.SummaryWritten
+	nil,                      // 19: sluice.v1.DeadLetter.HeadersEntry
 }
 var file_sluice_v1_sluice_proto_depIdxs = []int32{
 	1,  // 0: sluice.v1.Chunk.codec:type_name -> sluice.v1.Chunk.Codec
@@ -1989,12 +2169,13 @@ var file_sluice_v1_sluice_proto_depIdxs = []int32{
 	0,  // 5: sluice.v1.ArchiveFailed.origin:type_name -> sluice.v1.Stage
 	12, // 6: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
 	13, // 7: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
-	18, // 8: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 8: sluice.v1.BatchCommitted.quality:type_name -> sluice.v1.QualityResult
+	19, // 9: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_sluice_proto_init() }
@@ -2008,7 +2189,7 @@ func file_sluice_v1_sluice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_sluice_proto_rawDesc), len(file_sluice_v1_sluice_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
