@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-dev/sluice/internal/quality"
+
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -25,6 +27,10 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 		return ctx.Err()
 	}
 	if err != nil { // permanent: the committer retries everything else
+		var qf *qualityFailure
+		if errors.As(err, &qf) {
+			m.observeQuality(b.key.table, qf.failed)
+		}
 		if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error()) {
 			return errDeadLettered
 		}
@@ -32,6 +38,7 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 	}
 	m.recordCommitted(ctx, b.key)
 	m.ackBatch(ctx, b, marker)
+	m.observeQuality(b.key.table, res.quality)
 	m.met.committed.Inc()
 	m.met.rowsOut.Add(float64(res.rowsOut))
 	m.met.bytesWritten.Add(float64(res.bytes))
@@ -43,6 +50,27 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 		"objects", len(res.objects), "rows_in", mk.Rows, "rows_out", res.rowsOut, "quarantined", res.quarantined,
 		"schema_version", res.schema.Version, "bytes", res.bytes)
 	return nil
+}
+
+// observeQuality counts a batch's data-quality outcomes and sets the table's last status.
+func (m *Merger) observeQuality(tbl string, rs []quality.Result) {
+	if len(rs) == 0 {
+		return
+	}
+	status := 0.0
+	for _, r := range rs {
+		m.met.dqResults.WithLabelValues(tbl, r.Rule, r.Status).Inc()
+		if r.Kind == quality.KindRow && r.FailedRows > 0 {
+			m.met.dqFailedRows.WithLabelValues(tbl, r.Rule, r.Column).Add(float64(r.FailedRows))
+		}
+		switch r.Status {
+		case quality.StatusWarn:
+			status = max(status, 1)
+		case quality.StatusFail:
+			status = 2
+		}
+	}
+	m.met.dqStatus.WithLabelValues(tbl).Set(status)
 }
 
 // recordCommitted notes the commit in the archive's ledger record (ledger.BatchCommitted), so a

@@ -1,6 +1,7 @@
 package merger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/quality"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -54,6 +56,10 @@ type committer struct {
 
 	// replayID is set for a Replay: BatchCommitted says replay=true, with a message id of its own.
 	replayID string
+	// quality holds the partners' data-quality rules; force commits a batch although a fail rule
+	// failed (a forced replay: `sluice dlq retry --force`), which the event records.
+	quality *qualityRules
+	force   bool
 
 	schemaDocs sync.Map // _schemas/<table>/v<N>.json keys known to exist
 }
@@ -69,7 +75,8 @@ var _ schemaStore = (jetstream.KeyValue)(nil)
 
 // newCommitter builds the commit path from a prepared configuration and dependencies (prepare).
 func newCommitter(cfg Config, deps Deps, mem *spiller) *committer {
-	c := &committer{cfg: cfg, bus: deps.Bus, out: deps.Out, alloc: deps.Alloc, mem: mem, log: deps.Log, now: deps.Now}
+	c := &committer{cfg: cfg, bus: deps.Bus, out: deps.Out, alloc: deps.Alloc, mem: mem, log: deps.Log, now: deps.Now,
+		quality: &qualityRules{partners: deps.Partners}}
 	c.semCap = max(cfg.MemoryBudget/2, cfg.RowGroupBytes+commitOverhead)
 	c.sem = semaphore.NewWeighted(c.semCap)
 	c.pqOpts, c.arrowProps = writerProps(c.alloc, cfg.ZstdLevel)
@@ -146,6 +153,9 @@ type commitResult struct {
 	rowsOut       int64
 	bytes         int64
 	quarantined   int64
+	quality       []quality.Result // every rule's outcome, group by group
+	qualityKey    string           // the first group's _dq/results object
+	qualityFailed bool             // a fail rule failed (the commit was forced)
 	kinds         map[string]int64
 	quarantineKey string
 }
@@ -166,6 +176,9 @@ func (c *committer) publishCommitted(ctx context.Context, b *batch, mk *sluicev1
 		CommittedUnixMs: c.now().UnixMilli(),
 		Merger:          c.cfg.Instance,
 		Replay:          b.key.attempt > 0 || c.replayID != "", // attempts are bumped only by re-extraction
+		Quality:         protoResults(res.quality),
+		QualityKey:      res.qualityKey,
+		QualityForced:   res.qualityFailed,
 	}
 	if res.schema != nil {
 		ev.SchemaVersion = res.schema.Version
@@ -234,8 +247,9 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 			}
 		}
 	}()
+	added, widened := schemaChanges(res.schema, res.changed)
 	for _, g := range groupsOf(chunks) {
-		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID)}
+		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID), added: added, widened: widened}
 		outs = append(outs, o)
 		if err := c.writeGroup(ctx, b, res.schema, o); err != nil {
 			return nil, err
@@ -264,6 +278,31 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 		for k, n := range o.qkinds {
 			res.kinds[k] += n
 		}
+	}
+	// The data-quality results and profiles, then the Parquet objects: a reader that finds an
+	// object finds its results (a crash in between rewrites the same keys).
+	for _, o := range outs {
+		resBytes, profBytes, err := c.qualityObjects(o.results, o.profiles)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		if len(resBytes) > 0 {
+			key := quality.ResultsKey(b.key.table, o.g.processDate, o.g.batchID, b.key.archive)
+			if err := c.out.Put(ctx, key, bytes.NewReader(resBytes)); err != nil {
+				return nil, fmt.Errorf("put %s: %w", key, err)
+			}
+			if res.qualityKey == "" {
+				res.qualityKey = key
+			}
+		}
+		if len(profBytes) > 0 {
+			key := quality.ProfilesKey(b.key.table, o.g.processDate, o.g.batchID, b.key.archive)
+			if err := c.out.Put(ctx, key, bytes.NewReader(profBytes)); err != nil {
+				return nil, fmt.Errorf("put %s: %w", key, err)
+			}
+		}
+		res.quality = append(res.quality, o.results...)
+		res.qualityFailed = res.qualityFailed || o.failed
 	}
 	for _, o := range outs {
 		for _, p := range o.parts {

@@ -21,6 +21,10 @@ type metrics struct {
 	spillBytes    prometheus.Gauge
 	spilledTotal  prometheus.Counter
 	quarantined   *prometheus.CounterVec
+	// Data quality: label values come from the configured rules only (bounded cardinality).
+	dqResults    *prometheus.CounterVec // table, rule, status
+	dqFailedRows *prometheus.CounterVec // table, rule, column
+	dqStatus     *prometheus.GaugeVec   // table: 0 pass, 1 warn, 2 fail (last batch)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +43,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		spilledTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "spilled_bytes_total", Help: "Bytes written to spill files."}),
 		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "quarantined_rows_total", Help: "Rows quarantined, by table."},
 			[]string{"table"}),
+		dqResults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_results_total",
+			Help: "Data-quality rule outcomes of committed or rejected batches, by table, rule and status (pass, warn, fail, missing_column)."},
+			[]string{"table", "rule", "status"}),
+		dqFailedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_failed_rows_total",
+			Help: "Rows that failed a data-quality row rule, by table, rule and column (warned, quarantined or failing the batch)."},
+			[]string{"table", "rule", "column"}),
+		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
+			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
 	if reg == nil {
 		return m
@@ -55,6 +67,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.spillBytes = register(reg, m.spillBytes)
 	m.spilledTotal = register(reg, m.spilledTotal)
 	m.quarantined = register(reg, m.quarantined)
+	m.dqResults = register(reg, m.dqResults)
+	m.dqFailedRows = register(reg, m.dqFailedRows)
+	m.dqStatus = register(reg, m.dqStatus)
 	return m
 }
 

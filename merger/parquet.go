@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/quality"
 	"github.com/sluice-dev/sluice/internal/table"
 )
 
@@ -69,6 +70,12 @@ type groupOut struct {
 	qrows  int64
 	qkinds map[string]int64
 	qerr   error
+	qparse int64 // of qrows, rows the parser set aside (the rest: data-quality rules)
+
+	added, widened []string          // columns the batch's schema change added and widened
+	results        []quality.Result  // the group's data-quality outcomes
+	profiles       []quality.Profile // its column profiles
+	failed         bool              // a fail rule failed (only when the commit is forced)
 }
 
 type countingWriter struct {
@@ -90,7 +97,13 @@ type quarantineLine struct {
 	Line      int64  `json:"line"`
 	Kind      string `json:"kind"`
 	Reason    string `json:"reason"`
-	Raw       string `json:"raw"`
+	Raw       string `json:"raw,omitempty"`
+	// A row a data-quality rule quarantined: the rule, the column, the offending value and the
+	// row as written (column → value, nulls left out); Line is 0.
+	Rule   string            `json:"rule,omitempty"`
+	Column string            `json:"column,omitempty"`
+	Value  string            `json:"value,omitempty"`
+	Row    map[string]string `json:"row,omitempty"`
 }
 
 // removeStaleParts deletes rotated parts beyond n left by an earlier commit of the same batch
@@ -127,8 +140,15 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	var accounted int64
 	defer func() { c.mem.add(-accounted) }()
 
+	rules, err := c.quality.get(b.partner, b.key.table)
+	if err != nil {
+		return permanent(err)
+	}
+	qb := rules.NewBatch(c.alloc, quality.BatchMeta{ArchiveID: b.key.archive, ProcessDate: o.g.processDate,
+		BatchID: o.g.batchID, Schema: s, Absent: absentColumns(b, o.g, s)})
+
 	var curMember string
-	quarantine := func(q table.Quarantined) {
+	writeQ := func(ql quarantineLine, kind string) {
 		if o.qerr != nil {
 			return
 		}
@@ -140,8 +160,7 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 			}
 			o.qfile, o.qbuf = f, bufio.NewWriterSize(f, 256<<10)
 		}
-		line, err := json.Marshal(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: curMember,
-			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)})
+		line, err := json.Marshal(ql)
 		if err != nil {
 			o.qerr = err
 			return
@@ -154,7 +173,12 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		if o.qkinds == nil {
 			o.qkinds = map[string]int64{}
 		}
-		o.qkinds[q.Kind]++
+		o.qkinds[kind]++
+	}
+	quarantine := func(q table.Quarantined) {
+		o.qparse++
+		writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: curMember,
+			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)}, q.Kind)
 	}
 
 	// Row groups are Parquet-encoded on their own goroutine while the next one is parsed: a large
@@ -170,7 +194,23 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		if bld.Len() == 0 {
 			return nil
 		}
-		if err := rw.send(bld.NewRecordBatch(), accounted); err != nil {
+		rec := bld.NewRecordBatch()
+		keep, failures, err := qb.Check(rec)
+		for _, f := range failures {
+			kind := "quality:" + f.Rule
+			writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Kind: kind,
+				Reason: fmt.Sprintf("%s failed on column %s", f.Rule, f.Column), Rule: f.Rule, Column: f.Column,
+				Value: f.Value, Row: rowOf(rec, f.Row)}, kind)
+		}
+		rec.Release()
+		if err != nil {
+			return permanent(fmt.Errorf("data-quality check: %w", err))
+		}
+		if o.qerr != nil {
+			keep.Release()
+			return o.qerr
+		}
+		if err := rw.send(keep, accounted); err != nil {
 			accounted = 0 // released by the writer
 			return err
 		}
@@ -214,6 +254,12 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	if err := rw.finish(); err != nil {
 		return err
 	}
+	results, failed, profiles := qb.Finish(quality.FinishInput{QuarantinedOther: o.qparse,
+		SchemaAdded: o.added, SchemaWidened: o.widened})
+	if len(failed) > 0 && !c.force {
+		return permanent(&qualityFailure{failed: failed})
+	}
+	o.results, o.profiles, o.failed = results, profiles, len(failed) > 0
 	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
 		if _, err := c.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
 			return err

@@ -33,6 +33,9 @@ type ReplaySpec struct {
 	// ID names the replay in its BatchCommitted message ids and logs; default generated. Two
 	// replays with the same ID inside the duplicate window publish their events once.
 	ID string
+	// Force commits batches although a data-quality `fail` rule fails; BatchCommitted records it
+	// (quality_forced) and the summaries count the date's quality as failed.
+	Force bool
 }
 
 // Validate reports a spec that cannot be run.
@@ -158,6 +161,7 @@ func Replay(ctx context.Context, cfg Config, deps Deps, spec ReplaySpec) (Replay
 	mem := newSpiller(cfg.MemoryBudget, cfg.SpillDir, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
 	c := newCommitter(cfg, deps, mem)
 	c.replayID = spec.ID
+	c.force = spec.Force
 	r := &replay{c: c, mem: mem, tables: tables, bus: deps.Bus, log: deps.Log, now: deps.Now, spec: spec, res: &res, ledger: deps.Ledger}
 	return res, r.run(ctx)
 }

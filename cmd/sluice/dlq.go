@@ -30,13 +30,14 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	action := args[0]
 	c := newCommon("dlq " + action)
 	var s stageFlags
-	var asJSON, all bool
+	var asJSON, all, force bool
 	c.fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch action {
 	case "list", "show":
 	case "retry":
 		s.register(c.fs, "out")
 		c.fs.BoolVar(&all, "all", false, "retry every dead letter")
+		c.fs.BoolVar(&force, "force", false, "re-merge batches although a data-quality fail rule rejects them (recorded in the event and the summary)")
 	default:
 		return &exitError{code: exitUsage, err: fmt.Errorf("dlq: unknown action %q; %s", action, dlqUsage)}
 	}
@@ -71,7 +72,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 			return err
 		}
 		deps.Remerge = remerger(merger.Config{SpillDir: filepath.Join(c.state, "spill")},
-			merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "replay")})
+			merger.Deps{Bus: e.Bus, Out: out, Partners: e.Partners, Ledger: e.Ledger, Log: e.Log.With("stage", "replay")}, force)
 	}
 	q, err := dlq.New(ctx, deps)
 	if err != nil {
@@ -204,9 +205,9 @@ func printLetter(w io.Writer, l dlq.Letter, now time.Time) {
 // remerger returns a dlq.Deps.Remerge that re-merges a batch with merger.Replay (filtered to its
 // archive and table) under cfg and deps: it fails when the replay committed nothing, with the
 // reason the replay gives (incomplete, aborted, not in the stream any more).
-func remerger(cfg merger.Config, deps merger.Deps) func(ctx context.Context, archiveID, table string) (string, error) {
+func remerger(cfg merger.Config, deps merger.Deps, force bool) func(ctx context.Context, archiveID, table string) (string, error) {
 	return func(ctx context.Context, archiveID, table string) (string, error) {
-		res, err := merger.Replay(ctx, cfg, deps, merger.ReplaySpec{Table: table, Archive: archiveID})
+		res, err := merger.Replay(ctx, cfg, deps, merger.ReplaySpec{Table: table, Archive: archiveID, Force: force})
 		if err != nil {
 			return "", err
 		}

@@ -19,7 +19,7 @@ func TestRemergerSaysWhyNothingCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = out.Close() })
-	remerge := remerger(merger.Config{SpillDir: t.TempDir()}, merger.Deps{Bus: b, Out: out})
+	remerge := remerger(merger.Config{SpillDir: t.TempDir()}, merger.Deps{Bus: b, Out: out}, false)
 	detail, err := remerge(context.Background(), "a0000000000000000001", "t")
 	if err == nil || detail != "" || !strings.Contains(err.Error(), `batch a0000000000000000001 of table "t" did not commit: no marker of it in the rows stream`) {
 		t.Fatalf("remerge of a batch not in the stream: %q %v", detail, err)

@@ -52,6 +52,7 @@ func commands() []command {
 		{"reextract", "re-run extraction of one archive", cmdReextract},
 		{"replay", "re-merge a table from the rows stream, rewriting the same objects", cmdReplay},
 		{"dlq", "list, show or retry dead letters", cmdDLQ},
+		{"dq", "data-quality tools: suggest rules from the column profiles", cmdDQ},
 		{"version", "print the version and VCS revision of this binary", cmdVersion},
 	}
 }

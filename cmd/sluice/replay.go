@@ -35,6 +35,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 	zstdLevel := merger.DefaultZstdLevel
 	c.fs.IntVar(&zstdLevel, "parquet-zstd-level", zstdLevel, "zstd level of the rewritten Parquet objects (use the mergers' level for byte-identical rewrites)")
 	c.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	c.fs.BoolVar(&spec.Force, "force", false, "commit batches although a data-quality fail rule rejects them (recorded)")
 	if err := c.parse(args); err != nil {
 		return err
 	}
