@@ -61,11 +61,13 @@ proto-check: ## fail when the generated code is stale
 	  diff -r $$tmp/proto/sluicev1 proto/sluicev1 >/dev/null || { echo "proto/sluicev1 is stale: run make proto"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp; \
 	else echo "protoc or protoc-gen-go missing: proto check skipped"; fi
 
-demo: build ## generate sample archives and run the whole pipeline once on embedded defaults
+demo: build ## generate sample archives (with planted defects) and run the pipeline once with the data-quality rules of examples/partners-dq.yaml
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	./bin/sluice gen --out $(DEMO_DIR)/landing --days 2 --archives 2 --tables 6 --rows 3000
-	./bin/sluice run --once --log-level warn --landing $(DEMO_DIR)/landing --out $(DEMO_DIR)/out --state $(DEMO_DIR)/state; \
-	  rc=$$?; echo; echo "Parquet: $(DEMO_DIR)/out/<table>/process_date=*/batch_id=*/*.parquet   summaries: $(DEMO_DIR)/out/_summaries/"; exit $$rc
+	./bin/sluice gen --out $(DEMO_DIR)/landing --days 3 --archives 2 --tables 6 --rows 3000 --defects
+	./bin/sluice run --once --log-level warn --config examples/partners-dq.yaml --landing $(DEMO_DIR)/landing --out $(DEMO_DIR)/out --state $(DEMO_DIR)/state; \
+	  rc=$$?; echo; echo "Parquet: $(DEMO_DIR)/out/<table>/process_date=*/batch_id=*/*.parquet   summaries: $(DEMO_DIR)/out/_summaries/   data quality: $(DEMO_DIR)/out/_dq/"; \
+	  echo "rules suggested from the profiles: ./bin/sluice dq suggest --table hotel_rates --out $(DEMO_DIR)/out"; \
+	  [ $$rc -eq 0 ] || [ $$rc -eq 2 ]  # 2: the planted defects were found (quarantined rows): that is the demo
 
 bench: build ## end-to-end benchmark on a generated corpus (ANCHOR=1 also times DuckDB)
 	./scripts/bench.sh

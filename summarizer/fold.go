@@ -347,9 +347,28 @@ func (a *archive) check(t *sluicev1.TableCount) *checkRecord {
 	return a.checks[a.fingerprint(t)]
 }
 
+// mergerSettled reports whether every table of an archive the merger failed is either committed
+// or dead-lettered by the merger.
+func (a *archive) mergerSettled() bool {
+	if a.extracted == nil {
+		return true
+	}
+	for _, t := range a.extracted.GetTables() {
+		if a.tableCommit(t.GetTable()) == nil && !a.mergerFailed[t.GetTable()] {
+			return false
+		}
+	}
+	return true
+}
+
 // verdict is an archive's state with the reason, and whether every check has a result.
 func (a *archive) verdict() (ArchiveState, string, bool) {
 	switch {
+	case a.failed != nil && a.mergerFailed != nil && !a.mergerSettled():
+		// The merger dead-lettered some of its tables; the others are still being committed. The
+		// archive has failed, but it is not terminal until each table is committed or
+		// dead-lettered: a run that stopped now would leave those batches in flight.
+		return StatePending, "", false
 	case a.failed != nil:
 		return StateFailed, a.failed.GetReason(), false
 	case !a.complete():

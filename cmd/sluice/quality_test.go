@@ -1,0 +1,252 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/gen"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/objstore/s3test"
+	"github.com/sluice-dev/sluice/internal/quality"
+)
+
+// plantedRates counts, in the generated archives, the hotel_rates rows whose rate_usd is the
+// planted -1, and those of the others whose rate_id is the planted blank (the key rule runs on the
+// rows the quarantine rules kept): the independent counts the rules must match.
+func plantedRates(t *testing.T, m *gen.Manifest) (negative, blankIDs int) {
+	t.Helper()
+	for _, a := range m.Archives {
+		f, err := os.Open(a.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(gz)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(filepath.Base(h.Name), "hotel_rates_") {
+				continue
+			}
+			r := csv.NewReader(bufio.NewReader(tr))
+			r.FieldsPerRecord = -1
+			recs, err := r.ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			col := map[string]int{}
+			for i, c := range recs[0] {
+				col[strings.TrimPrefix(c, "\xef\xbb\xbf")] = i
+			}
+			for _, rec := range recs[1:] {
+				if rec[col["rate_usd"]] == "-1" {
+					negative++
+				}
+				if rec[col["rate_id"]] == "" && rec[col["rate_usd"]] != "-1" {
+					blankIDs++
+				}
+			}
+		}
+		f.Close()
+	}
+	return negative, blankIDs
+}
+
+// readResults reads every _dq/results object of tbl under out.
+func readResults(t *testing.T, out objstore.Bucket, tbl string) []quality.Result {
+	t.Helper()
+	ctx := context.Background()
+	var rs []quality.Result
+	err := out.List(ctx, "_dq/results/"+tbl+"/", "", func(a objstore.Attrs) error {
+		r, err := objstore.ReaderAt(ctx, out, a.Key)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		got, err := quality.ReadResults(r, memory.DefaultAllocator)
+		rs = append(rs, got...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func sumFailed(rs []quality.Result, rule, column string) (failed int64, n int) {
+	for _, r := range rs {
+		if r.Rule == rule && r.Column == column {
+			failed += r.FailedRows
+			n++
+		}
+	}
+	return failed, n
+}
+
+// TestQualityRulesEndToEnd: `sluice run --once` with the demo's rules on archives with planted
+// defects, on a folder and on S3: the quarantine rule removes exactly the planted rows (read back
+// from the Parquet and the quarantine objects), the warn rule counts the planted blanks, results
+// and profiles are under _dq/, and the run exits 2 (rows were quarantined).
+func TestQualityRulesEndToEnd(t *testing.T) {
+	for _, where := range []string{"dir", "s3"} {
+		t.Run(where, func(t *testing.T) {
+			dir := t.TempDir()
+			landing := filepath.Join(dir, "landing")
+			cfg := gen.DefaultConfig()
+			cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Defects = landing, 23, 2, 2, 6, 1500, true
+			m, err := gen.Generate(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			negative, blanks := plantedRates(t, m)
+			if negative == 0 || blanks == 0 {
+				t.Fatalf("no planted defects: %d negative, %d blank ids", negative, blanks)
+			}
+			outLoc := filepath.Join(dir, "out")
+			args := []string{"--landing", landing, "--state", filepath.Join(dir, "state"), "--config", "../../examples/partners-dq.yaml"}
+			if where == "s3" {
+				endpoint, bucket := s3test.Start(t)
+				outLoc = "s3://" + bucket + "/lake"
+				args = append(args, "--s3-endpoint", endpoint, "--s3-path-style")
+			}
+			code, outp := runOnce(t, append(args, "--out", outLoc)...)
+			if code != exitFindings || !strings.Contains(outp, "rows quarantined") {
+				t.Fatalf("exit %d, want %d (quarantined rows):\n%s", code, exitFindings, outp)
+			}
+			out := s3test.Open(t, outLoc, s3OptionsFor(t, args))
+			rs := readResults(t, out, "hotel_rates")
+			if got, n := sumFailed(rs, quality.RuleRange, "rate_usd"); got != int64(negative) || n == 0 {
+				t.Errorf("range(rate_usd) failed rows %d in %d results, planted %d", got, n, negative)
+			}
+			if got, _ := sumFailed(rs, quality.RuleKey, "rate_id"); got != int64(blanks) {
+				t.Errorf("key(rate_id) failed rows %d, planted blanks %d", got, blanks)
+			}
+			// The quarantine objects hold exactly the planted rows, with rule, column and value.
+			var quarantined int
+			_ = out.List(context.Background(), "_quarantine/hotel_rates/", "", func(a objstore.Attrs) error {
+				rc, err := out.Get(context.Background(), a.Key)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				sc := bufio.NewScanner(rc)
+				sc.Buffer(nil, 1<<20)
+				for sc.Scan() {
+					var ql struct {
+						Rule, Column, Value string
+						Row                 map[string]string
+					}
+					if err := json.Unmarshal(sc.Bytes(), &ql); err != nil {
+						t.Fatal(err)
+					}
+					if ql.Rule == quality.RuleRange && ql.Column == "rate_usd" && ql.Value == "-1" && ql.Row["rate_usd"] == "-1" {
+						quarantined++
+					}
+				}
+				return sc.Err()
+			})
+			if quarantined != negative {
+				t.Errorf("%d quarantine lines for range(rate_usd), planted %d", quarantined, negative)
+			}
+			// The written rows are the others: every row in, minus the quarantined.
+			if where == "dir" {
+				got := countParquetRows(t, outLoc)
+				if want := int64(m.Tables["hotel_rates"].Rows - negative); got["hotel_rates"] != want {
+					t.Errorf("hotel_rates: %d rows in Parquet, want %d", got["hotel_rates"], want)
+				}
+			}
+			var profiles int
+			_ = out.List(context.Background(), "_dq/profiles/", "", func(objstore.Attrs) error { profiles++; return nil })
+			if profiles == 0 {
+				t.Error("no column profiles under _dq/profiles/")
+			}
+		})
+	}
+}
+
+// s3OptionsFor returns the objstore options the run used (endpoint and path style from args).
+func s3OptionsFor(t *testing.T, args []string) objstore.Options {
+	for i, a := range args {
+		if a == "--s3-endpoint" && i+1 < len(args) {
+			return s3test.Options(t, args[i+1])
+		}
+	}
+	return objstore.Options{}
+}
+
+// TestQualityFailRuleDeadLetters: a batch a `fail` rule rejects is not committed: it is
+// dead-lettered with the rule, the archive fails and `run --once` exits 2. `sluice dlq retry`
+// commits it once the rule is relaxed, or with --force (recorded in the event).
+func TestQualityFailRuleDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	cfg := gen.DefaultConfig()
+	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Extras = landing, 29, 1, 1, 6, 300, false
+	m, err := gen.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func(name, hotelMin string) string {
+		p := filepath.Join(dir, name)
+		y := "partners:\n  - name: partner\n    tables:\n" +
+			"      hotel_rates:\n        quality:\n          table:\n            row_count: {min: " + hotelMin + ", action: fail}\n" +
+			"      competitor_prices:\n        quality:\n          table:\n            row_count: {min: 1000000, action: fail}\n"
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	strict, relaxed := rules("strict.yaml", "1000000"), rules("relaxed.yaml", "1")
+	code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state, "--config", strict)
+	if code != exitFindings || !strings.Contains(outp, "data quality: row_count failed") {
+		t.Fatalf("run with failing rules: exit %d, want %d naming the rule:\n%s", code, exitFindings, outp)
+	}
+	if got := countParquetRows(t, out); got["hotel_rates"] != 0 || got["competitor_prices"] != 0 {
+		t.Fatalf("rejected batches were committed: %v", got)
+	}
+	ctx := context.Background()
+	dlq := func(conf string, extra ...string) int {
+		return exitCode(cmdDLQ(ctx, append([]string{"retry", "--all", "--out", out, "--state", state, "--log-level", "warn", "--config", conf}, extra...)))
+	}
+	// Relaxing hotel_rates' rule lets its batch commit; competitor_prices' still fails (exit 1).
+	if c := dlq(relaxed); c != exitFailure {
+		t.Fatalf("dlq retry with one rule still failing: exit %d, want %d", c, exitFailure)
+	}
+	got := countParquetRows(t, out)
+	if got["hotel_rates"] != int64(m.Tables["hotel_rates"].Rows) || got["competitor_prices"] != 0 {
+		t.Fatalf("after the relaxed retry: %v", got)
+	}
+	if c := dlq(strict, "--force"); c != 0 {
+		t.Fatalf("dlq retry --force: exit %d", c)
+	}
+	// The first run stopped once the archive had failed; the next one commits the batches of its
+	// other tables that were still in flight (RecoverDeliveries hands them back at once).
+	code, outp = runOnce(t, "--landing", landing, "--out", out, "--state", state, "--config", relaxed)
+	if code == exitFailure {
+		t.Fatalf("run after the retries: exit %d:\n%s", code, outp)
+	}
+	checkRows(t, m, out)
+	rs := readResults(t, s3test.Open(t, out, objstore.Options{}), "competitor_prices")
+	if len(rs) == 0 || rs[0].Status != quality.StatusFail {
+		t.Fatalf("forced batch's results: %+v", rs)
+	}
+}
