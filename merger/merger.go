@@ -135,6 +135,9 @@ func (m *Merger) start(ctx context.Context) error {
 	if err := m.commit.open(ctx); err != nil {
 		return err
 	}
+	if err := m.commit.checkRules(ctx); err != nil {
+		return err
+	}
 	if m.presence, err = m.openPresence(ctx); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package merger
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -53,6 +55,40 @@ func (q *qualityRules) get(partner, tbl string) (*quality.Rules, error) {
 	}
 	q.rules[k] = r
 	return r, nil
+}
+
+// checkRules refuses, at start, data-quality rules that do not fit the schema registry: a rule
+// on a column of another type (a range on text), or on a column the table has never had
+// (quality.CheckSchema). A table the registry does not know yet is checked when its first batch
+// commits (its rules on absent columns then record missing_column); it is logged here.
+func (c *committer) checkRules(ctx context.Context) error {
+	p := c.quality.partners
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	for _, partner := range p.Partners {
+		for tbl, tc := range partner.Tables {
+			if tc.Quality == nil {
+				continue
+			}
+			s, _, err := c.loadSchema(ctx, schemaRegistryKey(tbl))
+			if err != nil {
+				return err
+			}
+			if s == nil {
+				c.log.Warn("data-quality rules for a table not seen yet: checked against its first batch", "partner", partner.Name, "table", tbl)
+				continue
+			}
+			if err := quality.CheckSchema(partner.Name, tbl, tc.Quality, s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("data-quality rules do not fit the tables' schemas: %w", err)
+	}
+	return nil
 }
 
 // qualityFailure is a batch a fail rule rejected: permanent (a retry of the same rows under the

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -248,5 +249,40 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 	rs := readResults(t, s3test.Open(t, out, objstore.Options{}), "competitor_prices")
 	if len(rs) == 0 || rs[0].Status != quality.StatusFail {
 		t.Fatalf("forced batch's results: %+v", rs)
+	}
+}
+
+// TestQualityRulesRefusedAtStart: rules that do not fit a known table's schema (a range on a text
+// column) stop the run at start with the reason; a rule name that does not exist is a
+// configuration error (exit 78) naming its line.
+func TestQualityRulesRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	cfg := gen.DefaultConfig()
+	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = landing, 31, 1, 1, 3, 100
+	if _, err := gen.Generate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, outp)
+	}
+	write := func(name, y string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mismatch := write("mismatch.yaml", "partners:\n  - name: partner\n    tables:\n      hotel_rates:\n        quality:\n          columns:\n            hotel_name: {range: {min: 0}}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := cmdRun(ctx, []string{"--once", "--progress", "off", "--log-level", "error", "--landing", landing, "--out", out, "--state", state, "--config", mismatch})
+	if exitCode(err) != exitFailure || !strings.Contains(err.Error(), "hotel_name") {
+		t.Fatalf("range on a text column: exit %d, %v", exitCode(err), err)
+	}
+	unknown := write("unknown.yaml", "partners:\n  - name: partner\n    tables:\n      hotel_rates:\n        quality:\n          columns:\n            hotel_name: {not_nul: true}\n")
+	err = cmdRun(ctx, []string{"--once", "--progress", "off", "--landing", landing, "--out", out, "--state", state, "--config", unknown})
+	if exitCode(err) != exitConfig || !strings.Contains(err.Error(), "line 7") || !strings.Contains(err.Error(), "not_null") {
+		t.Fatalf("unknown rule: exit %d, %v", exitCode(err), err)
 	}
 }
