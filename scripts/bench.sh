@@ -20,7 +20,8 @@ tgz_bytes=$(cat "$dir"/landing/*.tar.gz | wc -c)
 rm -rf "$dir/out" "$dir/state"
 tfile=$(mktemp)
 set +e
-/usr/bin/time -f '%e %U %S %M' -o "$tfile" $bin run --once --progress off --log-level warn \
+# CONFIG=partners.yaml: run with that partner configuration (e.g. data-quality rules).
+/usr/bin/time -f '%e %U %S %M' -o "$tfile" $bin run --once --progress off --log-level warn ${CONFIG:+--config "$CONFIG"} \
   --landing "$dir/landing" --out "$dir/out" --state "$dir/state" > "$dir/summary.txt"
 rc=$?
 set -e
