@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-dev/sluice/internal/bus"
@@ -60,6 +61,10 @@ type committer struct {
 	// failed (a forced replay: `sluice dlq retry --force`), which the event records.
 	quality *qualityRules
 	force   bool
+
+	blockMu      sync.Mutex
+	blocked      string           // why the output refuses writes ("" when it does not)
+	blockedGauge prometheus.Gauge // sluice_merger_output_blocked; nil for a replay
 
 	schemaDocs sync.Map // _schemas/<table>/v<N>.json keys known to exist
 }
@@ -123,16 +128,46 @@ func (c *committer) commit(ctx context.Context, b *batch, mk *sluicev1.BatchComp
 		}
 		if err == nil {
 			crashpoint.Hit("merger.committed") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
+			c.outputBlocked("", nil)
 			return res, nil
 		}
 		var perm *permanentError
 		if ctx.Err() != nil || errors.As(err, &perm) || attempt == retry.attempts {
 			return nil, err
 		}
-		c.log.Warn("commit failed, retrying", "table", b.key.table, "archive", b.key.archive, "attempt", attempt,
-			"retry_in", backoff, "err", err)
+		if problem := objstore.AccessProblem(err); problem != "" {
+			// The output refuses every write until an operator fixes credentials or the bucket:
+			// said once, loudly, and shown by sluice_merger_output_blocked; the batch is held and
+			// retried, nothing is dead-lettered for it.
+			c.outputBlocked(problem, err)
+		} else {
+			c.log.Warn("commit failed, retrying", "table", b.key.table, "archive", b.key.archive, "attempt", attempt,
+				"retry_in", backoff, "err", err)
+		}
 		sleepCtx(ctx, backoff)
 		backoff = min(2*backoff, retry.max)
+	}
+}
+
+// outputBlocked records whether the output refuses writes (problem "" when a commit succeeded):
+// the first refusal of an outage is logged at error level, the recovery at info.
+func (c *committer) outputBlocked(problem string, err error) {
+	c.blockMu.Lock()
+	prev := c.blocked
+	c.blocked = problem
+	c.blockMu.Unlock()
+	switch {
+	case problem != "" && prev == "":
+		c.log.Error("output refuses writes: batches are held until it is fixed", "output", c.out.URI(""), "problem", problem, "err", err)
+	case problem == "" && prev != "":
+		c.log.Info("output accepts writes again", "output", c.out.URI(""))
+	}
+	if c.blockedGauge != nil {
+		v := 0.0
+		if problem != "" {
+			v = 1
+		}
+		c.blockedGauge.Set(v)
 	}
 }
 

@@ -22,9 +22,10 @@ type metrics struct {
 	spilledTotal  prometheus.Counter
 	quarantined   *prometheus.CounterVec
 	// Data quality: label values come from the configured rules only (bounded cardinality).
-	dqResults    *prometheus.CounterVec // table, rule, status
-	dqFailedRows *prometheus.CounterVec // table, rule, column
-	dqStatus     *prometheus.GaugeVec   // table: 0 pass, 1 warn, 2 fail (last batch)
+	dqResults     *prometheus.CounterVec // table, rule, status
+	dqFailedRows  *prometheus.CounterVec // table, rule, column
+	dqStatus      *prometheus.GaugeVec   // table: 0 pass, 1 warn, 2 fail (last batch)
+	outputBlocked prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +50,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dqFailedRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_failed_rows_total",
 			Help: "Rows that failed a data-quality row rule, by table, rule and column (warned, quarantined or failing the batch)."},
 			[]string{"table", "rule", "column"}),
+		outputBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "output_blocked",
+			Help: "1 while the output refuses writes (access denied, no such bucket): commits are held until an operator fixes it."}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
@@ -70,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dqResults = register(reg, m.dqResults)
 	m.dqFailedRows = register(reg, m.dqFailedRows)
 	m.dqStatus = register(reg, m.dqStatus)
+	m.outputBlocked = register(reg, m.outputBlocked)
 	return m
 }
 

@@ -54,19 +54,34 @@ func Probe(ctx context.Context, b Bucket, write bool) error {
 	return nil
 }
 
+// AccessProblem names an S3 answer that no retry can fix until an operator acts: "access denied"
+// (403, a wrong key or signature) or "no such bucket"; "" for anything else.
+func AccessProblem(err error) string {
+	switch code := errorCode(err); {
+	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || httpStatus(err) == 403:
+		return "access denied"
+	case code == "NoSuchBucket":
+		return "no such bucket"
+	}
+	return ""
+}
+
 // probeError names what failed and, for the answers a user can act on, what to check.
 func probeError(b Bucket, key, op string, err error) error {
 	where := b.URI(key)
 	var hint string
-	switch code := errorCode(err); {
-	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || httpStatus(err) == 403:
+	switch AccessProblem(err) {
+	case "access denied":
 		hint = "access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket policy"
-	case code == "NoSuchBucket":
+	case "no such bucket":
 		hint = "the bucket does not exist: create it or fix the location"
-	case errors.Is(err, context.DeadlineExceeded):
-		hint = fmt.Sprintf("no answer within %s: check the endpoint (--s3-endpoint) and the network", ProbeTimeout)
 	default:
-		hint = err.Error()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			hint = fmt.Sprintf("no answer within %s: check the endpoint (--s3-endpoint) and the network", ProbeTimeout)
+		default:
+			hint = err.Error()
+		}
 	}
 	return fmt.Errorf("%s %s: %s (%w)", op, where, hint, err)
 }
