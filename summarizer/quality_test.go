@@ -392,6 +392,23 @@ func TestVolumeFromPreviousSummaries(t *testing.T) {
 	if v, _ := metricValue(t, e.reg, "sluice_summarizer_dq_results_total", map[string]string{"table": "orders", "rule": "volume", "status": "fail"}); v != 1 {
 		t.Fatalf("dq_results_total after restart %v", v)
 	}
+
+	// A late archive with only customers: the summary is rewritten, orders' volume result is the
+	// same, so its date.parquet (compared with what Out holds) is not.
+	late := fixture{id: "a0000000000000000106", name: "acme_20250102_2.tar.gz", tables: []tbl{
+		{name: "customers", in: map[string]int64{day: 2}, committed: map[string]int64{day: 2}, footer: map[string]int{day: 2}},
+	}}
+	e.publishAll(t, late)
+	waitFor(t, s2, late.id)
+	if doc, _ := e.summary(t, day); tableByName(doc, "customers").RowsOut != 5 || doc.Quality != summarizer.QualityFail {
+		t.Fatalf("after the late archive %+v", doc.Tables)
+	}
+	if _, raw3 := e.dateResults(t, "orders", day); !bytes.Equal(raw, raw3) {
+		t.Fatal("date.parquet changed")
+	}
+	if v, _ := metricValue(t, e.reg, "sluice_summarizer_dq_results_total", map[string]string{"table": "orders", "rule": "volume", "status": "fail"}); v != 1 {
+		t.Fatalf("date.parquet written again: dq_results_total %v", v)
+	}
 }
 
 // TestVolumeFromTheFold: the history is the fold's own dates (no summary seeded): four days of
