@@ -78,6 +78,18 @@
 // written (even with no archives, or with archives still pending, which it lists) and its
 // SummaryWritten says complete=false with the missing sources.
 //
+// # Data quality
+//
+// Each BatchCommitted carries the data-quality results of its batches (docs/DATA-QUALITY.md). An
+// archive's table entry in a date's summary holds its results of that date; the date's table sums
+// them into quality {status, rules_passed, rules_warned, rules_failed, results} (results: what did
+// not pass, and the date's results). When every archive of the date is terminal, each table whose
+// partner has a volume rule is checked against its trailing days' totals (this process's renders of
+// those dates, else their summary.json in Out, read once) and the result is written to
+// _dq/results/<table>/process_date=D/date.parquet, before the summary and only when its bytes
+// change. The date's quality (FAIL: a result failed or a batch was forced; WARN: one warned or
+// missed its column; else OK) is in summary.json, summary.txt's headline, Status and SummaryWritten.
+//
 // # Concurrency
 //
 // Run owns two goroutines: the consumer pump (stream → channel) and the fold loop, which alone

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/quality"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -31,6 +32,11 @@ type state struct {
 	dates    map[string]*dateState // process dates with a summary state
 	watched  map[string]bool       // dates watched for expected sources without archives
 	started  bool                  // the first settle after catching up has run
+
+	// Data quality (quality.go).
+	totals map[string]map[string]int64  // date → table → rows out, from renders or Out (volume history)
+	dqHash map[string]map[string]string // date → table → hash of the date.parquet in Out ("" none)
+	rules  map[string]*quality.Rules    // partner + "\x00" + table → compiled rules (nil: none usable)
 }
 
 func newState(p *config.File) *state {
@@ -40,6 +46,9 @@ func newState(p *config.File) *state {
 		dups:     map[string]*duplicate{},
 		dates:    map[string]*dateState{},
 		watched:  map[string]bool{},
+		totals:   map[string]map[string]int64{},
+		dqHash:   map[string]map[string]string{},
+		rules:    map[string]*quality.Rules{},
 	}
 }
 
@@ -97,9 +106,11 @@ type dateState struct {
 	current bool   // hash matches the latest render
 
 	// From the latest render, for Status.
-	complete bool
-	check    string
-	missing  []string
+	complete     bool
+	check        string
+	missing      []string
+	quality      string            // OK | WARN | FAIL, "" without results
+	tableQuality map[string]string // table → its quality status, tables with results only
 }
 
 func (st *state) archive(id string) *archive {

@@ -17,6 +17,8 @@ type metrics struct {
 	rowsIn            prometheus.Counter
 	rowsOut           prometheus.Counter
 	summariesWritten  prometheus.Counter
+	dqStatus          *prometheus.GaugeVec   // table
+	dqResults         *prometheus.CounterVec // table, rule, status
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,9 +32,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rowsIn:            c("rows_in_total", "Rows counted by the extractor in checked archives."),
 		rowsOut:           c("rows_out_total", "Rows found in Parquet footers of checked archives."),
 		summariesWritten:  c("summaries_written_total", "Summary writes (summary.json + summary.txt) to the output."),
+		// Labels: tables with data-quality results, rules of the date (volume), the three statuses:
+		// bounded by the configuration.
+		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "dq_status",
+			Help: "Data quality of the table on the newest process date whose summary is written: 0 OK, 1 WARN, 2 FAIL."}, []string{"table"}),
+		dqResults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "dq_results_total",
+			Help: "Date-level data-quality results (volume) written to _dq/results/<table>/process_date=D/date.parquet."}, []string{"table", "rule", "status"}),
 	}
 	if reg == nil {
 		return m, nil
+	}
+	var err error
+	if m.dqStatus, err = promreg.Register(reg, m.dqStatus); err != nil {
+		return nil, fmt.Errorf("register summarizer metrics: %w", err)
+	}
+	if m.dqResults, err = promreg.Register(reg, m.dqResults); err != nil {
+		return nil, fmt.Errorf("register summarizer metrics: %w", err)
 	}
 	for _, p := range []*prometheus.Counter{&m.archivesCompleted, &m.archivesFailed, &m.checkFailures, &m.rowsIn, &m.rowsOut, &m.summariesWritten} {
 		// a second summarizer on the same registry (a restart in-process) shares the counters

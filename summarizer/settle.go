@@ -74,6 +74,7 @@ func (s *Summarizer) settle(ctx context.Context) error {
 			}
 		}
 	}
+	s.qualityGauges()
 	s.prune(dates, now)
 	return firstErr
 }
@@ -88,6 +89,7 @@ func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
 			delete(st.dates, d)
 		}
 	}
+	st.pruneQuality(dates)
 	_, longest := s.expectations()
 	for d := range st.watched {
 		if t, err := time.Parse(time.DateOnly, d); err != nil || now.After(t.Add(longest+48*time.Hour)) {

@@ -85,7 +85,7 @@ func (st *state) snapshot() Status {
 	for d, ds := range st.dates {
 		c := dateCount[d]
 		out.Dates[d] = DateStatus{Date: d, Archives: c[0], Pending: c[1], Written: ds.current, Key: SummaryKey(d),
-			Complete: ds.complete, Missing: slices.Clone(ds.missing), CheckOK: ds.check == CheckOK}
+			Complete: ds.complete, Missing: slices.Clone(ds.missing), CheckOK: ds.check == CheckOK, Quality: ds.quality}
 		if ds.current {
 			t.SummariesWritten++
 		}

@@ -125,6 +125,7 @@ type DateStatus struct {
 	Complete bool     // every expected source in (or none expected)
 	Missing  []string // expected sources still missing after the deadline
 	CheckOK  bool     // no post-merge check failed for the date
+	Quality  string   // data quality of the date as its summary says: OK | WARN | FAIL, "" without results
 }
 
 // DuplicateStatus is one skipped duplicate.

@@ -459,7 +459,7 @@ func assertAligned(t *testing.T, txt, section, column string) {
 	if !ok {
 		t.Fatalf("no section %s", section)
 	}
-	lines := strings.Split(strings.SplitN(rest, "\n\n", 2)[0], "\n")
+	lines := strings.Split(strings.TrimRight(strings.SplitN(rest, "\n\n", 2)[0], "\n"), "\n") // the last section ends the text
 	end := strings.Index(lines[0], column) + len(column)
 	if end < len(column) {
 		t.Fatalf("no column %q in %q", column, lines[0])

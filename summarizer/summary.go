@@ -92,6 +92,7 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 				te.QuarantineReasons = append(te.QuarantineReasons, ReasonJSON{Reason: q.GetReason(), Rows: q.GetRows()})
 			}
 			te.QuarantineKey = c.GetQuarantineKey()
+			te.Quality = commitQuality(c, date, first)
 		}
 		if r != nil {
 			te.Check, te.CheckDetail = CheckOK, r.detail
@@ -221,6 +222,12 @@ func aggregate(doc *SummaryJSON) {
 			for _, q := range at.QuarantineReasons {
 				reasons[at.Table][q.Reason] += q.Rows
 			}
+			if at.Quality != nil {
+				if tj.Quality == nil {
+					tj.Quality = &QualityJSON{Results: []QualityResultJSON{}}
+				}
+				tj.Quality.add(at.Quality, e.Name, e.ArchiveID)
+			}
 			switch {
 			case at.Check == CheckFail:
 				tj.Check = CheckFail
@@ -262,6 +269,11 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 		}
 	}
 	doc := s.buildSummary(date, archives, dups, ds, names, now)
+	s.st.setTotals(&doc)
+	dateResults, err := s.dateQuality(ctx, date, &doc)
+	if err != nil {
+		return err
+	}
 	js, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode summary %s: %w", date, err)
@@ -272,11 +284,24 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	for _, src := range doc.Sources {
 		ds.missing = append(ds.missing, src.Missing...)
 	}
+	ds.quality, ds.tableQuality = doc.Quality, nil
+	for _, t := range doc.Tables {
+		if t.Quality != nil {
+			if ds.tableQuality == nil {
+				ds.tableQuality = map[string]string{}
+			}
+			ds.tableQuality[t.Table] = t.Quality.Status
+		}
+	}
 	if h == ds.hash {
 		ds.current = true
 		return nil
 	}
-	// Text first, json last: json is what a restart compares, so a crash in between is repaired.
+	// Date results, then text, json last: json is what a restart compares, so a crash in between
+	// is repaired.
+	if err := s.writeDateResults(ctx, date, dateResults); err != nil {
+		return err
+	}
 	if err := s.out.Put(ctx, textKey(date), bytes.NewReader(renderText(doc))); err != nil {
 		return fmt.Errorf("write %s: %w", textKey(date), err)
 	}
@@ -288,8 +313,8 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	ds.carried, ds.dupsIn = doc.Archives, doc.Duplicates
 	s.m.summariesWritten.Inc()
 	ev := &sluicev1.SummaryWritten{ProcessDate: date, Key: SummaryKey(date), Complete: doc.Complete,
-		MissingSources: ds.missing, CheckOk: doc.Check == CheckOK}
-	s.log.Info("summary written", "date", date, "check", doc.Check, "complete", doc.Complete,
+		MissingSources: ds.missing, CheckOk: doc.Check == CheckOK, Quality: doc.Quality}
+	s.log.Info("summary written", "date", date, "check", doc.Check, "quality", doc.Quality, "complete", doc.Complete,
 		"archives", doc.Totals.Archives, "rows_in", doc.Totals.RowsIn, "rows_out", doc.Totals.RowsOut, "missing", len(ev.MissingSources))
 	err = s.bus.PublishEvent(ctx, s.bus.Subjects.Summary(), bus.SummaryID(date, h), "", ev)
 	if errors.Is(err, bus.ErrEncode) {

@@ -7,6 +7,13 @@ const (
 	CheckPending = "PENDING"
 )
 
+// Data-quality statuses of a table and of a date in summaries (docs/DATA-QUALITY.md).
+const (
+	QualityOK   = "OK"   // every result passed
+	QualityWarn = "WARN" // some result warned (or its column was missing), none failed
+	QualityFail = "FAIL" // some result failed, or a batch was committed with --force past a failed rule
+)
+
 // SummaryKey is the key of a process date's summary.json (summary.txt sits next to it).
 func SummaryKey(date string) string { return "_summaries/process_date=" + date + "/summary.json" }
 
@@ -26,6 +33,9 @@ type SummaryJSON struct {
 	Duplicates  []DuplicateJSON `json:"duplicates_skipped"`
 	Rejected    []RejectedJSON  `json:"rejected_members"`
 	Sources     []SourcesJSON   `json:"expected_sources,omitempty"`
+	// Quality is the worst data-quality status of the date's tables (OK | WARN | FAIL); absent when
+	// no table of the date has a data-quality result.
+	Quality string `json:"quality,omitempty"`
 }
 
 // TotalsJSON sums a date.
@@ -61,6 +71,43 @@ type TableJSON struct {
 	SchemaChanges     []string     `json:"schema_changes,omitempty"`
 	CommitMs          int64        `json:"commit_ms"`
 	Check             string       `json:"check"`
+	// Quality: the table's data-quality results of the date (its batches' and the date's volume);
+	// absent when it has none.
+	Quality *QualityJSON `json:"quality,omitempty"`
+}
+
+// QualityJSON is the data quality of a table on the date (TableJSON), or of one archive's table
+// (ArchiveTableJSON). The counts are of results: one per rule and batch, plus one per date rule
+// (volume), as the _dq/results Parquet holds them.
+type QualityJSON struct {
+	Status       string `json:"status"` // OK | WARN | FAIL
+	RulesPassed  int    `json:"rules_passed"`
+	RulesWarned  int    `json:"rules_warned"`
+	RulesFailed  int    `json:"rules_failed"`
+	RulesMissing int    `json:"rules_missing_column,omitempty"` // the batch lacked the rule's column (counts as WARN)
+	// Forced: a batch was committed with `sluice dlq retry --force` although a fail rule failed:
+	// the date's quality is FAIL.
+	Forced bool `json:"forced,omitempty"`
+	// Results: every result that did not pass, then the date's results (volume) whatever their
+	// status, so that the volume baseline and band are always visible.
+	Results []QualityResultJSON `json:"results"`
+}
+
+// QualityResultJSON is one data-quality result.
+type QualityResultJSON struct {
+	Rule        string `json:"rule"`
+	Column      string `json:"column,omitempty"`
+	Kind        string `json:"kind"`   // row | table | date
+	Action      string `json:"action"` // warn | quarantine | fail
+	Status      string `json:"status"` // pass | warn | fail | missing_column
+	CheckedRows int64  `json:"checked_rows"`
+	FailedRows  int64  `json:"failed_rows"`
+	Observed    string `json:"observed,omitempty"`
+	Expected    string `json:"expected,omitempty"`   // volume: the baseline and the band
+	Archive     string `json:"archive,omitempty"`    // archive name, in the date-level list (none for date results)
+	ArchiveID   string `json:"archive_id,omitempty"` // in the date-level list
+	BatchID     string `json:"batch_id,omitempty"`   // none for date results
+	Forced      bool   `json:"forced,omitempty"`     // a failed result of a batch committed with --force
 }
 
 // ReasonJSON is a count of quarantined rows for one reason.
@@ -112,6 +159,8 @@ type ArchiveTableJSON struct {
 	Replayed    bool   `json:"replayed,omitempty"`
 	Check       string `json:"check,omitempty"`
 	CheckDetail string `json:"check_detail,omitempty"`
+	// Quality: the data-quality results of the table's commit for this date (absent without any).
+	Quality *QualityJSON `json:"quality,omitempty"`
 }
 
 // ObjectJSON is one committed Parquet object.

@@ -2,10 +2,13 @@ package summarizer
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/internal/quality"
 )
 
 // renderText renders the human summary.txt: a few headline lines, then aligned tables.
@@ -22,6 +25,9 @@ func renderText(doc SummaryJSON) []byte {
 	fmt.Fprintf(&b, "check %s · %s", doc.Check, sources)
 	if t.Failed > 0 {
 		fmt.Fprintf(&b, " · %d archives FAILED", t.Failed)
+	}
+	if doc.Quality != "" {
+		fmt.Fprintf(&b, " · DQ %s", doc.Quality)
 	}
 	if doc.AsOf != "" {
 		fmt.Fprintf(&b, " · as of %s", doc.AsOf)
@@ -72,6 +78,7 @@ func renderText(doc SummaryJSON) []byte {
 		}
 	}
 	section(&b, "CHECK FAILURES", checks)
+	qualityText(&b, doc)
 	replayed := newTextTable("archive", "table", "attempt", ">rows out", "schema")
 	for _, a := range doc.Archives {
 		for _, x := range a.Tables {
@@ -225,4 +232,50 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// qualityText writes the data-quality sections: per table the results by status, then each
+// batch result that did not pass, then the date results (volume) with their baseline and band.
+func qualityText(b *strings.Builder, doc SummaryJSON) {
+	if doc.Quality == "" {
+		return
+	}
+	missing := slices.ContainsFunc(doc.Tables, func(t TableJSON) bool { return t.Quality != nil && t.Quality.RulesMissing > 0 })
+	head := []string{"table", "status", ">passed", ">warned", ">failed"}
+	if missing {
+		head = append(head, ">missing column")
+	}
+	summary := newTextTable(append(head, "")...)
+	notPassed := newTextTable("table", "archive", "batch", "rule", "column", "status", ">failed", ">checked", "observed", "expected")
+	volume := newTextTable("table", "rule", "status", ">rows", "observed", "expected (baseline, band)")
+	for _, t := range doc.Tables {
+		q := t.Quality
+		if q == nil {
+			continue
+		}
+		row := []string{t.Table, q.Status, strconv.Itoa(q.RulesPassed), strconv.Itoa(q.RulesWarned), strconv.Itoa(q.RulesFailed)}
+		if missing {
+			row = append(row, strconv.Itoa(q.RulesMissing))
+		}
+		note := ""
+		if q.Forced {
+			note = "committed with --force past a failed rule"
+		}
+		summary.add(append(row, note)...)
+		for _, r := range q.Results {
+			status := r.Status
+			if r.Forced {
+				status += " (forced)"
+			}
+			if r.Kind == quality.KindDate {
+				volume.add(t.Table, r.Rule, status, num(r.CheckedRows), r.Observed, r.Expected)
+				continue
+			}
+			notPassed.add(t.Table, r.Archive, dash(r.BatchID), r.Rule, dash(r.Column), status, num(r.FailedRows),
+				num(r.CheckedRows), r.Observed, r.Expected)
+		}
+	}
+	section(b, "DATA QUALITY · "+doc.Quality, summary)
+	section(b, "DATA QUALITY · NOT PASSED", notPassed)
+	section(b, "DATA QUALITY · VOLUME (rows of the date against the trailing days)", volume)
 }

@@ -257,6 +257,15 @@ func TestVolume(t *testing.T) {
 	if _, ok, _ := compile(t, "t", "table:\n  row_count: {min: 1}\n").Volume("2025-03-08", 1, nil); ok {
 		t.Error("volume result without a volume rule")
 	}
+	if d, ok := r.VolumeTrailingDays(); !ok || d != config.DefaultVolumeTrailingDays {
+		t.Errorf("VolumeTrailingDays %d %v", d, ok)
+	}
+	if d, ok := compile(t, "t", "table:\n  volume: {trailing_days: 3, min_history: 2}\n").VolumeTrailingDays(); !ok || d != 3 {
+		t.Errorf("VolumeTrailingDays %d %v", d, ok)
+	}
+	if _, ok := compile(t, "t", "table:\n  row_count: {min: 1}\n").VolumeTrailingDays(); ok {
+		t.Error("trailing days without a volume rule")
+	}
 	// volume over a history of DayTotal built from 30 seeded days
 	var hist []DayTotal
 	base := day("2025-01-01")

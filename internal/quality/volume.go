@@ -25,6 +25,16 @@ func (r *Rules) Volume(processDate string, rows int64, history []DayTotal) (res 
 	return res, err == nil, err
 }
 
+// VolumeTrailingDays is the number of calendar days before a process date that the table's volume rule looks at
+// (its trailing_days or the default); ok is false when the table has no volume rule. A caller gathering the
+// history for Volume needs no older totals.
+func (r *Rules) VolumeTrailingDays() (days int, ok bool) {
+	if r.tbl.volume == nil {
+		return 0, false
+	}
+	return r.tbl.volume.Days(), true
+}
+
 // CheckVolume is the volume rule as a pure function. The trailing days are the rule's trailing_days calendar days
 // before processDate; history entries of other dates are ignored, and several entries of one date add up. Only
 // days with rows count ("days with data"). With fewer than min_history of them the status is pass and Observed
