@@ -157,6 +157,9 @@ func printRunSummary(w io.Writer, res *pipeline.Result, out string) {
 		default:
 			line += ", check OK"
 		}
+		if ds.Quality != "" {
+			line += ", DQ " + ds.Quality
+		}
 		if len(ds.Missing) > 0 {
 			line += fmt.Sprintf(", MISSING sources %v", ds.Missing)
 		} else if !ds.Complete {

@@ -450,7 +450,8 @@ func (e *Env) reextractExpired(ctx context.Context, ids []string) error {
 //     summary is not written (checked by reading it back from out);
 //   - 2 (findings, each recorded in the summaries) when an archive failed, rows were quarantined,
 //     members were rejected, no member of an archive was taken as a table, or expected sources
-//     are missing after their deadline;
+//     are missing after their deadline, or a date whose data quality failed (DQ FAIL: a volume
+//     anomaly with action fail, or a batch committed with --force past a fail rule);
 //   - 0 otherwise: every archive committed and checked, every summary written.
 //
 // Dates whose expected sources are still awaited (deadline ahead) are not findings.
@@ -508,6 +509,9 @@ func Verdict(ctx context.Context, st summarizer.Status, found []string, done map
 		}
 		if len(ds.Missing) > 0 {
 			note(2, "%s: expected sources missing after the deadline: %s", d, strings.Join(ds.Missing, ", "))
+		}
+		if ds.Quality == "FAIL" {
+			note(2, "%s: DQ FAIL: a data-quality rule failed (see the DATA QUALITY section of %s)", d, strings.TrimSuffix(ds.Key, ".json")+".txt")
 		}
 		if out != nil {
 			if _, err := out.Stat(ctx, ds.Key); err != nil {
