@@ -36,7 +36,7 @@ func readObjects(t *testing.T, b objstore.Bucket) map[string]object {
 	t.Helper()
 	out := map[string]object{}
 	for k := range listKeys(t, b, "") {
-		if !strings.HasSuffix(k, ".parquet") {
+		if !strings.HasSuffix(k, ".parquet") || strings.HasPrefix(k, "_dq/") { // data objects only
 			continue
 		}
 		rc, err := b.Get(context.Background(), k)
