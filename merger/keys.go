@@ -2,28 +2,16 @@ package merger
 
 import (
 	"fmt"
-	"net/url"
-	"strings"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
 )
 
 // tableDir is the table's top-level folder: the name as written, path-escaped when it could not
 // be one key segment.
 func tableDir(t string) string { return keySegment(t) }
 
-// keySegment returns s when it is usable as one object key segment, else its URL path escape.
-func keySegment(s string) string {
-	switch {
-	case s == "":
-		return "_"
-	case s == ".":
-		return "%2E"
-	case s == "..":
-		return "%2E%2E"
-	case strings.ContainsAny(s, "/\\") || strings.ContainsRune(s, 0):
-		return url.PathEscape(strings.ReplaceAll(s, "\\", "%5C"))
-	}
-	return s
-}
+// keySegment is objstore.KeySegment: one escaping for every key derived from partner data.
+func keySegment(s string) string { return objstore.KeySegment(s) }
 
 func groupPrefix(tbl, processDate, batchID string) string {
 	return fmt.Sprintf("%s/process_date=%s/batch_id=%s/", tableDir(tbl), keySegment(processDate), keySegment(batchID))

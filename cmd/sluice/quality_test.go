@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -28,31 +27,15 @@ import (
 func plantedRates(t *testing.T, m *gen.Manifest) (negative, blankIDs int) {
 	t.Helper()
 	for _, a := range m.Archives {
-		f, err := os.Open(a.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(gz)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		err := gen.WalkArchive(a.Path, func(h *tar.Header, body io.Reader) error {
 			if !strings.HasPrefix(filepath.Base(h.Name), "hotel_rates_") {
-				continue
+				return nil
 			}
-			r := csv.NewReader(bufio.NewReader(tr))
+			r := csv.NewReader(bufio.NewReader(body))
 			r.FieldsPerRecord = -1
 			recs, err := r.ReadAll()
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			col := map[string]int{}
 			for i, c := range recs[0] {
@@ -66,8 +49,11 @@ func plantedRates(t *testing.T, m *gen.Manifest) (negative, blankIDs int) {
 					blankIDs++
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		f.Close()
 	}
 	return negative, blankIDs
 }

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -243,4 +244,31 @@ func (w *corpusWriter) writeMember(tw *tar.Writer, mp *memberPlan, mtime time.Ti
 		return mi, fmt.Errorf("member %s: second pass wrote %d rows/%d bytes, first %d/%d", name, rows, size, mi.Rows, mi.Bytes)
 	}
 	return mi, nil
+}
+
+// WalkArchive calls fn with the header and the contents of every entry of the .tar.gz at path, in
+// order (tests read generated archives back with it). fn's error stops the walk.
+func WalkArchive(path string, fn func(h *tar.Header, r io.Reader) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("gunzip %s: %w", path, err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if err := fn(h, tr); err != nil {
+			return err
+		}
+	}
 }

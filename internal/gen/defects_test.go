@@ -2,10 +2,8 @@ package gen
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"encoding/csv"
 	"io"
-	"os"
 	"strings"
 	"testing"
 )
@@ -42,29 +40,13 @@ func TestDefects(t *testing.T) {
 	// hotel_rates on the last day: count each defect in the CSV.
 	var emptyID, negative, unexpected, rows int
 	for _, a := range md.Archives {
-		f, err := os.Open(a.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(gz)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		err := WalkArchive(a.Path, func(h *tar.Header, body io.Reader) error {
 			if !strings.HasPrefix(h.Name, "hotel_rates_") {
-				continue
+				return nil
 			}
-			recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(readAll(t, tr), "\xef\xbb\xbf"))).ReadAll()
+			recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(readAll(t, body), "\xef\xbb\xbf"))).ReadAll()
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			col := map[string]int{}
 			for i, c := range recs[0] {
@@ -90,8 +72,11 @@ func TestDefects(t *testing.T) {
 					unexpected++
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		f.Close()
 	}
 	if emptyID == 0 || negative == 0 || unexpected == 0 {
 		t.Errorf("defects in hotel_rates: %d empty ids, %d negative rates, %d unexpected values (of %d rows)", emptyID, negative, unexpected, rows)

@@ -3,6 +3,7 @@ package objstore
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -69,4 +70,22 @@ func checkPrefix(prefix string) error {
 func splitPrefix(prefix string) (dir, name string) {
 	i := strings.LastIndexByte(prefix, '/')
 	return prefix[:i+1], prefix[i+1:]
+}
+
+// KeySegment returns s when it is usable as one key segment, else its URL path escape ("" → "_",
+// "." and ".." escaped, "/", "\" and NUL escaped). Every writer of keys derived from partner data
+// (table names, dates, batch ids) uses it, so the data's objects and the objects about them
+// (quarantine, data-quality results) sit under the same names.
+func KeySegment(s string) string {
+	switch {
+	case s == "":
+		return "_"
+	case s == ".":
+		return "%2E"
+	case s == "..":
+		return "%2E%2E"
+	case strings.ContainsAny(s, "/\\") || strings.ContainsRune(s, 0):
+		return url.PathEscape(strings.ReplaceAll(s, "\\", "%5C"))
+	}
+	return s
 }

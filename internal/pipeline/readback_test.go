@@ -3,13 +3,11 @@ package pipeline_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -44,28 +42,12 @@ func readMembers(t *testing.T, m *gen.Manifest) []csvMember {
 				want[mi.Name] = mi
 			}
 		}
-		f, err := os.Open(a.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(zr)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		err := gen.WalkArchive(a.Path, func(h *tar.Header, r io.Reader) error {
 			mi, ok := want[h.Name]
 			if !ok {
-				continue
+				return nil
 			}
-			body, _ := io.ReadAll(tr)
+			body, _ := io.ReadAll(r)
 			body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 			recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
 			if err != nil {
@@ -81,9 +63,11 @@ func readMembers(t *testing.T, m *gen.Manifest) []csvMember {
 				}
 			}
 			out = append(out, csvMember{table: mi.Table, date: mi.ProcessDate, batch: mi.Batch, header: recs[0], rows: recs[1:]})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		zr.Close()
-		f.Close()
 	}
 	return out
 }

@@ -1,9 +1,6 @@
 package quality
 
-import (
-	"net/url"
-	"strings"
-)
+import "github.com/sluice-dev/sluice/internal/objstore"
 
 // Object keys of the data-quality output, relative to the output root (docs/DATA-QUALITY.md):
 //
@@ -34,18 +31,5 @@ func batchKey(root, tableName, processDate, batchID, archiveID string) string {
 		"/part-" + archiveID + ".parquet"
 }
 
-// keySegment returns s when it is usable as one object key segment, else its URL path escape. It must stay the
-// same as merger.keySegment (the data's keys).
-func keySegment(s string) string {
-	switch {
-	case s == "":
-		return "_"
-	case s == ".":
-		return "%2E"
-	case s == "..":
-		return "%2E%2E"
-	case strings.ContainsAny(s, "/\\") || strings.ContainsRune(s, 0):
-		return url.PathEscape(strings.ReplaceAll(s, "\\", "%5C"))
-	}
-	return s
-}
+// keySegment is objstore.KeySegment: one escaping for every key derived from partner data.
+func keySegment(s string) string { return objstore.KeySegment(s) }
