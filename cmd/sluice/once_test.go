@@ -58,6 +58,42 @@ func buildSluice(t *testing.T) string {
 	return sluiceBin.path
 }
 
+// testCorpus is a fresh test directory with generated archives in landing, and where a run
+// writes (out) and keeps its state.
+type testCorpus struct {
+	dir, landing, out, state string
+	m                        *gen.Manifest
+}
+
+// newCorpus generates a corpus with the seed and shape given: days × archives archives of tables
+// tables, rows rows per member (more knobs through adjust, which may be nil).
+func newCorpus(t *testing.T, seed int64, days, archives, tables, rows int, adjust func(*gen.Config)) testCorpus {
+	t.Helper()
+	dir := t.TempDir()
+	c := testCorpus{dir: dir, landing: filepath.Join(dir, "landing"), out: filepath.Join(dir, "out"), state: filepath.Join(dir, "state")}
+	cfg := gen.DefaultConfig()
+	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = c.landing, seed, days, archives, tables, rows
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	m, err := gen.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.m = m
+	return c
+}
+
+// file writes body to name in the corpus directory and returns its path.
+func (c testCorpus) file(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(c.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // waitFor polls cond every 20ms until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) bool {
 	t.Helper()
@@ -130,14 +166,8 @@ func anyFile(dir, suffix string) func() bool {
 // every unfinished archive, exits 0 and every row is in the Parquet exactly once.
 func TestRunOnceAfterKills(t *testing.T) {
 	bin := buildSluice(t)
-	dir := t.TempDir()
-	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	cfg := gen.DefaultConfig()
-	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = landing, 33, 2, 3, 6, 25000
-	m, err := gen.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCorpus(t, 33, 2, 3, 6, 25000, nil)
+	landing, out, state, m := c.landing, c.out, c.state, c.m
 	args := []string{"run", "--once", "--landing", landing, "--out", out, "--state", state, "--progress", "off", "--log-level", "warn"}
 	kills := []struct {
 		name string
@@ -175,7 +205,7 @@ func TestRunOnceAfterKills(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	t.Logf("final run --once took %s:\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
 	if err != nil {
 		t.Fatalf("final run --once: %v\n%s", err, stderr.String())
@@ -299,14 +329,8 @@ func runOnce(t *testing.T, args ...string) (int, string) {
 // TestRunOnceDrivesRequestedWork: a re-extraction requested after a run (sluice reextract) is
 // done by the next `run --once`, which waits for it instead of saying nothing was new.
 func TestRunOnceDrivesRequestedWork(t *testing.T) {
-	dir := t.TempDir()
-	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	cfg := gen.DefaultConfig()
-	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Extras = landing, 9, 1, 2, 3, 200, false
-	m, err := gen.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCorpus(t, 9, 1, 2, 3, 200, func(c *gen.Config) { c.Extras = false })
+	landing, out, state, m := c.landing, c.out, c.state, c.m
 	common := []string{"--landing", landing, "--out", out, "--state", state}
 	if code, outp := runOnce(t, common...); code != 0 {
 		t.Fatalf("first run: exit %d\n%s", code, outp)
@@ -347,21 +371,9 @@ func TestRunOnceDrivesRequestedWork(t *testing.T) {
 // TestRunOnceFindings: what must not end in exit 0 — a member_pattern that takes no member —
 // and what must not end in a failure — expected sources whose deadline is still ahead.
 func TestRunOnceFindings(t *testing.T) {
-	dir := t.TempDir()
-	landing := filepath.Join(dir, "landing")
-	cfg := gen.DefaultConfig()
-	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Extras = landing, 11, 1, 1, 2, 50, false
-	m, err := gen.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	c := newCorpus(t, 11, 1, 1, 2, 50, func(c *gen.Config) { c.Extras = false })
+	dir, landing, m := c.dir, c.landing, c.m
+	write := func(name, body string) string { return c.file(t, name, body) }
 	t.Run("pattern takes nothing", func(t *testing.T) {
 		conf := write("nomatch.yaml", "partners:\n  - name: p\n    member_pattern: '^(?P<table>[a-z]+)-(?P<date>\\d{4}-\\d{2}-\\d{2})-(?P<batch>\\d+)\\.tsv$'\n")
 		code, outp := runOnce(t, "--landing", landing, "--out", filepath.Join(dir, "out1"), "--state", filepath.Join(dir, "s1"), "--config", conf)
@@ -444,14 +456,8 @@ func TestRunOnceS3AccessDenied(t *testing.T) {
 // stream keeps messages (its chunks are gone) is extracted again by `run --once`, not waited for
 // forever.
 func TestRunOnceReextractsExpired(t *testing.T) {
-	dir := t.TempDir()
-	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	cfg := gen.DefaultConfig()
-	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = landing, 17, 1, 1, 2, 100
-	m, err := gen.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCorpus(t, 17, 1, 1, 2, 100, nil)
+	landing, out, state, m := c.landing, c.out, c.state, c.m
 	body, err := os.ReadFile(m.Archives[0].Path)
 	if err != nil {
 		t.Fatal(err)

@@ -96,14 +96,8 @@ func sumFailed(rs []quality.Result, rule, column string) (failed int64, n int) {
 func TestQualityRulesEndToEnd(t *testing.T) {
 	for _, where := range []string{"dir", "s3"} {
 		t.Run(where, func(t *testing.T) {
-			dir := t.TempDir()
-			landing := filepath.Join(dir, "landing")
-			cfg := gen.DefaultConfig()
-			cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Defects = landing, 23, 2, 2, 6, 1500, true
-			m, err := gen.Generate(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := newCorpus(t, 23, 2, 2, 6, 1500, func(c *gen.Config) { c.Defects = true })
+			dir, landing, m := c.dir, c.landing, c.m
 			negative, blanks := plantedRates(t, m)
 			if negative == 0 || blanks == 0 {
 				t.Fatalf("no planted defects: %d negative, %d blank ids", negative, blanks)
@@ -184,14 +178,8 @@ func s3OptionsFor(t *testing.T, args []string) objstore.Options {
 // dead-lettered with the rule, the archive fails and `run --once` exits 2. `sluice dlq retry`
 // commits it once the rule is relaxed, or with --force (recorded in the event).
 func TestQualityFailRuleDeadLetters(t *testing.T) {
-	dir := t.TempDir()
-	landing, out, state := filepath.Join(dir, "landing"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	cfg := gen.DefaultConfig()
-	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember, cfg.Extras = landing, 29, 1, 1, 6, 300, false
-	m, err := gen.Generate(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCorpus(t, 29, 1, 1, 6, 300, func(c *gen.Config) { c.Extras = false })
+	dir, landing, out, state, m := c.dir, c.landing, c.out, c.state, c.m
 	rules := func(name, hotelMin string) string {
 		p := filepath.Join(dir, name)
 		y := "partners:\n  - name: partner\n    tables:\n" +
