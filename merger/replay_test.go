@@ -241,7 +241,8 @@ func testReplayByteIdentical(t *testing.T, sk sink) {
 	}
 	for _, k := range e.keys("") {
 		rewritten := rec.wrote(k)
-		want := strings.HasPrefix(k, "orders/process_date=2025-01-02/")
+		want := strings.HasPrefix(k, "orders/process_date=2025-01-02/") || // the data, and its profiles and results
+			strings.HasPrefix(k, "_dq/profiles/orders/process_date=2025-01-02/") || strings.HasPrefix(k, "_dq/results/orders/process_date=2025-01-02/")
 		if rewritten != want {
 			t.Errorf("%s: rewritten %v, want %v", k, rewritten, want)
 		}
