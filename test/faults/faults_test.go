@@ -223,7 +223,7 @@ func (s *scenario) selfTest() {
 	ctx := context.Background()
 	var keys []string
 	_ = s.readBucket.List(ctx, "", "", func(a objstore.Attrs) error {
-		if strings.HasSuffix(a.Key, ".parquet") {
+		if strings.HasSuffix(a.Key, ".parquet") && !strings.HasPrefix(a.Key, "_dq/") { // data objects
 			keys = append(keys, a.Key)
 		}
 		return nil
