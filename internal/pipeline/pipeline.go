@@ -309,7 +309,9 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	res := &Result{}
 	stop := func(err error) (*Result, error) {
 		cancel()
-		_ = g.Wait()
+		if werr := g.Wait(); werr != nil {
+			return nil, werr // a stage that failed (e.g. refused its configuration) is the cause
+		}
 		return nil, err
 	}
 	res.Scan, err = prod.Scan(gctx)
