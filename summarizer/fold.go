@@ -359,10 +359,12 @@ func (a *archive) check(t *sluicev1.TableCount) *checkRecord {
 }
 
 // mergerSettled reports whether every table of an archive the merger failed is either committed
-// or dead-lettered by the merger.
+// or dead-lettered by the merger. Until the extraction's event is folded the tables are not known
+// (the merger can dead-letter a batch before the extractor has published ArchiveExtracted): not
+// settled.
 func (a *archive) mergerSettled() bool {
 	if a.extracted == nil {
-		return true
+		return false
 	}
 	for _, t := range a.extracted.GetTables() {
 		if a.tableCommit(t.GetTable()) == nil && !a.mergerFailed[t.GetTable()] {
