@@ -187,10 +187,7 @@ func TestRunOnceAfterKills(t *testing.T) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		deadline := time.Now().Add(2 * time.Minute)
-		for !k.when() && time.Now().Before(deadline) && len(exited) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, 2*time.Minute, k.name, func() bool { return k.when() || len(exited) > 0 })
 		if len(exited) == 0 {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			killed++
