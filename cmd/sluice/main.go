@@ -53,6 +53,7 @@ func commands() []command {
 		{"replay", "re-merge a table from the rows stream, rewriting the same objects", cmdReplay},
 		{"dlq", "list, show or retry dead letters", cmdDLQ},
 		{"dq", "data-quality tools: suggest rules from the column profiles", cmdDQ},
+		{"healthcheck", "exit 0 when a stage's health endpoint answers (for container healthchecks)", cmdHealthcheck},
 		{"version", "print the version and VCS revision of this binary", cmdVersion},
 	}
 }
