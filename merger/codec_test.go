@@ -1,6 +1,7 @@
 package merger
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -227,5 +229,72 @@ func TestCorruptChunkDeadLettersBatch(t *testing.T) {
 	}
 	if r.metric(t, "sluice_merger_batches_dead_lettered_total") != 1 {
 		t.Fatal("dead-lettered metric")
+	}
+}
+
+// TestDeadLetteredBatchRedeliveryIsSettled: a consumer reset (bus.RecoverDeliveries at start-up
+// re-delivers what sits above the ack floor) hands a dead-lettered batch's messages back. The
+// ledger records the dead letter (ledger.BatchDeadLettered), so the next merger acks them as
+// settled instead of merging the batch and dead-lettering it a second time.
+func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ctx := context.Background()
+	kv, err := e.bus.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ledger = ledger.New(kv, time.Now)
+	ev := e.committedEvents()
+	dlq := e.watch(e.bus.Subjects.DLQStream(), e.bus.Subjects.DLQ("merger"))
+
+	bad := tbatch{archive: archiveOn("d1", "t", 1, 4), attempt: 1, table: "t", per: 5, codec: "s2", members: []tmember{
+		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(15, func(i int) string { return fmt.Sprintf("%d,x", i) })},
+	}}
+	if _, _, err := e.ledger.Create(ctx, ledger.Record{ArchiveID: bad.archive, State: ledger.Extracted, Attempt: bad.attempt}); err != nil {
+		t.Fatal(err)
+	}
+	chunks, marker, _ := bad.msgs(e.bus.Subjects)
+	var c sluicev1.Chunk
+	if err := proto.Unmarshal(chunks[1].Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(c.Data); i++ {
+		c.Data[i] = 0xff
+	}
+	chunks[1] = rowsMsg(chunks[1].Subject, bus.TypeChunk, chunks[1].Header.Get(nats.MsgIdHdr), &c)
+
+	r1 := e.start(testConfig("m1"), nil, nil)
+	e.publish(chunks...)
+	e.publish(marker)
+	var dl sluicev1.DeadLetter
+	dlq.next(t, &dl, 30*time.Second)
+	eventually(t, 10*time.Second, "terminated", func() bool { return e.ackPending(1) == 0 })
+	rec, _, err := e.ledger.Get(ctx, bad.archive)
+	if err != nil || !slices.Contains(rec.TablesDeadLettered, "t") || !rec.BatchSettled(bad.attempt, "t") {
+		t.Fatalf("ledger after the dead letter: %+v, %v", rec, err)
+	}
+	r1.stop()
+
+	// Everything of the partition is delivered again from its first message.
+	if _, err := e.bus.JS.ResetConsumerToSequence(ctx, e.bus.Subjects.RowsStream(), "merger-p1", 1); err != nil {
+		t.Fatal(err)
+	}
+	r2 := e.start(testConfig("m2"), nil, nil)
+	good := bad
+	good.archive = archiveOn("d2", "t", 1, 4)
+	e.publishBatch(good)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != good.archive || bc.RowsOut != 15 {
+		t.Fatalf("committed %v", bc)
+	}
+	last := e.streamLastSeq(e.bus.Subjects.RowsStream())
+	eventually(t, 10*time.Second, "every message delivered and acked", func() bool {
+		ci := e.consumerInfo(1)
+		return ci.NumAckPending == 0 && ci.Delivered.Stream >= last
+	})
+	if n := r2.metric(t, "sluice_merger_batches_dead_lettered_total"); n != 0 {
+		t.Fatalf("the redelivered dead-lettered batch was merged and dead-lettered again (%v)", n)
+	}
+	if ks := e.keys("t/"); len(ks) != 1 {
+		t.Fatalf("want only the good batch's object, got %v", ks)
 	}
 }

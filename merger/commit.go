@@ -88,6 +88,20 @@ func (m *Merger) recordCommitted(ctx context.Context, k batchKey) {
 	}
 }
 
+// recordDeadLettered notes the dead letter in the archive's ledger record
+// (ledger.BatchDeadLettered), so that a redelivery of the batch after a consumer reset is acked as
+// settled instead of merged and dead-lettered a second time. Best effort, like recordCommitted.
+func (m *Merger) recordDeadLettered(ctx context.Context, k batchKey) {
+	if m.deps.Ledger == nil {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.deps.Ledger.BatchDeadLettered(lctx, k.archive, k.attempt, k.table); err != nil {
+		m.log.Warn("record dead-lettered batch in the ledger", "batch", k.String(), "err", err)
+	}
+}
+
 // ackBatch acks every chunk, then the marker synchronously: once the marker's ack is confirmed,
 // the chunks' acks (sent before it on the same connection) were processed too.
 func (m *Merger) ackBatch(ctx context.Context, b *batch, marker handle) {

@@ -78,6 +78,7 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	_ = m.ack.term(marker, short)
 	p.dropBatch(b, func(h handle) error { return m.ack.term(h, "batch dead-lettered") })
 	m.met.deadLettered.Inc()
+	m.recordDeadLettered(ctx, b.key)
 	m.publishBatchFailed(ctx, b, reason)
 	return true
 }

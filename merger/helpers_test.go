@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -65,6 +66,8 @@ type env struct {
 	out   objstore.Bucket
 	alloc *memory.CheckedAllocator
 	log   *slog.Logger
+	// ledger, when set before start, is given to the mergers (Deps.Ledger).
+	ledger *ledger.Ledger
 }
 
 func newEnv(t *testing.T, sk sink) *env {
@@ -123,7 +126,7 @@ func (e *env) start(cfg Config, b *bus.Bus, partners *config.File) *running {
 		cfg.SpillDir = e.t.TempDir()
 	}
 	reg := prometheus.NewRegistry()
-	m, err := New(cfg, Deps{Bus: b, Out: e.out, Partners: partners, Log: e.log.With("merger", cfg.Instance), Metrics: reg, Alloc: e.alloc})
+	m, err := New(cfg, Deps{Bus: b, Out: e.out, Partners: partners, Log: e.log.With("merger", cfg.Instance), Metrics: reg, Alloc: e.alloc, Ledger: e.ledger})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -533,6 +536,20 @@ func (e *env) streamMsgs(stream string) uint64 {
 		e.t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// streamLastSeq returns a stream's last sequence.
+func (e *env) streamLastSeq(stream string) uint64 {
+	e.t.Helper()
+	s, err := e.bus.JS.Stream(context.Background(), stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.LastSeq
 }
 
 // nakWatch counts, from the server's advisories, the Naks of each stream sequence on one

@@ -206,8 +206,8 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 }
 
 // settled reports whether key names no open batch and the ledger shows it done
-// (ledger.Record.BatchSettled: committed at that attempt, its archive committed, or a newer
-// attempt started): a redelivery of finished work (an ack lost in a crash, or a consumer reset at
+// (ledger.Record.BatchSettled: committed or dead-lettered at that attempt, its archive committed,
+// or a newer attempt started): a redelivery of finished work (an ack lost in a crash, or a consumer reset at
 // start-up, bus.RecoverDeliveries). The key is then remembered as finished, so the batch's other
 // messages are acked without a second lookup. A failed archive is not settled here: its other
 // batches still commit, so that a retried dead letter can complete it.

@@ -28,8 +28,7 @@ func Reextract(ctx context.Context, deps Deps, archiveID string) error {
 		now = time.Now
 	}
 	rec, err := deps.Ledger.Update(ctx, archiveID, func(r *ledger.Record) error {
-		r.Attempt++
-		r.TablesCommitted = nil
+		r.NewAttempt()
 		r.SetState(ledger.Landed, ReextractReason, now())
 		return nil
 	})

@@ -55,9 +55,14 @@ type Record struct {
 	// TablesCommitted are the tables whose batch of the current attempt a merger committed
 	// (objects written, BatchCommitted published). A merger that receives a marker alone after a
 	// crash (its chunks were acked) tells from it that the batch is done. Reset with the attempt.
-	TablesCommitted []string     `json:"tables_committed,omitempty"`
-	History         []Transition `json:"history,omitempty"`
-	UpdatedMs       int64        `json:"updated_ms"`
+	TablesCommitted []string `json:"tables_committed,omitempty"`
+	// TablesDeadLettered are the tables whose batch of the current attempt a merger dead-lettered.
+	// A redelivery of that batch (a consumer reset at start-up) is settled: it is retried through
+	// `sluice dlq retry` (a re-merge from the rows stream) or a new attempt, never by merging the
+	// redelivered messages again, which would record a second dead letter. Reset with the attempt.
+	TablesDeadLettered []string     `json:"tables_dead_lettered,omitempty"`
+	History            []Transition `json:"history,omitempty"`
+	UpdatedMs          int64        `json:"updated_ms"`
 }
 
 // SetState moves the record to s, appending to its history.
@@ -203,20 +208,39 @@ func rank(s State) int {
 
 // BatchCommitted records that table's batch of the archive's attempt is committed.
 func (l *Ledger) BatchCommitted(ctx context.Context, id string, attempt uint32, table string) error {
+	return l.addTable(ctx, id, attempt, table, func(r *Record) *[]string { return &r.TablesCommitted })
+}
+
+// BatchDeadLettered records that table's batch of the archive's attempt was dead-lettered.
+func (l *Ledger) BatchDeadLettered(ctx context.Context, id string, attempt uint32, table string) error {
+	return l.addTable(ctx, id, attempt, table, func(r *Record) *[]string { return &r.TablesDeadLettered })
+}
+
+func (l *Ledger) addTable(ctx context.Context, id string, attempt uint32, table string, list func(*Record) *[]string) error {
 	_, err := l.Update(ctx, id, func(r *Record) error {
-		if r.Attempt != attempt || slices.Contains(r.TablesCommitted, table) {
+		tables := list(r)
+		if r.Attempt != attempt || slices.Contains(*tables, table) {
 			return ErrSkip
 		}
-		r.TablesCommitted = append(r.TablesCommitted, table)
+		*tables = append(*tables, table)
 		return nil
 	})
 	return err
 }
 
+// NewAttempt starts the next extraction attempt of the record: the per-table outcomes of the
+// previous one no longer apply.
+func (r *Record) NewAttempt() {
+	r.Attempt++
+	r.TablesCommitted, r.TablesDeadLettered = nil, nil
+}
+
 // BatchSettled reports whether the record shows table's batch of attempt done: the table
-// committed at that attempt, the whole archive committed at it, or a newer attempt started.
+// committed or dead-lettered at that attempt, the whole archive committed at it, or a newer
+// attempt started.
 func (r Record) BatchSettled(attempt uint32, table string) bool {
-	return r.Attempt > attempt || r.Attempt == attempt && (r.State == Committed || slices.Contains(r.TablesCommitted, table))
+	return r.Attempt > attempt || r.Attempt == attempt && (r.State == Committed ||
+		slices.Contains(r.TablesCommitted, table) || slices.Contains(r.TablesDeadLettered, table))
 }
 
 // GetPath returns the path index entry of a location.
