@@ -23,6 +23,8 @@ func cmdGen(_ context.Context, args []string) error {
 	fs.IntVar(&cfg.RowsPerMember, "rows", 2000, "rows per member (±50%)")
 	fs.Var(sizeValue{&cfg.TargetBytes}, "target-bytes", "aim for this many CSV bytes in total (overrides --rows), e.g. 100MB")
 	fs.BoolVar(&cfg.LargeTable, "large-table", false, "one table much larger than the others")
+	fs.Float64Var(&cfg.LargeShare, "large-share", 0, "with --large-table: the large table's share of the bytes (default ~0.4)")
+	fs.BoolVar(&cfg.FlightRecords, "flight-records", false, "the first table is narrow and numeric, like public on-time flight data (a timestamp, two small integers, two airport codes); with --large-table it is the large one")
 	fs.Var(sizeValue{&cfg.HugeMemberBytes}, "huge-member", "also write one archive with a single member of about this size, e.g. 1GiB")
 	noDrift := fs.Bool("no-drift", false, "keep schemas fixed across days")
 	noExtras := fs.Bool("no-extras", false, "no non-table members (README.txt, manifest.json, notes.csv)")

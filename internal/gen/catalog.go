@@ -124,6 +124,7 @@ func (t *table) schema(dayIdx int, drift bool) ([]*column, int) {
 var (
 	cities     = []string{"Seattle, WA", "Portland, OR", "San Francisco, CA", "Boston, MA", "Austin, TX", "Denver, CO", "Chicago, IL", "New York, NY", "Miami, FL", "Honolulu, HI", "Anchorage, AK", "Newark, NJ", "Providence, RI", "Burlington, VT", "San Juan, PR"}
 	currencies = []string{"USD", "EUR", "GBP", "JPY", "CAD", "AUD", "MXN", "CHF"}
+	iataCodes  = []string{"ATL", "DFW", "DEN", "ORD", "LAX", "JFK", "LAS", "MCO", "MIA", "CLT", "SEA", "PHX", "EWR", "SFO", "IAH", "BOS", "FLL", "MSP", "LGA", "DTW", "PHL", "SLC", "BWI", "DCA", "SAN", "IAD", "TPA", "BNA", "AUS", "MDW", "HNL", "DAL", "PDX", "STL", "RDU", "HOU", "SMF", "MSY", "SJC", "SNA"}
 	airports   = []string{"SEA", "JFK", "LHR", "CDG", "NRT", "SYD", "FRA", "YVR", "MEX", "GRU", "DXB", "SIN", "AMS", "ICN"}
 	carriers   = []string{"AS", "DL", "UA", "LH", "BA", "AF", "NH", "QF", "EK", "SQ", "KL", "KE"}
 	cabins     = []string{"Economy", "Premium Economy", "Business", "First"}
@@ -305,8 +306,11 @@ func genericPool() []*column {
 
 // catalogue builds n tables. Schemas of the hand-written tables are fixed; other schemas and the drift choices
 // come from the seed.
-func catalogue(seed int64, n int) []*table {
+func catalogue(seed int64, n int, flights bool) []*table {
 	bi := builtins()
+	if flights {
+		bi = append([]*table{flightRecordsTable()}, bi...)
+	}
 	tables := make([]*table, n)
 	for i := range tables {
 		var t *table
@@ -320,6 +324,21 @@ func catalogue(seed int64, n int) []*table {
 		tables[i] = t
 	}
 	return tables
+}
+
+// flightRecords is the narrow numeric table of Config.FlightRecords.
+const flightRecords = "flight_records"
+
+// flightRecordsTable is shaped like public on-time flight data: per row a departure time, two
+// delays in minutes and the origin and destination airports.
+func flightRecordsTable() *table {
+	return &table{name: flightRecords, base: []*column{
+		tsCol("dep_time", 0, 24, false),
+		intCol("dep_delay", -20, 240),
+		intCol("arr_delay", -45, 300),
+		enumCol("origin", iataCodes),
+		enumCol("dest", iataCodes),
+	}, added: intCol("taxi_out", 1, 60), textish: "arr_delay"}
 }
 
 func genericTable(seed int64, name string) *table {

@@ -45,7 +45,13 @@ type Config struct {
 	Tables          int    // tables in the catalogue, default 6
 	RowsPerMember   int    // default 2,000 (rows vary ±50% per member)
 	TargetBytes     int64  // if > 0: total CSV bytes to aim for across the corpus, HugeMemberBytes not included
-	LargeTable      bool   // one table (store_traffic_hourly if present, else the first) holds ~40% of the bytes
+	LargeTable      bool   // one table (flight_records or store_traffic_hourly if present, else the first) holds ~40% of the bytes
+	// LargeShare, when > 0, is the large table's share of the bytes instead of ~40% (LargeTable only).
+	LargeShare float64
+	// FlightRecords makes the first table of the catalogue a narrow, numeric-heavy one shaped like
+	// public on-time flight data: a timestamp, two small integers and two 3-letter airport codes
+	// (the shape DuckDB converts fastest; make bench's flights preset).
+	FlightRecords bool
 	HugeMemberBytes int64  // if > 0: one more archive holding a single member of about this size, streamed
 	Drift           bool   // day-by-day schema drift (DefaultConfig: true)
 	// Defects plants data-quality defects into the last process date (for rules to find, see
@@ -113,6 +119,9 @@ func (c Config) Validate() error {
 	if c.TargetBytes < 0 {
 		errs = append(errs, fmt.Errorf("target bytes: %d < 0", c.TargetBytes))
 	}
+	if c.LargeShare < 0 || c.LargeShare >= 1 {
+		errs = append(errs, fmt.Errorf("large share: %g not in [0, 1)", c.LargeShare))
+	}
 	if c.HugeMemberBytes < 0 {
 		errs = append(errs, fmt.Errorf("huge member bytes: %d < 0", c.HugeMemberBytes))
 	}
@@ -162,7 +171,7 @@ func Generate(cfg Config) (*Manifest, error) {
 		return nil, fmt.Errorf("create out dir: %w", err)
 	}
 	start, _ := time.Parse("20060102", cfg.StartDate)
-	tables := catalogue(cfg.Seed, cfg.Tables)
+	tables := catalogue(cfg.Seed, cfg.Tables, cfg.FlightRecords)
 	archives := plan(cfg, start, tables)
 	sizeMembers(cfg, tables, archives)
 

@@ -437,8 +437,39 @@ func TestTargetBytesLargeTable(t *testing.T) {
 	}
 }
 
+// TestFlightRecordsShare: the flights shape puts a narrow numeric table first and, with
+// LargeShare, gives it that share of the bytes.
+func TestFlightRecordsShare(t *testing.T) {
+	const target = 4 << 20
+	cfg := DefaultConfig()
+	cfg.Out, cfg.Extras, cfg.Drift = t.TempDir(), false, false
+	cfg.Tables, cfg.TargetBytes, cfg.LargeTable, cfg.LargeShare, cfg.FlightRecords = 24, target, true, 0.7, true
+	m, err := Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, flights int64
+	for _, a := range m.Archives {
+		for _, mi := range a.Members {
+			total += mi.Bytes
+			if mi.Table == flightRecords {
+				flights += mi.Bytes
+			}
+		}
+	}
+	if share := float64(flights) / float64(total); share < 0.65 || share > 0.75 {
+		t.Errorf("flight_records holds %.0f%% of the bytes, want ~70%%", 100*share)
+	}
+	if got := m.Tables[flightRecords].Columns; !slices.Equal(got, []string{"dep_time", "dep_delay", "arr_delay", "origin", "dest"}) {
+		t.Errorf("flight_records columns %v", got)
+	}
+	if len(m.Tables) != 24 {
+		t.Errorf("%d tables, want 24", len(m.Tables))
+	}
+}
+
 func TestCatalogue(t *testing.T) {
-	tables := catalogue(7, 300)
+	tables := catalogue(7, 300, false)
 	want := []string{"seattle_weather", "hotel_rates", "flight_fares_intl", "competitor_prices", "event_calendar", "store_traffic_hourly"}
 	nameRE := regexp.MustCompile(`^[a-z][a-z0-9_]*[a-z0-9]$`)
 	seen := map[string]bool{}
@@ -607,7 +638,7 @@ func BenchmarkGenerate(b *testing.B) {
 
 // BenchmarkRows is the CSV generator alone, without tar, gzip or disk.
 func BenchmarkRows(b *testing.B) {
-	tables := catalogue(1, 6)
+	tables := catalogue(1, 6, false)
 	var cw countWriter
 	var buf []byte
 	for b.Loop() {

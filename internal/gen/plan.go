@@ -124,9 +124,11 @@ func plan(cfg Config, start time.Time, tables []*table) []*archivePlan {
 
 // largeTable is the table LargeTable makes big.
 func largeTable(tables []*table) *table {
-	for _, t := range tables {
-		if t.name == "store_traffic_hourly" {
-			return t
+	for _, name := range []string{flightRecords, "store_traffic_hourly"} {
+		for _, t := range tables {
+			if t.name == name {
+				return t
+			}
 		}
 	}
 	return tables[0]
@@ -160,6 +162,9 @@ func sizeMembers(cfg Config, tables []*table, archives []*archivePlan) {
 	if lt := largeTable(tables); cfg.LargeTable && len(tables) > 1 && byTable[lt.idx] > 0 {
 		// The large table gets 40% of the bytes, or twice an average table's share when there are few tables.
 		share := max(0.4, 2/float64(len(tables)+1))
+		if cfg.LargeShare > 0 {
+			share = cfg.LargeShare
+		}
 		mult[lt.idx] = share / (1 - share) * (all - byTable[lt.idx]) / byTable[lt.idx]
 	}
 	var units float64 // bytes per unit of r
