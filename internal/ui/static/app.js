@@ -206,7 +206,7 @@ async function archives(root, id) {
   list.replaceChildren(h("table", { id: "archives" },
     h("tr", {}, h("th", {}, "archive"), h("th", {}, "state"), h("th", {}, "partner"), h("th", {}, "process dates"), h("th", {}, "landed"),
       h("th", { class: "n" }, "landed → done"), h("th", { class: "n" }, "rows in"), h("th", { class: "n" }, "rows out"), h("th", { class: "n" }, "quarantined"), h("th", { class: "n" }, "members rejected / skipped")),
-    d.archives.map(a => h("tr", { class: "click", "data-archive": a.id, onclick: () => { location.hash = "#archives/" + a.id; } },
+    d.archives.map(a => h("tr", { class: "click", "data-archive": a.id, "data-name": a.name, "data-state": a.state, onclick: () => { location.hash = "#archives/" + a.id; } },
       h("td", {}, h("b", {}, a.name), h("div", { class: "cols" }, a.id), a.reason ? h("div", { class: "bad" }, a.reason) : null),
       h("td", {}, badge(a.state)),
       h("td", {}, a.partner || "–"),
