@@ -121,10 +121,14 @@ func (m *Model) readCluster(ctx context.Context) (ClusterInfo, error) {
 		return info, err
 	}
 	owner := map[int]string{}
+	serving := map[int][]string{}
 	for _, p := range live {
 		info.Mergers = append(info.Mergers, MergerInfo{Instance: p.Instance, Partitions: p.Partitions, Pinned: p.Pinned, BeatMs: p.AtUnixMs})
 		for _, n := range p.Pinned {
 			owner[n] = p.Instance
+		}
+		for _, n := range p.Partitions {
+			serving[n] = append(serving[n], p.Instance)
 		}
 	}
 	byPart := map[int]PartitionInfo{}
@@ -139,6 +143,9 @@ func (m *Model) readCluster(ctx context.Context) (ClusterInfo, error) {
 			if g.PinnedClientID != "" {
 				pi.Pinned = true
 			}
+		}
+		if pi.Owner == "" && pi.Pinned && len(serving[n]) == 1 {
+			pi.Owner = serving[n][0] // pinned since its last heartbeat, and no other merger serves it
 		}
 		byPart[n] = pi
 	}

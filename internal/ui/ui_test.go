@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/gen"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/pipeline"
@@ -40,7 +41,14 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	b := bustest.New(t, func(c *bus.Config) { c.Subjects.Partitions = 4 })
-	env, err := pipeline.NewEnv(context.Background(), b, nil, nil, nil)
+	// The demo's partner: data-quality rules, plus two expected archives a day.
+	partners, err := config.Load(filepath.Join("..", "..", "examples", "partners-dq.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partners.Partners[0].Expected = &config.Expected{Sources: []string{"partner_{date}_1.tar.gz", "partner_{date}_2.tar.gz"},
+		Deadline: config.Duration{Duration: 30 * time.Hour}}
+	env, err := pipeline.NewEnv(context.Background(), b, partners, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, env: env, landing: filepath.Join(dir, "landing")}
 	cfg := gen.DefaultConfig()
 	cfg.Out, cfg.Seed, cfg.Days, cfg.Archives, cfg.Tables, cfg.RowsPerMember = f.landing, 7, 2, 2, 4, 300
+	cfg.Defects = true // quarantined rows and data-quality findings on the last day
 	if f.m, err = gen.Generate(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +122,8 @@ func (f *fixture) waitIngested(ids ...string) summarizer.Status {
 	return st
 }
 
-// land writes one more archive (a process date of its own) into the landing area, atomically,
-// and returns its id and name.
+// land writes one more archive (a process date of its own, of which the second expected archive
+// never comes) into the landing area, atomically, and returns its id and name.
 func (f *fixture) land(date string) (id, name string) {
 	f.t.Helper()
 	cfg := gen.DefaultConfig()
@@ -124,7 +133,7 @@ func (f *fixture) land(date string) (id, name string) {
 		f.t.Fatal(err)
 	}
 	a := m.Archives[0]
-	name = "late_" + a.Name
+	name = a.Name
 	if err := os.Rename(a.Path, filepath.Join(f.landing, name)); err != nil {
 		f.t.Fatal(err)
 	}
@@ -141,11 +150,14 @@ func archiveID(t *testing.T, path string) string {
 	return hex.EncodeToString(sum[:])[:20]
 }
 
-// summaries reads the summary.json of every date the status knows.
+// summaries reads the summary.json of every date of the status that has one.
 func (f *fixture) summaries(st summarizer.Status) map[string]summarizer.SummaryJSON {
 	f.t.Helper()
 	out := map[string]summarizer.SummaryJSON{}
-	for d := range st.Dates {
+	for d, ds := range st.Dates {
+		if !ds.Written {
+			continue
+		}
 		rc, err := f.out.Get(context.Background(), summarizer.SummaryKey(d))
 		if err != nil {
 			f.t.Fatal(err)

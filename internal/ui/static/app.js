@@ -7,6 +7,7 @@
 const fmtInt = n => (n == null ? "–" : Math.round(n).toLocaleString("en-US"));
 function fmtShort(n) {
   const a = Math.abs(n);
+  if (a > 0 && a < 1) return String(Number(n.toPrecision(2)));
   if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
   if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
   if (a >= 1e3) return (n / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
@@ -19,7 +20,7 @@ function fmtBytes(b) {
   while (b >= 1000 && i < u.length - 1) { b /= 1000; i++; }
   return (i === 0 ? String(b) : b.toFixed(b >= 100 ? 0 : 1)) + " " + u[i];
 }
-const fmtMBs = bps => (bps / 1e6).toFixed(bps >= 1e8 ? 0 : bps >= 1e6 ? 1 : 2) + " MB/s";
+const fmtMBs = bps => (bps > 0 && bps < 1e4 ? (bps / 1e3).toFixed(1) + " KB/s" : (bps / 1e6).toFixed(bps >= 1e8 ? 0 : bps >= 1e6 ? 1 : 2) + " MB/s");
 const fmtRows = rps => fmtShort(rps) + " rows/s";
 function fmtDur(ms) {
   if (ms == null) return "–";
@@ -54,6 +55,10 @@ function h(tag, attrs, ...kids) {
   }
   for (const k of kids.flat()) if (k != null && k !== false) e.append(k instanceof Node ? k : String(k));
   return e;
+}
+// fill replaces el's children with kids (nested arrays flattened, null and false left out).
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat(Infinity).filter(k => k != null && k !== false));
 }
 const SVG = "http://www.w3.org/2000/svg";
 function s(tag, attrs, ...kids) {
@@ -123,11 +128,11 @@ async function overview(root) {
   const o = await get("/api/overview");
   const c = o.cluster, rate = o.rate, t = o.totals, L = o.ledger;
   const rs = c.rows_stream || {};
-  const ageLimit = rs.max_age_sec ? fmtDur(rs.max_age_sec * 1000) : "no age limit";
+  const ageLimit = rs.max_age_sec ? fmtDur(rs.max_age_sec * 1000) : "unlimited";
   const byteLimit = rs.max_bytes > 0 ? fmtBytes(rs.max_bytes) : "no byte limit";
   const frac = rs.max_bytes > 0 ? rs.bytes / rs.max_bytes : (rs.max_age_sec && rs.first_ms ? (Date.now() - rs.first_ms) / (rs.max_age_sec * 1000) : 0);
   const dl = Object.entries(c.dlq_by_stage || {}).map(([k, v]) => `${k} ${fmtInt(v)}`).join(", ");
-  root.replaceChildren(
+  fill(root,
     h("div", { class: "cards" },
       card("CSV rows / s", h("span", { id: "rows-rate" }, fmtRows(rate.rows_per_sec_5m)), "last 5 min · hour avg " + fmtRows(rate.rows_per_sec_1h)),
       card("CSV MB / s", h("span", { id: "bytes-rate" }, fmtMBs(rate.bytes_per_sec_5m)), "last 5 min · hour avg " + fmtMBs(rate.bytes_per_sec_1h)),
@@ -137,7 +142,7 @@ async function overview(root) {
         "landed / extracting / committed / failed" + (L.extracted ? ` · ${fmtInt(L.extracted)} extracted` : "")),
       card("Dead letters", h("span", { id: "dead-letters", class: c.dead_letters ? "bad" : "" }, fmtInt(c.dead_letters)), dl || "none"),
       card("Mergers alive", h("span", { id: "mergers-alive" }, fmtInt(c.mergers.length)), c.mergers.map(m => m.instance).join(", ") || "none"),
-      card("Rows stream", fmtBytes(rs.bytes), `${fmtInt(rs.msgs)} msgs · ${byteLimit} · ${ageLimit}` + (rs.first_ms ? ` · oldest ${ago(rs.first_ms)}` : ""), usageBar(frac)),
+      card("Rows stream", fmtBytes(rs.bytes), `${fmtInt(rs.msgs)} msgs · ${byteLimit} · retention ${ageLimit}` + (rs.first_ms ? ` · oldest ${ago(rs.first_ms)}` : ""), usageBar(frac)),
       card("Rows out", h("span", { id: "rows-out" }, fmtInt(t.rows_out)), `of ${fmtInt(t.rows_in)} in · ${fmtInt(t.quarantined)} quarantined`),
     ),
     h("h2", {}, "Throughput of CSV extracted", h("small", {}, "per minute, last hour (UTC)")),
@@ -148,7 +153,7 @@ async function overview(root) {
     h("table", { id: "partitions" },
       h("tr", {}, h("th", {}, "partition"), h("th", { class: "n" }, "pending"), h("th", { class: "n" }, "un-acked"), h("th", {}, "owner (merger)")),
       c.partitions.map(p => h("tr", {}, h("td", {}, "p" + p.partition), num(fmtInt(p.pending)), num(fmtInt(p.ack_pending)),
-        h("td", {}, p.owner || (p.pinned ? "pinned" : h("span", { class: "muted" }, "unowned")))))),
+        h("td", {}, p.owner || (p.pinned ? "pinned (owner at its next heartbeat)" : h("span", { class: "muted" }, "unowned")))))),
   );
   root.querySelectorAll(".bar > span").forEach(e => { e.style.width = e.dataset.pct + "%"; });
   return o.version;
@@ -160,7 +165,7 @@ async function tables(root) {
   const head = h("tr", {}, h("th", {}, "table"), h("th", {}, "rows per day"), h("th", { class: "n" }, "rows out"), h("th", { class: "n" }, "quarantined"),
     h("th", { class: "n" }, "archives"), h("th", { class: "n" }, "schema"), h("th", {}, "last commit"), h("th", { class: "n" }, "DQ pass rate"));
   const days = d.days;
-  root.replaceChildren(
+  fill(root,
     h("h2", {}, "Tables", h("small", {}, `${tbl.length} tables · process dates ${days[0] || "–"} … ${days[days.length - 1] || "–"}`)),
     h("table", { id: "tables" }, head, tbl.map(t => h("tr", { "data-table": t.table },
       h("td", {}, h("b", {}, t.table)),
@@ -200,10 +205,10 @@ async function archives(root, id) {
     let timer;
     input.oninput = () => { clearTimeout(timer); timer = setTimeout(() => { archiveQuery = input.value; refresh(); }, 200); };
     list = h("div", { id: "archive-list" });
-    root.replaceChildren(h("div", { class: "search" }, input, h("span", { id: "archive-count", class: "muted" })), list);
+    fill(root, h("div", { class: "search" }, input, h("span", { id: "archive-count", class: "muted" })), list);
   }
   root.querySelector("#archive-count").textContent = `${fmtInt(d.matched)} archives` + (d.matched > d.archives.length ? ` (newest ${d.archives.length} shown)` : "");
-  list.replaceChildren(h("table", { id: "archives" },
+  fill(list, h("table", { id: "archives" },
     h("tr", {}, h("th", {}, "archive"), h("th", {}, "state"), h("th", {}, "partner"), h("th", {}, "process dates"), h("th", {}, "landed"),
       h("th", { class: "n" }, "landed → done"), h("th", { class: "n" }, "rows in"), h("th", { class: "n" }, "rows out"), h("th", { class: "n" }, "quarantined"), h("th", { class: "n" }, "members rejected / skipped")),
     d.archives.map(a => h("tr", { class: "click", "data-archive": a.id, "data-name": a.name, "data-state": a.state, onclick: () => { location.hash = "#archives/" + a.id; } },
@@ -224,9 +229,9 @@ async function archiveDetail(root, id) {
     if (i > 0) steps.push(h("div", { class: "arrow" }, "→", h("div", {}, fmtDur(st.took_ms))));
     steps.push(h("div", { class: "step " + st.step }, h("div", { class: "k" }, st.step), h("div", { class: "muted" }, when(st.at_ms)), st.detail ? h("div", { class: "cols" }, st.detail) : null));
   });
-  root.replaceChildren(
+  fill(root,
     h("div", { class: "search" }, h("a", { href: "#archives" }, "← all archives")),
-    h("h2", {}, a.name, " ", badge(a.state), h("small", {}, `${a.id} · attempt ${a.attempt} · ${fmtBytes(a.size)} · ${a.partner || ""}`)),
+    h("h2", {}, a.name, " ", badge(a.state), h("small", {}, `${a.id}` + (a.attempt ? ` · attempt ${a.attempt}` : "") + ` · ${fmtBytes(a.size)} · partner ${a.partner || "–"}`)),
     a.uri ? h("div", { class: "muted" }, a.uri) : null,
     a.state === "failed" && a.reason ? h("div", { class: "reason", id: "failure" }, "Failed: " + a.reason) : null,
     h("h2", {}, "Timeline"),
@@ -251,7 +256,7 @@ async function archiveDetail(root, id) {
 
 async function dates(root) {
   const d = await get("/api/dates");
-  root.replaceChildren(
+  fill(root,
     h("h2", {}, "Process dates", h("small", {}, "readiness and the summary check of each date")),
     h("table", { id: "dates" },
       h("tr", {}, h("th", {}, "date"), h("th", {}, "check"), h("th", {}, "data quality"), h("th", {}, "readiness"), h("th", { class: "n" }, "archives"),
@@ -273,7 +278,7 @@ function readiness(x) {
   if (x.sources.length === 0) parts.push(x.written ? (x.complete ? "no sources expected" : "incomplete") : "–");
   for (const src of x.sources) {
     const got = (src.in || []).length, miss = (src.missing || []).length, wait = (src.awaited || []).length;
-    parts.push(h("div", {}, h("b", {}, src.partner), `: ${got} in`,
+    parts.push(h("div", {}, h("b", {}, src.partner), `: ${got} of ${got + miss + wait} expected in`,
       miss ? h("span", { class: "bad" }, ` · missing ${src.missing.join(", ")}`) : "",
       wait ? ` · awaited ${src.awaited.join(", ")}` : "",
       h("div", { class: "cols" }, (src.deadline_passed ? "deadline passed " : "deadline ") + src.deadline)));
@@ -298,7 +303,7 @@ async function refresh() {
     document.body.dataset.version = v;
     document.body.dataset.view = view;
   } catch (e) {
-    root.replaceChildren(h("div", { class: "reason" }, String(e.message || e)));
+    fill(root, h("div", { class: "reason" }, String(e.message || e)));
   }
   busy = false;
   if (again) { again = false; refresh(); }
