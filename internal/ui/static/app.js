@@ -135,7 +135,7 @@ async function overview(root) {
   fill(root,
     h("div", { class: "cards" },
       card("CSV rows / s", h("span", { id: "rows-rate" }, fmtRows(rate.rows_per_sec_5m)), "last 5 min · hour avg " + fmtRows(rate.rows_per_sec_1h)),
-      card("CSV MB / s", h("span", { id: "bytes-rate" }, fmtMBs(rate.bytes_per_sec_5m)), "last 5 min · hour avg " + fmtMBs(rate.bytes_per_sec_1h)),
+      card("CSV bytes / s", h("span", { id: "bytes-rate" }, fmtMBs(rate.bytes_per_sec_5m)), "last 5 min · hour avg " + fmtMBs(rate.bytes_per_sec_1h)),
       card("Archives", h("span", { id: "archives-total" }, fmtInt(t.archives)),
         `${fmtInt(t.committed)} committed · ${fmtInt(t.pending)} pending · ${fmtInt(t.failed)} failed` + (t.duplicates ? ` · ${fmtInt(t.duplicates)} duplicates` : "")),
       card("Ledger now", h("span", { id: "ledger-now" }, `${fmtInt(L.landed)} / ${fmtInt(L.extracting)} / ${fmtInt(L.committed)} / ${fmtInt(L.failed)}`),
