@@ -152,11 +152,14 @@ func (m *Model) readCluster(ctx context.Context) (ClusterInfo, error) {
 	if err := lister.Err(); err != nil {
 		return info, fmt.Errorf("list consumers: %w", err)
 	}
+	// Every partition of --partitions, and any other the server has a consumer for (a dashboard
+	// started with another --partitions than the stages still shows theirs).
 	for n := range m.sub.Partitions {
-		pi, ok := byPart[n]
-		if !ok {
-			pi = PartitionInfo{Partition: n, Owner: owner[n]}
+		if _, ok := byPart[n]; !ok {
+			byPart[n] = PartitionInfo{Partition: n, Owner: owner[n]}
 		}
+	}
+	for _, pi := range byPart {
 		info.Partitions = append(info.Partitions, pi)
 	}
 	slices.SortFunc(info.Partitions, func(a, b PartitionInfo) int { return a.Partition - b.Partition })
