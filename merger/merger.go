@@ -146,7 +146,7 @@ func (m *Merger) start(ctx context.Context) error {
 		return err
 	}
 	for _, n := range cfg.Partitions {
-		name := fmt.Sprintf("merger-p%d", n)
+		name := ConsumerName(n)
 		cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:        name,
 			Description:    fmt.Sprintf("sluice merger: rows partition %d", n),

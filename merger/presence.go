@@ -9,16 +9,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // presenceBucket is <PREFIX>_MERGERS: one key per live merger, expiring after a few missed beats.
-func (m *Merger) presenceBucket() string {
-	return strings.TrimSuffix(m.deps.Bus.Subjects.RowsStream(), "_ROWS") + "_MERGERS"
-}
+func (m *Merger) presenceBucket() string { return PresenceBucket(m.deps.Bus.Subjects) }
 
 func (m *Merger) presenceKey() string {
 	sum := sha1.Sum([]byte(m.cfg.Instance))

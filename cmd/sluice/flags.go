@@ -129,11 +129,15 @@ func (c *common) busConfig(name string) bus.Config {
 
 // joinsLiveStore are the commands that, without --nats, reach the server of a process that owns
 // --state (through its server.json) instead of being refused; the others own the state dir.
-var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": true, "replay": true}
+var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": true, "replay": true, "ui": true}
 
 // needsStore are the commands that only read: with no --nats and no store in --state there is
 // nothing to show, and starting an empty embedded server would print an empty table.
-var needsStore = map[string]bool{"status": true, "dlq": true}
+var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true}
+
+// readOnly are the commands that never create or update streams (the dashboard): they use what
+// the stages made, with the settings the stages gave it.
+var readOnly = map[string]bool{"ui": true}
 
 func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(), error) {
 	log := c.logger()
@@ -161,7 +165,7 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 		return nil, nil, err
 	}
 	closeBus := func() { b.Close(); release() }
-	if !joined { // a live owner already ensured its streams with its own settings
+	if !joined && !readOnly[name] { // a live owner already ensured its streams with its own settings
 		if err := b.Ensure(ctx); err != nil {
 			closeBus()
 			return nil, nil, err

@@ -48,6 +48,7 @@ func commands() []command {
 		{"merger", "merge chunks into Parquet and commit atomically", cmdMerger},
 		{"summarizer", "write summaries and reconcile rows in against rows out", cmdSummarizer},
 		{"status", "print the archive ledger", cmdStatus},
+		{"ui", "serve the read-only dashboard (also: --http-addr on run and summarizer)", cmdUI},
 		{"gen", "write synthetic partner archives", cmdGen},
 		{"reextract", "re-run extraction of one archive", cmdReextract},
 		{"replay", "re-merge a table from the rows stream, rewriting the same objects", cmdReplay},

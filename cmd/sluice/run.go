@@ -56,6 +56,13 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	defer closeAll()
 	o.ReclaimStale = c.nats == "" // this process owns --state and runs every stage
+	if s.httpAddr != "" {
+		stopUI, err := startUI(ctx, e, o.Out, o.S3, s.httpAddr)
+		if err != nil {
+			return err
+		}
+		defer stopUI()
+	}
 	showProgress := progress == "on" || (progress == "auto" && term.IsTerminal(int(os.Stderr.Fd())))
 	pctx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()

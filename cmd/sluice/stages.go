@@ -27,6 +27,7 @@ type stageFlags struct {
 	zstdLevel          int
 	partitionsServed   string
 	instance           string
+	httpAddr           string // dashboard (internal/ui); empty: none
 }
 
 func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
@@ -48,6 +49,8 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 			fs.IntVar(&s.extractWindow, "publish-window", 0, fmt.Sprintf("chunks in flight per extractor (0 = default %d; memory ≈ window × chunk size)",
 				extractor.DefaultPublishWindow))
 			fs.StringVar(&s.chunkCodec, "chunk-codec", extractor.DefaultChunkCodec, "how chunk data is sent: s2 (each chunk compressed by the extractor when that saves at least 1/8) or none")
+		case "http":
+			fs.StringVar(&s.httpAddr, "http-addr", "", "serve the read-only dashboard on host:port (empty: off; a host-less :port binds 127.0.0.1)")
 		case "merge":
 			s.memoryBudget = merger.DefaultMemoryBudget
 			fs.Var(sizeValue{&s.memoryBudget}, "memory-budget", "merger memory budget (buffered chunks and builders), bytes or with a unit: 256MiB, 1GiB")
@@ -107,6 +110,13 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 		case err != nil:
 			return &exitError{code: exitUsage, err: err}
 		}
+		if s.httpAddr != "" {
+			stopUI, err := startUI(ctx, e, o.Out, o.S3, s.httpAddr)
+			if err != nil {
+				return err
+			}
+			defer stopUI()
+		}
 		e.Log.Info("started")
 		err = st.Run(ctx)
 		if errors.Is(err, context.Canceled) {
@@ -137,8 +147,8 @@ var stageWants = map[string][]string{
 	"producer":   {"landing", "once", "poll"},
 	"extractor":  {"extract"},
 	"merger":     {"out", "merge"},
-	"summarizer": {"out"},
-	"run":        {"landing", "out", "once", "poll", "extract", "merge"},
+	"summarizer": {"out", "http"},
+	"run":        {"landing", "out", "once", "poll", "extract", "merge", "http"},
 }
 
 // commandFlags builds the flag set of a stage subcommand (used by the compose test).
