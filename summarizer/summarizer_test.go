@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,7 +398,7 @@ func TestSummaryRowsInAndOut(t *testing.T) {
 	// The fleet's view: the newest commit of each table (stream time), archives by state.
 	for _, table := range []string{"customers", "orders"} {
 		v, _ := gaugeValue(t, e.reg, "sluice_summarizer_last_commit_timestamp_seconds", "table", table)
-		if at := time.UnixMilli(int64(v * 1e3)); at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) {
+		if at := time.UnixMilli(int64(math.Round(v * 1e3))); at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) {
 			t.Errorf("last commit of %s at %v, want between %v and now", table, at, before)
 		}
 	}
