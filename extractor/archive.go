@@ -21,10 +21,11 @@ import (
 // source reads the archive's bytes, counting and (optionally) hashing them, and marks read
 // errors as source errors so they are not mistaken for a corrupt archive.
 type source struct {
-	r   io.Reader
-	ctx context.Context
-	n   int64
-	h   hash.Hash
+	r     io.Reader
+	ctx   context.Context
+	n     int64
+	h     hash.Hash
+	count func(n int) // nil: not counted elsewhere; else told every read (live progress)
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -33,6 +34,9 @@ func (s *source) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.n += int64(n)
+	if s.count != nil && n > 0 {
+		s.count(n)
+	}
 	if s.h != nil {
 		s.h.Write(p[:n])
 	}

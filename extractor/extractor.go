@@ -229,7 +229,9 @@ func (j *job) run(ctx context.Context) error {
 	defer rc.Close()
 	// A source blocked in Read (a stalled network body) is unblocked by closing it on cancel.
 	defer context.AfterFunc(ctx, func() { rc.Close() })()
-	src := &source{r: rc, ctx: ctx}
+	// Counted as read (through a 1 MiB-class buffer, so a few adds per MiB): a progress display
+	// and MB/s follow a large archive while it is extracted, not only when it ends.
+	src := &source{r: rc, ctx: ctx, count: func(n int) { e.m.bytesIn.Add(float64(n)) }}
 	if j.ev.Sha256 != "" {
 		src.h = sha256.New()
 	}
@@ -245,7 +247,6 @@ func (j *job) run(ctx context.Context) error {
 	j.pub = newPublisher(e.js, e.pool, func() { e.m.chunks.Inc() })
 	defer func() {
 		j.compressed, j.uncompressed = src.n, lim.n
-		e.m.bytesIn.Add(float64(src.n))
 		e.m.bytesOut.Add(float64(lim.n))
 	}()
 	j.initChunker(ctx)
@@ -391,6 +392,7 @@ func (j *job) chunkMember(ctx context.Context, t *tableBatch, name string, mn co
 		t.bytes += int64(c.n) // raw CSV bytes, also when the data went out compressed
 		memberChunk++
 		e.m.rows.Add(float64(c.rows))
+		e.m.csvBytes.Add(float64(c.n))
 		return nil
 	}
 	st, err := ck.run(r)

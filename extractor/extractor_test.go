@@ -347,6 +347,7 @@ func TestExtractMultiMemberGzipAndMetrics(t *testing.T) {
 		"sluice_extractor_chunks_published_total":     2,
 		"sluice_extractor_duration_seconds,extracted": 1,
 		"sluice_extractor_bytes_in_total":             float64(len(data)),
+		"sluice_extractor_csv_bytes_total":            float64(out.Tables[0].GetBytes()),
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)

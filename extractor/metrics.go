@@ -20,6 +20,7 @@ type metrics struct {
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 	rows     prometheus.Counter
+	csvBytes prometheus.Counter
 	chunks   prometheus.Counter
 	members  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -33,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "extractor", Name: "bytes_in_total",
-			Help: "Compressed archive bytes read.",
+			Help: "Compressed archive bytes read (counted as they are read).",
 		}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "extractor", Name: "bytes_out_total",
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rows: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "extractor", Name: "rows_total",
 			Help: "CSV records published in chunks.",
+		}),
+		csvBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sluice", Subsystem: "extractor", Name: "csv_bytes_total",
+			Help: "CSV bytes (records as decoded, before chunk compression) published in chunks.",
 		}),
 		chunks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "extractor", Name: "chunks_published_total",
@@ -62,6 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.bytesIn = register(reg, m.bytesIn)
 		m.bytesOut = register(reg, m.bytesOut)
 		m.rows = register(reg, m.rows)
+		m.csvBytes = register(reg, m.csvBytes)
 		m.chunks = register(reg, m.chunks)
 		m.members = register(reg, m.members)
 		m.duration = register(reg, m.duration)

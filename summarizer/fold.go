@@ -32,6 +32,8 @@ type state struct {
 	dates    map[string]*dateState // process dates with a summary state
 	watched  map[string]bool       // dates watched for expected sources without archives
 	started  bool                  // the first settle after catching up has run
+	// missingSeries are the (date, partner) series of sluice_summarizer_missing_sources set.
+	missingSeries map[[2]string]bool
 
 	// Data quality (quality.go).
 	totals map[string]map[string]int64  // date → table → rows out, from renders or Out (volume history)
@@ -111,6 +113,7 @@ type dateState struct {
 	missing      []string
 	quality      string            // OK | WARN | FAIL, "" without results
 	tableQuality map[string]string // table → its quality status, tables with results only
+	missingBy    map[string]int    // partner → expected sources missing after the deadline
 }
 
 func (st *state) archive(id string) *archive {
@@ -255,7 +258,8 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 			byTable = map[string]*sluicev1.BatchCommitted{}
 			a.commits[ev.GetAttempt()] = byTable
 		}
-		byTable[ev.GetTable()] = ev // a replayed commit replaces the earlier one
+		byTable[ev.GetTable()] = ev                                          // a replayed commit replaces the earlier one
+		s.m.lastCommit.WithLabelValues(ev.GetTable()).Set(float64(ms) / 1e3) // events come in stream order
 		if ev.GetAttempt() == a.attempt && a.mergerFailed[ev.GetTable()] {
 			delete(a.mergerFailed, ev.GetTable())
 			if len(a.mergerFailed) == 0 {

@@ -19,6 +19,12 @@ type metrics struct {
 	summariesWritten  prometheus.Counter
 	dqStatus          *prometheus.GaugeVec   // table
 	dqResults         *prometheus.CounterVec // table, rule, status
+	// What the fold knows of the whole fleet (every merger's commits), not only of this process:
+	// set while replaying the stream too.
+	lastCommit     *prometheus.GaugeVec // table: stream time of its newest BatchCommitted
+	missingSources *prometheus.GaugeVec // date, partner: expected sources missing after the deadline
+	archives       *prometheus.GaugeVec // state: archives the fold holds, by verdict
+	caughtUp       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,6 +45,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dqResults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "dq_results_total",
 			Help: "Date-level data-quality results (volume) written to _dq/results/<table>/process_date=D/date.parquet."}, []string{"table", "rule", "status"}),
 	}
+	m.lastCommit = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "last_commit_timestamp_seconds",
+		Help: "When the newest BatchCommitted of the table (from any merger, or a replay) was stored in the events stream (Unix time)."}, []string{"table"})
+	m.missingSources = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "missing_sources",
+		Help: "Expected sources (globs of the partner's expected.sources) missing after the deadline, by process date and partner."}, []string{"date", "partner"})
+	m.archives = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "archives",
+		Help: "Archives the summarizer knows from the events stream, by state (pending, committed, failed; duplicate: locations skipped as duplicates of ingested bytes)."}, []string{"state"})
+	m.caughtUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "caught_up",
+		Help: "1 once the summarizer has replayed the events stream to its end (its start-up recovery), else 0."})
 	if reg == nil {
 		return m, nil
 	}
@@ -47,6 +61,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, fmt.Errorf("register summarizer metrics: %w", err)
 	}
 	if m.dqResults, err = promreg.Register(reg, m.dqResults); err != nil {
+		return nil, fmt.Errorf("register summarizer metrics: %w", err)
+	}
+	for _, p := range []**prometheus.GaugeVec{&m.lastCommit, &m.missingSources, &m.archives} {
+		if *p, err = promreg.Register(reg, *p); err != nil {
+			return nil, fmt.Errorf("register summarizer metrics: %w", err)
+		}
+	}
+	if m.caughtUp, err = promreg.Register(reg, m.caughtUp); err != nil {
 		return nil, fmt.Errorf("register summarizer metrics: %w", err)
 	}
 	for _, p := range []*prometheus.Counter{&m.archivesCompleted, &m.archivesFailed, &m.checkFailures, &m.rowsIn, &m.rowsOut, &m.summariesWritten} {

@@ -76,7 +76,27 @@ func (s *Summarizer) settle(ctx context.Context) error {
 	}
 	s.qualityGauges()
 	s.prune(dates, now)
+	s.sourceGauges()
 	return firstErr
+}
+
+// sourceGauges sets sluice_summarizer_missing_sources to what the latest render of each date
+// held found missing; series of dates pruned from the fold or no longer missing anything are
+// deleted (not reset all at once: a scrape in between would see none).
+func (s *Summarizer) sourceGauges() {
+	now := map[[2]string]bool{}
+	for date, ds := range s.st.dates {
+		for partner, n := range ds.missingBy {
+			s.m.missingSources.WithLabelValues(date, partner).Set(float64(n))
+			now[[2]string{date, partner}] = true
+		}
+	}
+	for k := range s.st.missingSeries {
+		if !now[k] {
+			s.m.missingSources.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	s.st.missingSeries = now
 }
 
 // prune forgets archives and duplicates the stream has dropped (older than its max age, by

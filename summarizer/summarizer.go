@@ -411,11 +411,25 @@ func satisfied(st Status, ids []string) bool {
 
 func (s *Summarizer) publishSnapshot() {
 	snap := s.st.snapshot()
+	s.snapshotGauges(snap)
 	s.mu.Lock()
 	s.snap = snap
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// snapshotGauges exports the archive counts and caught_up of a snapshot.
+func (s *Summarizer) snapshotGauges(snap Status) {
+	t := snap.Totals
+	for state, n := range map[ArchiveState]int{StatePending: t.Pending, StateCommitted: t.Committed, StateFailed: t.Failed, StateDuplicate: t.Duplicates} {
+		s.m.archives.WithLabelValues(string(state)).Set(float64(n))
+	}
+	caught := 0.0
+	if snap.CaughtUp {
+		caught = 1
+	}
+	s.m.caughtUp.Set(caught)
 }
 
 // sortedKeys returns the keys of m in order.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,8 +392,22 @@ func TestSummaryRowsInAndOut(t *testing.T) {
 	e := newEnv(t, nil)
 	s, _ := e.start(t)
 	f := goodArchive("a0000000000000000001", "acme_20250102_1.tar.gz")
+	before := time.Now()
 	e.publishAll(t, f)
 	st := waitFor(t, s, f.id)
+	// The fleet's view: the newest commit of each table (stream time), archives by state.
+	for _, table := range []string{"customers", "orders"} {
+		v, _ := gaugeValue(t, e.reg, "sluice_summarizer_last_commit_timestamp_seconds", "table", table)
+		if at := time.UnixMilli(int64(math.Round(v * 1e3))); at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) {
+			t.Errorf("last commit of %s at %v, want between %v and now", table, at, before)
+		}
+	}
+	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_archives", "state", "committed"); v != 1 {
+		t.Errorf("archives committed: %v", v)
+	}
+	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_caught_up"); v != 1 {
+		t.Errorf("caught_up: %v", v)
+	}
 
 	a := st.Archives[f.id]
 	if a.State != summarizer.StateCommitted || !a.CheckOK || a.RowsIn != 8 || a.RowsOut != 7 || a.Quarantined != 1 || a.Rejected != 0 || a.Skipped != 1 {
@@ -751,10 +766,17 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 		}
 	}
 
+	if v, ok := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", day, "partner", "acme"); ok {
+		t.Fatalf("missing_sources before the deadline: %v", v)
+	}
+
 	e.setNow(time.Date(2025, 1, 3, 6, 0, 1, 0, time.UTC))
 	st = waitStatus(t, s, func(st summarizer.Status) bool { return len(st.Dates[day].Missing) > 0 && st.Dates[day].Written })
 	if m := st.Dates[day].Missing; len(m) != 1 || m[0] != "beta_20250102.tar.gz" {
 		t.Fatalf("missing %v", m)
+	}
+	if v, ok := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", day, "partner", "acme"); v != 1 {
+		t.Fatalf("missing_sources after the deadline: %v (present %v), want 1", v, ok)
 	}
 	doc, txt := e.summary(t, day)
 	if doc.Complete || len(doc.Sources[0].Missing) != 1 || !doc.Sources[0].DeadlinePassed || doc.Sources[0].In[0].Archives[0] != f.name {
@@ -779,6 +801,38 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 	if doc3.Complete || len(doc3.Sources[0].Missing) != 2 || len(doc3.Archives) != 0 {
 		t.Fatalf("empty date %+v", doc3)
 	}
+	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", "2025-01-03", "partner", "acme"); v != 2 {
+		t.Fatalf("missing_sources of the empty date: %v, want 2", v)
+	}
+}
+
+// gaugeValue is the value of the gauge series name{labels...} gathered from reg, and whether
+// it exists.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 func TestArchiveSpanningDates(t *testing.T) {

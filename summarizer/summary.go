@@ -280,9 +280,15 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	}
 	js = append(js, '\n')
 	h := hashOf(js)
-	ds.complete, ds.check, ds.missing = doc.Complete, doc.Check, nil
+	ds.complete, ds.check, ds.missing, ds.missingBy = doc.Complete, doc.Check, nil, nil
 	for _, src := range doc.Sources {
 		ds.missing = append(ds.missing, src.Missing...)
+		if len(src.Missing) > 0 {
+			if ds.missingBy == nil {
+				ds.missingBy = map[string]int{}
+			}
+			ds.missingBy[src.Partner] += len(src.Missing)
+		}
 	}
 	ds.quality, ds.tableQuality = doc.Quality, nil
 	for _, t := range doc.Tables {

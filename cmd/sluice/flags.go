@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/opsmetrics"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/statedir"
 )
@@ -38,6 +39,9 @@ type common struct {
 	s3Endpoint                                        string
 	s3PathStyle                                       bool
 	rowsCompression                                   string
+
+	ops    *ops      // set by setup: JetStream metrics, build_info, readiness checks
+	logOut io.Writer // where logs go; nil: os.Stderr (run's progress line wraps it)
 }
 
 func newCommon(name string) *common {
@@ -59,7 +63,7 @@ func newCommon(name string) *common {
 	f.DurationVar(&c.dupWindow, "dedup-window", time.Hour, "Nats-Msg-Id de-duplication window")
 	f.StringVar(&c.rowsCompression, "rows-compression", "none", "server-side compression of the rows stream: none or s2 (chunks are already compressed by the extractor unless --chunk-codec none)")
 	f.StringVar(&c.configFile, "config", "", "partner configuration (YAML); defaults work without one")
-	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address")
+	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz (alive) and /readyz (connected, streams present, stage caught up) on this address")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.StringVar(&c.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL (MinIO, versitygw); default from the AWS chain")
@@ -110,9 +114,13 @@ func (c *common) logger() *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.logLevel))
 	opts := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	var out io.Writer = os.Stderr
+	if c.logOut != nil {
+		out = c.logOut
+	}
+	var h slog.Handler = slog.NewTextHandler(out, opts)
 	if c.logFormat == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
+		h = slog.NewJSONHandler(out, opts)
 	}
 	return slog.New(h)
 }
@@ -192,6 +200,10 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c.ops, err = newOps(b, reg, reg); err != nil {
+		closeBus()
+		return nil, nil, err
+	}
 	e, err := pipeline.NewEnv(ctx, b, partners, log, reg)
 	if err != nil {
 		closeBus()
@@ -199,7 +211,7 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 	}
 	stopMetrics := func() {}
 	if c.metricsAddr != "" {
-		stopMetrics, err = serveMetrics(c.metricsAddr, reg, b, log)
+		stopMetrics, err = serveMetrics(c.metricsAddr, reg, &c.ops.ready, log)
 		if err != nil {
 			e.Close()
 			closeBus()
@@ -287,18 +299,11 @@ func waitServer(ctx context.Context, dir string) (statedir.Server, error) {
 	}
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.Logger) (func(), error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !b.NC.IsConnected() {
-			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
+// serveMetrics serves /metrics, /healthz, /readyz and pprof on addr. /healthz is liveness: 200
+// while the process serves at all (a NATS outage is not a reason to restart it: the client
+// reconnects by itself). /readyz is 200 only when every check passes (docs/OPERATIONS.md).
+func serveMetrics(addr string, reg *prometheus.Registry, ready *opsmetrics.Checks, log *slog.Logger) (func(), error) {
+	mux := metricsMux(reg, ready)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
@@ -315,4 +320,14 @@ func serveMetrics(addr string, reg *prometheus.Registry, b *bus.Bus, log *slog.L
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+func metricsMux(reg *prometheus.Registry, ready *opsmetrics.Checks) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("/readyz", opsmetrics.ReadyHandler(ready, 5*time.Second))
+	return mux
 }

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -26,8 +27,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	c := newCommon("run")
 	var s stageFlags
 	s.register(c.fs, stageWants["run"]...)
-	var progress string
-	registerRunFlags(c.fs, &progress)
+	var rf runFlags
+	registerRunFlags(c.fs, &rf)
 	var quiet bool
 	c.fs.BoolVar(&quiet, "quiet-summary", false, "with --once, print only the totals, not each date's summary.txt")
 	// One process holds every stage, so it gets smaller defaults than the stages run alone
@@ -40,6 +41,13 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := c.parse(args); err != nil {
 		return err
 	}
+	progress := rf.progress
+	if progress != "auto" && progress != "on" && progress != "off" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--progress %q: want auto, on or off", progress)}
+	}
+	if rf.progressEvery <= 0 {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--progress-interval %s: want a positive duration", rf.progressEvery)}
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(s.memoryBudget + 160<<20)
 	}
@@ -49,6 +57,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	o, err := s.options(c)
 	if err != nil {
 		return err
+	}
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	showLine := progress == "on" || (progress == "auto" && tty)
+	var line *statusLine
+	if showLine {
+		width, _, _ := term.GetSize(int(os.Stderr.Fd()))
+		line = newStatusLine(os.Stderr, width)
+		c.logOut = line // logs print above the line instead of tearing it
 	}
 	e, closeAll, err := c.setup(ctx, "run")
 	if err != nil {
@@ -63,18 +79,31 @@ func cmdRun(ctx context.Context, args []string) error {
 		}
 		defer stopUI()
 	}
-	showProgress := progress == "on" || (progress == "auto" && term.IsTerminal(int(os.Stderr.Fd())))
+	c.ops.stageReady("extractor", e.Bus, o)
+	c.ops.stageReady("merger", e.Bus, o)
 	pctx, stopProgress := context.WithCancel(ctx)
+	var progressDone sync.WaitGroup
+	defer progressDone.Wait()
 	defer stopProgress()
 	start := time.Now()
+	var ps *progressSource
+	o.OnWork = func(ids []string, bytes int64) {
+		if ps != nil {
+			ps.setWork(ids, bytes)
+		}
+	}
 	res, err := pipeline.Run(ctx, e, o, func(sum *summarizer.Summarizer) {
-		if showProgress {
-			go progressLoop(pctx, sum, start)
-		} else if !o.Once {
-			go logLoop(pctx, e, sum)
+		c.ops.summarizerReady(sum)
+		ps = newProgressSource(sum, c.ops.reg, start)
+		switch {
+		case showLine:
+			progressDone.Go(func() { progressLoop(pctx, ps, line) })
+		case progress == "auto":
+			progressDone.Go(func() { logLoop(pctx, ps, e.Log, rf.progressEvery) })
 		}
 	})
 	stopProgress()
+	progressDone.Wait() // the line is erased before the summary is printed
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !o.Once {
 			return nil // clean shutdown on a signal
@@ -91,44 +120,15 @@ func cmdRun(ctx context.Context, args []string) error {
 	return &exitError{code: res.Code}
 }
 
-func registerRunFlags(fs *flag.FlagSet, progress *string) {
-	fs.StringVar(progress, "progress", "auto", "progress display: auto (on a terminal), on, off")
+// runFlags are the flags of `sluice run` alone.
+type runFlags struct {
+	progress      string
+	progressEvery time.Duration
 }
 
-func progressLoop(ctx context.Context, sum *summarizer.Summarizer, start time.Time) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			fmt.Fprint(os.Stderr, "\r\033[K")
-			return
-		case <-t.C:
-			fmt.Fprintf(os.Stderr, "\r\033[K%s", progressLine(sum.Status(), time.Since(start)))
-		}
-	}
-}
-
-// logLoop writes a plain progress line every 30s when stderr is not a terminal.
-func logLoop(ctx context.Context, e *pipeline.Env, sum *summarizer.Summarizer) {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			st := sum.Status()
-			e.Log.Info("progress", "archives", st.Totals.Archives, "committed", st.Totals.Committed, "pending", st.Totals.Pending,
-				"failed", st.Totals.Failed, "rows_in", st.Totals.RowsIn, "rows_out", st.Totals.RowsOut)
-		}
-	}
-}
-
-func progressLine(st summarizer.Status, took time.Duration) string {
-	t := st.Totals
-	return fmt.Sprintf("[%s] archives %d/%d done (%d failed, %d duplicates)  rows in %d  rows out %d  quarantined %d",
-		took.Round(100*time.Millisecond), t.Committed+t.Failed, t.Archives, t.Failed, t.Duplicates, t.RowsIn, t.RowsOut, t.Quarantined)
+func registerRunFlags(fs *flag.FlagSet, rf *runFlags) {
+	fs.StringVar(&rf.progress, "progress", "auto", "progress display: auto (a line on a terminal, else a progress log line every --progress-interval), on (the line), off")
+	fs.DurationVar(&rf.progressEvery, "progress-interval", 10*time.Second, "without a terminal, how often --progress auto logs a progress line")
 }
 
 func printRunSummary(w io.Writer, res *pipeline.Result, out string) {

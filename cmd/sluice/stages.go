@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/merger"
 	"github.com/sluice-dev/sluice/producer"
+	"github.com/sluice-dev/sluice/summarizer"
 )
 
 // stageFlags are the per-stage knobs, registered on the common flag set.
@@ -117,6 +118,10 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 			}
 			defer stopUI()
 		}
+		c.ops.stageReady(name, e.Bus, o)
+		if sum, ok := st.(*summarizer.Summarizer); ok {
+			c.ops.summarizerReady(sum)
+		}
 		e.Log.Info("started")
 		err = st.Run(ctx)
 		if errors.Is(err, context.Canceled) {
@@ -157,7 +162,7 @@ func commandFlags(name string) *flag.FlagSet {
 	var s stageFlags
 	s.register(c.fs, stageWants[name]...)
 	if name == "run" {
-		registerRunFlags(c.fs, new(string))
+		registerRunFlags(c.fs, new(runFlags))
 	}
 	return c.fs
 }

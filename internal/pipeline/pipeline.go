@@ -56,6 +56,10 @@ type Options struct {
 	// was left by a run that crashed.
 	ReclaimStale bool
 	S3           objstore.Options // endpoint, path style; Logger/Registerer are filled from Env
+	// OnWork, when set, is called once by a once run after its scan with the archives it waits
+	// for and the sum of their sizes (bytes of the archives, from the ledger): a progress display's
+	// denominator.
+	OnWork func(ids []string, bytes int64)
 }
 
 // Env is what the stages share in one process.
@@ -318,9 +322,12 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	if err != nil {
 		return stop(fmt.Errorf("scan landing: %w", err))
 	}
-	wait, err := onceWork(gctx, e.Ledger, res)
+	wait, workBytes, err := onceWork(gctx, e.Ledger, res)
 	if err != nil {
 		return stop(err)
+	}
+	if o.OnWork != nil {
+		o.OnWork(slices.Clone(wait), workBytes)
 	}
 	if err := e.reextractExpired(gctx, wait); err != nil {
 		return stop(err)
@@ -374,17 +381,18 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 // those the scan published (new, or landed again), and every archive the ledger holds in a
 // state that is not terminal — whether its file is unchanged since a run that crashed, a
 // re-extraction or dead-letter retry was requested since, or its file is gone (it then fails
-// with the reason, which is reported). Found is the landing area's archives plus those.
-func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) ([]string, error) {
+// with the reason, which is reported). Found is the landing area's archives plus those. bytes
+// is the size of the archives to wait for, as the ledger records them.
+func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) (wait []string, bytes int64, err error) {
 	recs, err := l.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, 0, fmt.Errorf("read ledger: %w", err)
 	}
 	taken := map[string]bool{}
 	for _, id := range res.Scan.Landed {
 		taken[id] = true
 	}
-	wait := slices.Clone(res.Scan.Landed)
+	wait = slices.Clone(res.Scan.Landed)
 	for _, id := range res.Scan.Pending {
 		if !taken[id] {
 			taken[id] = true
@@ -407,6 +415,9 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) ([]string, err
 	state := map[string]ledger.State{}
 	for _, r := range recs {
 		state[r.ArchiveID] = r.State
+		if taken[r.ArchiveID] {
+			bytes += r.Size
+		}
 	}
 	res.done = map[string]bool{}
 	for _, id := range res.Scan.Seen {
@@ -417,7 +428,7 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) ([]string, err
 	}
 	res.Found = slices.Sorted(maps.Keys(found))
 	res.Taken = wait
-	return wait, nil
+	return wait, bytes, nil
 }
 
 // reextractExpired re-extracts (a new attempt) each unfinished archive whose ledger record has not
