@@ -17,13 +17,14 @@ help: ## list targets
 build: ## build bin/sluice
 	$(GO) build -buildvcs=auto -o bin/sluice ./cmd/sluice
 
-tools: ## install the test dependencies (versitygw S3 server, protoc-gen-go, Debian's chromium for the dashboard test)
+tools: ## install the test dependencies (versitygw S3 server, protoc-gen-go, Debian's chromium for the dashboard test and promtool for the alert rules)
 	@command -v versitygw >/dev/null 2>&1 || { echo "installing versitygw $(VERSITYGW_VERSION)"; $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
+	@command -v promtool >/dev/null 2>&1 || { echo "installing promtool (apt: prometheus)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v protoc-gen-go >/dev/null 2>&1 || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
 test: tools ## run every test with the race detector (S3 tests use a real versitygw on loopback, the dashboard test headless chromium)
-	SLUICE_REQUIRE_S3=1 SLUICE_REQUIRE_BROWSER=1 $(GO) test $(TEST_FLAGS) $(PKGS)
+	SLUICE_REQUIRE_S3=1 SLUICE_REQUIRE_BROWSER=1 SLUICE_REQUIRE_PROMTOOL=1 $(GO) test $(TEST_FLAGS) $(PKGS)
 
 screenshots: tools ## re-take the dashboard screenshots in docs/img (the browser test with SLUICE_UPDATE_SCREENSHOTS=1)
 	SLUICE_REQUIRE_BROWSER=1 SLUICE_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run TestDashboardInBrowser ./internal/ui/

@@ -321,7 +321,7 @@ func TestMetricsDocumentedAndDeployed(t *testing.T) {
 			t.Fatal("no queries in the dashboard")
 		}
 		// promtool, where installed, parses every query (as recording rules of a scratch file).
-		if promtool, err := exec.LookPath("promtool"); err == nil {
+		if promtool := lookPromtool(t); promtool != "" {
 			type rule struct {
 				Record string `yaml:"record"`
 				Expr   string `yaml:"expr"`
@@ -351,6 +351,11 @@ func TestMetricsDocumentedAndDeployed(t *testing.T) {
 				StaticConfigs []struct {
 					Targets []string `yaml:"targets"`
 				} `yaml:"static_configs"`
+				DNSSDConfigs []struct {
+					Names []string `yaml:"names"`
+					Type  string   `yaml:"type"`
+					Port  int      `yaml:"port"`
+				} `yaml:"dns_sd_configs"`
 			} `yaml:"scrape_configs"`
 		}
 		readYAML(t, "../../deploy/prometheus/prometheus.yml", &cfg)
@@ -362,6 +367,13 @@ func TestMetricsDocumentedAndDeployed(t *testing.T) {
 			for _, s := range sc.StaticConfigs {
 				targets = append(targets, s.Targets...)
 			}
+			for _, d := range sc.DNSSDConfigs { // every replica of a scaled service
+				for _, n := range d.Names {
+					if d.Type == "A" {
+						targets = append(targets, fmt.Sprintf("%s:%d", n, d.Port))
+					}
+				}
+			}
 		}
 		for _, stage := range []string{"producer", "extractor", "merger", "summarizer"} {
 			if !slices.Contains(targets, stage+":9090") {
@@ -370,7 +382,7 @@ func TestMetricsDocumentedAndDeployed(t *testing.T) {
 		}
 		// promtool, where installed, checks the PromQL itself (this test's tokenizer only knows
 		// names and brackets).
-		if promtool, err := exec.LookPath("promtool"); err == nil {
+		if promtool := lookPromtool(t); promtool != "" {
 			if out, err := exec.Command(promtool, "check", "rules", "../../deploy/prometheus/alerts.yml").CombinedOutput(); err != nil {
 				t.Errorf("promtool check rules: %v\n%s", err, out)
 			}
@@ -440,4 +452,18 @@ func checkQuery(t *testing.T, where, expr string, known func(string) bool) {
 	if names == 0 && !strings.Contains(expr, "up{") {
 		t.Errorf("%s: the query names no sluice metric: %s", where, expr)
 	}
+}
+
+// lookPromtool returns promtool's path, or "" when it is not installed; with
+// SLUICE_REQUIRE_PROMTOOL=1 (make test, which installs it) a missing promtool fails the test.
+func lookPromtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("SLUICE_REQUIRE_PROMTOOL") == "1" {
+			t.Fatalf("promtool is required (SLUICE_REQUIRE_PROMTOOL=1): %v", err)
+		}
+		return ""
+	}
+	return p
 }

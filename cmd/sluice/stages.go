@@ -161,8 +161,11 @@ func commandFlags(name string) *flag.FlagSet {
 	c := newCommon(name)
 	var s stageFlags
 	s.register(c.fs, stageWants[name]...)
-	if name == "run" {
+	switch name {
+	case "run":
 		registerRunFlags(c.fs, new(runFlags))
+	case "ui":
+		registerUIFlags(c.fs, new(string), new(string))
 	}
 	return c.fs
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,8 +20,7 @@ import (
 func cmdUI(ctx context.Context, args []string) error {
 	c := newCommon("ui")
 	var addr, out string
-	c.fs.StringVar(&addr, "http-addr", ui.DefaultAddr, "serve the dashboard on host:port (a host-less :port binds 127.0.0.1)")
-	c.fs.StringVar(&out, "out", "", "output root (directory or s3://bucket/prefix) to read the summaries from; optional")
+	registerUIFlags(c.fs, &addr, &out)
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -48,6 +48,11 @@ func cmdUI(ctx context.Context, args []string) error {
 	}
 	<-ctx.Done()
 	return stop()
+}
+
+func registerUIFlags(fs *flag.FlagSet, addr, out *string) {
+	fs.StringVar(addr, "http-addr", ui.DefaultAddr, "serve the dashboard on host:port (a host-less :port binds 127.0.0.1)")
+	fs.StringVar(out, "out", "", "output root (directory or s3://bucket/prefix) to read the summaries from; optional")
 }
 
 // startUI serves the dashboard on addr until the returned stop is called (which returns the
