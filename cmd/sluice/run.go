@@ -55,7 +55,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	o.ReclaimStale = c.nats == "" // this process owns --state and runs every stage
+	// This process owns --state and runs every stage; not on an embedded cluster node, whose
+	// peers write the same output.
+	o.ReclaimStale = c.nats == "" && c.natsClusterListen == ""
 	showProgress := progress == "on" || (progress == "auto" && term.IsTerminal(int(os.Stderr.Fd())))
 	pctx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()
