@@ -89,7 +89,7 @@ func (p *partition) keepAlive(ctx context.Context) {
 	mb, err := p.cons.Fetch(1, jetstream.FetchMaxBytes(1), jetstream.FetchMaxWait(d), jetstream.FetchPriorityGroup(priorityGroup))
 	if err != nil {
 		if ctx.Err() == nil {
-			p.log.Warn("keep-alive pull", "err", err)
+			p.keepOut.Fail(err) // the keeper ticks on; a failing keep-alive is logged once
 		}
 		return
 	}
@@ -99,9 +99,33 @@ func (p *partition) keepAlive(ctx context.Context) {
 	}) {
 		return // shutting down: do not wait out the pull
 	}
-	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
+	switch err := mb.Error(); {
+	case errors.Is(err, jetstream.ErrPinIDMismatch):
+		p.keepOut.OK()
 		p.lostPin(ctx)
+	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged):
+		p.keepOut.OK()
+		p.leaderChanged(ctx)
+	case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
+		p.keepOut.Fail(err)
+	default:
+		p.keepOut.OK()
 	}
+}
+
+// leaderChanged handles a pull ended by "409 Leadership Change": the consumer's leader moved to
+// another node (the old one stopped, stepped down, or lost quorum). nats-server keeps a pinned
+// group's pin in the leader's memory only, so the new leader starts without one: the ownership
+// is gone, even if this merger wins it again. It is handled as a lost pin — the batches held
+// here (all but one being committed, whose acks reach the new leader) are handed back, so that
+// whichever merger the next pin goes to receives them whole — and the loop pulls again at once,
+// without a pin: the new leader pins the first pull it sees (here or on another merger). Our
+// next request may still carry the old pin and be answered 423 first; lostPin is then a no-op.
+// No commit is repeated by this: a batch being committed is not handed back, and a redelivered
+// one that was committed is acked from the ledger (settled) or rewritten with the same bytes.
+func (p *partition) leaderChanged(ctx context.Context) {
+	p.log.Info("consumer leader changed; re-acquiring the partition")
+	p.lostPin(ctx)
 }
 
 // lostPin hands back every batch not being committed: another merger owns the partition now

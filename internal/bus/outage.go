@@ -86,6 +86,27 @@ func (o *Outage) OK() time.Duration {
 // Failing reports whether an outage is in progress.
 func (o *Outage) Failing() bool { return !o.since.IsZero() }
 
+// Retry runs fn until it succeeds, fails with an error that is not Transient, or ctx ends; the
+// failures in between are paced and logged once by an Outage named what.
+func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	var out *Outage
+	for {
+		err := fn(ctx)
+		if err == nil || !Transient(err) || ctx.Err() != nil {
+			if out != nil && err == nil {
+				out.OK()
+			}
+			return err
+		}
+		if out == nil {
+			out = NewOutage(log, what, 5*time.Second)
+		}
+		if !out.Wait(ctx, err) {
+			return err
+		}
+	}
+}
+
 // Transient reports whether err is one a retry may cure: the server or the cluster is briefly
 // unavailable (no responders while a leader is elected or a node restarts, a timeout, a
 // disconnected client, a JetStream API answering 5xx, a pull ended by a leader change or a
@@ -98,7 +119,8 @@ func Transient(err error) bool {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, jetstream.ErrNoHeartbeat), errors.Is(err, jetstream.ErrServerShutdown),
-		errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return true
 	}
 	var apiErr *jetstream.APIError

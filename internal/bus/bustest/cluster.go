@@ -171,6 +171,16 @@ func (c *Cluster) StreamLeader(stream string) int {
 	return -1
 }
 
+// ConsumerLeader is the index of the node leading consumer of stream, -1 when none does.
+func (c *Cluster) ConsumerLeader(stream, consumer string) int {
+	for i, s := range c.running() {
+		if s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer) {
+			return i
+		}
+	}
+	return -1
+}
+
 // WaitReady waits until a meta leader sees peers JetStream peers and every running node is
 // current.
 func (c *Cluster) WaitReady(peers int, timeout time.Duration) error {
