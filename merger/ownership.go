@@ -103,8 +103,11 @@ func (p *partition) keepAlive(ctx context.Context) {
 	case errors.Is(err, jetstream.ErrPinIDMismatch):
 		p.keepOut.OK()
 		p.lostPin(ctx)
-	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged):
+	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrServerShutdown):
 		p.keepOut.OK()
+		if p.owner() {
+			p.resyncWanted.Store(true) // the loop resets the consumer once it is not committing
+		}
 		p.leaderChanged(ctx)
 	case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
 		p.keepOut.Fail(err)
@@ -208,6 +211,44 @@ func (p *partition) unpin(ctx context.Context, pin string) {
 		}
 	}
 }
+
+// resync makes the partition's consumer deliver again, now, everything it delivered without an
+// ack, after an event that can lose deliveries in flight: the consumer's leader moved (the node
+// leading it stopped; messages it had sent towards us may not have arrived), or our connection
+// was re-established (what was on the wire to us is gone). Such a delivery would otherwise come
+// back only after AckWait (60 s) — a marker lost that way holds its whole batch, un-committed,
+// for that long. It runs on the partition loop, so no commit of this partition is in progress.
+// The consumer is reset to its ack floor (bus.RecoverDeliveries uses the same reset at
+// start-up); the batches held here stay (after a leader change leaderChanged has handed them
+// back already): the redeliveries join them (one handle per stream sequence, one chunk per
+// index), or, should the pin have moved, go to the new owner, and our next pull is answered 423
+// and hands ours back. The pin is kept: after a mere reconnect the server still knows it, and a
+// pin retired here while the server keeps delivering under it would have every message handed
+// back as "of a lost ownership", round after round, until MaxDeliver.
+//
+// Only an owner resyncs (owner: pinned, or holding messages): a merger whose pull was merely
+// waiting had nothing delivered to lose, and its reset would take back messages the owner holds
+// — even the batch it is committing, which another merger would then commit a second time.
+// Duplicates a reset makes are absorbed as for any redelivery (a finished batch is acked from
+// its tomb or the ledger; a batch committed again writes the same objects and a de-duplicated
+// event).
+func (p *partition) resync(ctx context.Context, reason string) {
+	err := p.m.retryCluster(ctx, func(ctx context.Context) error {
+		_, err := p.m.deps.Bus.JS.ResetConsumer(ctx, p.m.deps.Bus.Subjects.RowsStream(), p.name)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("reset consumer after "+reason+"; undelivered messages return after AckWait", "err", err)
+		}
+		return
+	}
+	p.log.Info("partition resynced: its un-acked messages are delivered again now", "reason", reason)
+}
+
+// owner reports whether deliveries of this partition were being made to this merger: it is
+// pinned, or holds messages.
+func (p *partition) owner() bool { return p.isPinned() || p.held.Load() > 0 }
 
 // handBack Naks (after delay) every message of every open batch (all, or all but the one being
 // committed) and drops their state, so that they are redelivered whole, to us or another merger.

@@ -56,6 +56,9 @@ type partition struct {
 	pullOut  *bus.Outage // the loop's pulls failing (no leader, no quorum): paced, logged once
 	keepOut  *bus.Outage // the keeper's keep-alive pulls failing
 
+	resyncWanted atomic.Bool // the keeper saw the consumer's leader change: the loop resyncs
+	reconnects   uint64      // Bus.Reconnects when the loop last looked (loop only)
+
 	abandoned <-chan jetstream.Msg // the pull in flight when the loop stopped, for Run to hand back
 }
 
@@ -109,6 +112,16 @@ func (p *partition) run(ctx context.Context) error {
 		// share of the free budget (and never less than two messages' worth, never above 8 MiB).
 		share := m.mem.free() / int64(max(len(m.parts), 1))
 		maxBytes := int(min(max(share, 2*m.maxPayload+64<<10), 8<<20))
+		if r := m.deps.Bus.Reconnects(); r != p.reconnects || p.resyncWanted.Load() {
+			reason := "consumer leader changed"
+			if r != p.reconnects {
+				reason = "reconnected"
+			}
+			p.reconnects = r
+			if p.resyncWanted.Swap(false) || p.owner() {
+				p.resync(ctx, reason)
+			}
+		}
 		p.lastPull.Store(time.Now().UnixNano())
 		mb, err := p.cons.Fetch(min(room, 256),
 			jetstream.FetchMaxBytes(maxBytes),
@@ -134,9 +147,14 @@ func (p *partition) run(ctx context.Context) error {
 		case errors.Is(err, jetstream.ErrPinIDMismatch): // 423: another merger owns it now
 			p.pullOut.OK()
 			p.lostPin(ctx)
-		case errors.Is(err, jetstream.ErrConsumerLeadershipChanged): // 409: pull again at once
+		case errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrServerShutdown):
+			// 409: the consumer's leader moved (or its server is going away): pull again at once
 			p.pullOut.OK()
+			owner := p.owner()
 			p.leaderChanged(ctx)
+			if owner {
+				p.resync(ctx, "consumer leader changed")
+			}
 		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
 			p.pullOut.Wait(ctx, err)
 		default:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -148,7 +149,14 @@ type Bus struct {
 	JS       jetstream.JetStream
 	Server   *server.Server // nil when connected to an external server
 	log      *slog.Logger
+
+	reconnects atomic.Uint64
 }
+
+// Reconnects counts the connection's reconnections: what was in flight to this client when it
+// lost its server (deliveries of pull requests) is gone, and returns only after AckWait unless a
+// stage hands it back sooner (the merger resets its partition consumers).
+func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Connect connects to cfg.URL, or starts nats-server in-process with JetStream and a file
 // store under cfg.StateDir when no URL is given. It does not create streams: call Ensure.
@@ -173,7 +181,10 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 				log.Warn("nats disconnected", "err", scrub(err, secrets))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.reconnects.Add(1)
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
 	}
 	url := cfg.URL
 	if url == "" {

@@ -121,11 +121,12 @@ func clusterCase(t *testing.T, name string, restart bool, pick func(s *scenario)
 		}
 		all := s.commits(time.Time{})
 		recovery := after.first.Sub(faultAt)
-		s.fig.Note = strings.TrimSpace(fmt.Sprintf("%s %s stopped: fault→next commit %.2fs; %d of %d commits after the fault; %d batches, %d commits (%d repeated)",
-			s.fig.Note, what, recovery.Seconds(), after.n, all.n, len(all.batches), all.n, all.n-len(all.batches)))
+		complete := s.doneAt.Sub(faultAt)
+		s.fig.Note = strings.TrimSpace(fmt.Sprintf("%s %s stopped: fault→next commit %.2fs, →run complete %.1fs; %d of %d commits after the fault; %d batches, %d commits (%d repeated)",
+			s.fig.Note, what, recovery.Seconds(), complete.Seconds(), after.n, all.n, len(all.batches), all.n, all.n-len(all.batches)))
 		s.fig.RecoverySeconds = recovery.Seconds()
-		t.Logf("%s stopped at %s; next commit %s later; %d batches committed in %d commits",
-			what, faultAt.Format("15:04:05.000"), recovery.Round(time.Millisecond), len(all.batches), all.n)
+		t.Logf("%s stopped at %s; next commit %s later, run complete %s later; %d batches committed in %d commits",
+			what, faultAt.Format("15:04:05.000"), recovery.Round(time.Millisecond), complete.Round(time.Millisecond), len(all.batches), all.n)
 		s.expectDeadLetters(nil)
 	})
 }
