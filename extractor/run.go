@@ -79,6 +79,7 @@ func (e *Extractor) Run(ctx context.Context) error {
 	e.log.Info("consuming landed archives", "consumer", e.cfg.Consumer, "concurrency", e.cfg.Concurrency,
 		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow, "chunk_codec", e.cfg.ChunkCodec)
 
+	pulls := bus.NewOutage(e.log, "fetch landed events", 5*time.Second)
 	slots := make(chan struct{}, e.cfg.Concurrency)
 	stop := &stopState{stopped: make(chan struct{})}
 	var wg sync.WaitGroup
@@ -109,12 +110,13 @@ func (e *Extractor) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			e.log.Warn("fetch landed event", "err", err)
-			select { // the server may be restarting; do not spin
-			case <-time.After(time.Second):
-			case <-ctx.Done():
+			// The server may be restarting, the consumer electing a leader: back off, and log
+			// once per outage rather than once per attempt.
+			if !pulls.Wait(ctx, err) {
 				return nil
 			}
+		} else {
+			pulls.OK()
 		}
 	}
 }

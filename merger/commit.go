@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-dev/sluice/internal/quality"
@@ -75,15 +76,18 @@ func (m *Merger) observeQuality(tbl string, rs []quality.Result) {
 
 // recordCommitted notes the commit in the archive's ledger record (ledger.BatchCommitted), so a
 // marker redelivered alone after a crash — its chunks already acked — is recognised as done
-// instead of waiting for chunks that will never come. Best effort: without it such a marker is
-// retried, then dead-lettered, as before.
+// instead of waiting for chunks that will never come. The ledger may be briefly unavailable (its
+// bucket electing a leader on a cluster): retried for up to AckWait/2 (the batch's messages are
+// kept alive meanwhile). Best effort after that: without it such a marker is retried, then
+// dead-lettered, as before.
 func (m *Merger) recordCommitted(ctx context.Context, k batchKey) {
 	if m.deps.Ledger == nil {
 		return
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := m.deps.Ledger.BatchCommitted(lctx, k.archive, k.attempt, k.table); err != nil {
+	err := m.retryCluster(ctx, func(ctx context.Context) error {
+		return m.deps.Ledger.BatchCommitted(ctx, k.archive, k.attempt, k.table)
+	})
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn("record committed batch in the ledger", "batch", k.String(), "err", err)
 	}
 }
@@ -103,19 +107,44 @@ func (m *Merger) recordDeadLettered(ctx context.Context, k batchKey) {
 }
 
 // ackBatch acks every chunk, then the marker synchronously: once the marker's ack is confirmed,
-// the chunks' acks (sent before it on the same connection) were processed too.
+// the chunks' acks (sent before it on the same connection) were processed too. Without a
+// confirmation (the consumer's leader is being elected: the acks went nowhere) the chunks are
+// acked again and the marker's ack retried, for up to AckWait/2: acks are idempotent, and the
+// batch's messages are not redelivered for nothing.
 func (m *Merger) ackBatch(ctx context.Context, b *batch, marker handle) {
-	for _, h := range b.snapshotHandles() {
-		if h.seq == marker.seq {
-			continue
+	err := m.retryCluster(ctx, func(ctx context.Context) error {
+		for _, h := range b.snapshotHandles() {
+			if h.seq == marker.seq {
+				continue
+			}
+			if err := m.ack.ack(h); err != nil {
+				return err
+			}
 		}
-		if err := m.ack.ack(h); err != nil {
-			m.log.Warn("ack", "seq", h.seq, "err", err)
-		}
-	}
-	if err := m.ack.ackSync(ctx, marker); err != nil {
-		// The objects are committed and the event published; a redelivery rewrites the same
-		// objects and the event is de-duplicated by its message id.
+		return m.ack.ackSync(ctx, marker)
+	})
+	if err != nil && ctx.Err() == nil {
+		// The objects are committed and the event published; a redelivery is acked from the
+		// ledger, or rewrites the same objects (the event is de-duplicated by its message id).
 		m.log.Warn("ack marker", "batch", b.key.String(), "err", err)
 	}
+}
+
+// retryCluster runs fn until it succeeds, for at most AckWait/2 (each attempt at most 5 s),
+// backing off from 100 ms: what a node restart or a leader election interrupts.
+func (m *Merger) retryCluster(ctx context.Context, fn func(context.Context) error) error {
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithMaxElapsedTime(max(m.cfg.AckWait/2, time.Second)),
+	)
+	return backoff.Retry(func() error {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := fn(actx)
+		if err != nil && ctx.Err() != nil {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, ctx))
 }

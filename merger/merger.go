@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/sluice-dev/sluice/internal/bus"
 )
 
 // Merger turns the chunks of each (archive, attempt, table) batch into Parquet. See the package
@@ -163,9 +165,12 @@ func (m *Merger) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", name, err)
 		}
+		plog := m.log.With("partition", n)
 		m.parts = append(m.parts, &partition{
 			m: m, n: uint32(n), name: name, cons: cons,
-			log:     m.log.With("partition", n),
+			log:     plog,
+			pullOut: bus.NewOutage(plog, "pull", m.pollWait),
+			keepOut: bus.NewOutage(plog, "keep-alive pull", m.pollWait),
 			batches: map[batchKey]*batch{}, tomb: map[batchKey]time.Time{}, deadPins: map[string]bool{},
 		})
 	}

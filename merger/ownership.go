@@ -89,7 +89,7 @@ func (p *partition) keepAlive(ctx context.Context) {
 	mb, err := p.cons.Fetch(1, jetstream.FetchMaxBytes(1), jetstream.FetchMaxWait(d), jetstream.FetchPriorityGroup(priorityGroup))
 	if err != nil {
 		if ctx.Err() == nil {
-			p.log.Warn("keep-alive pull", "err", err)
+			p.keepOut.Fail(err) // the keeper ticks on; a failing keep-alive is logged once
 		}
 		return
 	}
@@ -99,9 +99,36 @@ func (p *partition) keepAlive(ctx context.Context) {
 	}) {
 		return // shutting down: do not wait out the pull
 	}
-	if errors.Is(mb.Error(), jetstream.ErrPinIDMismatch) {
+	switch err := mb.Error(); {
+	case errors.Is(err, jetstream.ErrPinIDMismatch):
+		p.keepOut.OK()
 		p.lostPin(ctx)
+	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrServerShutdown):
+		p.keepOut.OK()
+		if p.owner() {
+			p.resyncWanted.Store(true) // the loop resets the consumer once it is not committing
+		}
+		p.leaderChanged(ctx)
+	case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
+		p.keepOut.Fail(err)
+	default:
+		p.keepOut.OK()
 	}
+}
+
+// leaderChanged handles a pull ended by "409 Leadership Change": the consumer's leader moved to
+// another node (the old one stopped, stepped down, or lost quorum). nats-server keeps a pinned
+// group's pin in the leader's memory only, so the new leader starts without one: the ownership
+// is gone, even if this merger wins it again. It is handled as a lost pin — the batches held
+// here (all but one being committed, whose acks reach the new leader) are handed back, so that
+// whichever merger the next pin goes to receives them whole — and the loop pulls again at once,
+// without a pin: the new leader pins the first pull it sees (here or on another merger). Our
+// next request may still carry the old pin and be answered 423 first; lostPin is then a no-op.
+// No commit is repeated by this: a batch being committed is not handed back, and a redelivered
+// one that was committed is acked from the ledger (settled) or rewritten with the same bytes.
+func (p *partition) leaderChanged(ctx context.Context) {
+	p.log.Info("consumer leader changed; re-acquiring the partition")
+	p.lostPin(ctx)
 }
 
 // lostPin hands back every batch not being committed: another merger owns the partition now
@@ -184,6 +211,44 @@ func (p *partition) unpin(ctx context.Context, pin string) {
 		}
 	}
 }
+
+// resync makes the partition's consumer deliver again, now, everything it delivered without an
+// ack, after an event that can lose deliveries in flight: the consumer's leader moved (the node
+// leading it stopped; messages it had sent towards us may not have arrived), or our connection
+// was re-established (what was on the wire to us is gone). Such a delivery would otherwise come
+// back only after AckWait (60 s) — a marker lost that way holds its whole batch, un-committed,
+// for that long. It runs on the partition loop, so no commit of this partition is in progress.
+// The consumer is reset to its ack floor (bus.RecoverDeliveries uses the same reset at
+// start-up); the batches held here stay (after a leader change leaderChanged has handed them
+// back already): the redeliveries join them (one handle per stream sequence, one chunk per
+// index), or, should the pin have moved, go to the new owner, and our next pull is answered 423
+// and hands ours back. The pin is kept: after a mere reconnect the server still knows it, and a
+// pin retired here while the server keeps delivering under it would have every message handed
+// back as "of a lost ownership", round after round, until MaxDeliver.
+//
+// Only an owner resyncs (owner: pinned, or holding messages): a merger whose pull was merely
+// waiting had nothing delivered to lose, and its reset would take back messages the owner holds
+// — even the batch it is committing, which another merger would then commit a second time.
+// Duplicates a reset makes are absorbed as for any redelivery (a finished batch is acked from
+// its tomb or the ledger; a batch committed again writes the same objects and a de-duplicated
+// event).
+func (p *partition) resync(ctx context.Context, reason string) {
+	err := p.m.retryCluster(ctx, func(ctx context.Context) error {
+		_, err := p.m.deps.Bus.JS.ResetConsumer(ctx, p.m.deps.Bus.Subjects.RowsStream(), p.name)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("reset consumer after "+reason+"; undelivered messages return after AckWait", "err", err)
+		}
+		return
+	}
+	p.log.Info("partition resynced: its un-acked messages are delivered again now", "reason", reason)
+}
+
+// owner reports whether deliveries of this partition were being made to this merger: it is
+// pinned, or holds messages.
+func (p *partition) owner() bool { return p.isPinned() || p.held.Load() > 0 }
 
 // handBack Naks (after delay) every message of every open batch (all, or all but the one being
 // committed) and drops their state, so that they are redelivered whole, to us or another merger.

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -51,6 +53,11 @@ type partition struct {
 
 	orphanAt time.Time // last orphan check (loop only)
 	orphan   bool
+	pullOut  *bus.Outage // the loop's pulls failing (no leader, no quorum): paced, logged once
+	keepOut  *bus.Outage // the keeper's keep-alive pulls failing
+
+	resyncWanted atomic.Bool // the keeper saw the consumer's leader change: the loop resyncs
+	reconnects   uint64      // Bus.Reconnects when the loop last looked (loop only)
 
 	abandoned <-chan jetstream.Msg // the pull in flight when the loop stopped, for Run to hand back
 }
@@ -105,6 +112,16 @@ func (p *partition) run(ctx context.Context) error {
 		// share of the free budget (and never less than two messages' worth, never above 8 MiB).
 		share := m.mem.free() / int64(max(len(m.parts), 1))
 		maxBytes := int(min(max(share, 2*m.maxPayload+64<<10), 8<<20))
+		if r := m.deps.Bus.Reconnects(); r != p.reconnects || p.resyncWanted.Load() {
+			reason := "consumer leader changed"
+			if r != p.reconnects {
+				reason = "reconnected"
+			}
+			p.reconnects = r
+			if p.resyncWanted.Swap(false) || p.owner() {
+				p.resync(ctx, reason)
+			}
+		}
 		p.lastPull.Store(time.Now().UnixNano())
 		mb, err := p.cons.Fetch(min(room, 256),
 			jetstream.FetchMaxBytes(maxBytes),
@@ -112,8 +129,7 @@ func (p *partition) run(ctx context.Context) error {
 			jetstream.FetchPriorityGroup(priorityGroup))
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Warn("fetch", "err", err)
-				sleepCtx(ctx, m.pollWait)
+				p.pullOut.Wait(ctx, err)
 			}
 			continue
 		}
@@ -128,11 +144,21 @@ func (p *partition) run(ctx context.Context) error {
 			return nil
 		}
 		switch err := mb.Error(); {
-		case errors.Is(err, jetstream.ErrPinIDMismatch):
+		case errors.Is(err, jetstream.ErrPinIDMismatch): // 423: another merger owns it now
+			p.pullOut.OK()
 			p.lostPin(ctx)
+		case errors.Is(err, jetstream.ErrConsumerLeadershipChanged), errors.Is(err, jetstream.ErrServerShutdown):
+			// 409: the consumer's leader moved (or its server is going away): pull again at once
+			p.pullOut.OK()
+			owner := p.owner()
+			p.leaderChanged(ctx)
+			if owner {
+				p.resync(ctx, "consumer leader changed")
+			}
 		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
-			p.log.Debug("fetch ended", "err", err)
-			sleepCtx(ctx, m.pollWait/4)
+			p.pullOut.Wait(ctx, err)
+		default:
+			p.pullOut.OK()
 		}
 		if got == 0 && p.held.Load() > 0 && int(p.held.Load()) >= m.cfg.MaxAckPending/2 {
 			p.ackPendingFull(ctx)
@@ -231,9 +257,17 @@ func (p *partition) ledgerSettled(ctx context.Context, key batchKey) bool {
 	if l == nil {
 		return false
 	}
-	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	rec, _, err := l.Get(lctx, key.archive)
-	cancel()
+	// A lookup the cluster cannot answer now (the ledger's leader being elected) is retried:
+	// answering "not settled" would send a finished batch's lone marker towards a dead letter.
+	var rec ledger.Record
+	err := p.m.retryCluster(ctx, func(ctx context.Context) error {
+		var err error
+		rec, _, err = l.Get(ctx, key.archive)
+		if err != nil && !bus.Transient(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
 	if err != nil || !rec.BatchSettled(key.attempt, key.table) {
 		return false
 	}

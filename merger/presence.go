@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-dev/sluice/internal/bus"
 )
 
 // presenceBucket is <PREFIX>_MERGERS: one key per live merger, expiring after a few missed beats.
@@ -122,6 +124,7 @@ func (m *Merger) countLive(ctx context.Context) error {
 func (m *Merger) presenceLoop(ctx context.Context) error {
 	t := time.NewTicker(m.hbEvery)
 	defer t.Stop()
+	out := bus.NewOutage(m.log, "presence heartbeat", 0) // the ticker paces the retries
 	var changes <-chan jetstream.KeyValueEntry
 	if w, err := m.presence.WatchAll(ctx, jetstream.UpdatesOnly()); err != nil {
 		m.log.Warn("watch presence; balancing on heartbeats only", "err", err)
@@ -135,7 +138,9 @@ func (m *Merger) presenceLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if err := m.beat(ctx); err != nil && ctx.Err() == nil {
-				m.log.Warn("presence", "err", err)
+				out.Fail(err)
+			} else if err == nil {
+				out.OK()
 			}
 		case e, ok := <-changes:
 			if !ok {
@@ -149,7 +154,7 @@ func (m *Merger) presenceLoop(ctx context.Context) error {
 			err := m.countLive(cctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {
-				m.log.Warn("presence", "err", err)
+				m.log.Debug("count live mergers", "err", err)
 			}
 		}
 		m.rebalance()

@@ -245,16 +245,27 @@ func (p *Producer) Run(ctx context.Context) error {
 	}
 	p.log.Info("producer watching", "landing", p.cfg.Landing, "poll", p.cfg.PollInterval)
 	var last string // the same failure is logged once, not every poll
+	// NATS unavailable (a node restarting, a stream or bucket electing a leader, no quorum):
+	// logged once per outage, retried with backoff instead of every poll.
+	out := bus.NewOutage(p.log, "scan landing (nats unavailable)", 5*time.Second)
 	for {
 		_, err := p.Scan(ctx)
 		switch {
 		case ctx.Err() != nil:
+		case err != nil && bus.Transient(err):
+			if !out.Wait(ctx, err) {
+				return nil
+			}
+			continue
 		case err != nil && err.Error() != last:
 			last = err.Error()
 			p.log.Error("scan landing", "landing", p.cfg.Landing, "err", err)
 		case err == nil && last != "":
 			last = ""
 			p.log.Info("scan landing recovered", "landing", p.cfg.Landing)
+		}
+		if err == nil {
+			out.OK()
 		}
 		if p.sleep(ctx, p.cfg.PollInterval) != nil {
 			return nil

@@ -140,12 +140,18 @@ func (s *Summarizer) applyOutcome(ctx context.Context, a *archive, fresh []*chec
 	if len(bad) > 0 {
 		reason = "post-merge check failed: " + strings.Join(bad, "; ")
 	}
-	if err := s.updateLedger(ctx, a, reason, rowsIn, rowsOut); err != nil {
+	// A ledger or stream briefly without a leader (a node restarting on a cluster) is waited
+	// out, logged once, rather than failing the summarizer.
+	if err := bus.Retry(ctx, s.log, "update ledger", func(ctx context.Context) error {
+		return s.updateLedger(ctx, a, reason, rowsIn, rowsOut)
+	}); err != nil {
 		return err
 	}
 	crashpoint.Hit("summarizer.ledger") // fault tests only (SLUICE_CRASH_AT); no-op otherwise
 	for _, r := range fresh {
-		if err := s.publishCheck(ctx, a, r); err != nil {
+		if err := bus.Retry(ctx, s.log, "publish check result", func(ctx context.Context) error {
+			return s.publishCheck(ctx, a, r)
+		}); err != nil {
 			return err
 		}
 		a.checks[r.fp] = r

@@ -42,6 +42,12 @@ type common struct {
 
 	ops    *ops      // set by setup: JetStream metrics, build_info, readiness checks
 	logOut io.Writer // where logs go; nil: os.Stderr (run's progress line wraps it)
+	// streams and buckets (issue #14): replicas, limits, and whether to apply them to existing ones
+	replicas                                       int
+	rowsMaxBytes                                   int64
+	eventsMaxAge, dlqMaxAge                        time.Duration
+	updateStreams                                  bool
+	natsClusterListen, natsRoutes, natsClusterName string
 }
 
 func newCommon(name string) *common {
@@ -62,6 +68,14 @@ func newCommon(name string) *common {
 	f.DurationVar(&c.rowsMaxAge, "retention", 72*time.Hour, "how long the rows stream keeps data for replay")
 	f.DurationVar(&c.dupWindow, "dedup-window", time.Hour, "Nats-Msg-Id de-duplication window")
 	f.StringVar(&c.rowsCompression, "rows-compression", "none", "server-side compression of the rows stream: none or s2 (chunks are already compressed by the extractor unless --chunk-codec none)")
+	f.IntVar(&c.replicas, "replicas", 1, "replicas of every stream and KV bucket (1 with a standalone embedded server; 3 on a 3-node cluster)")
+	f.Var(sizeValue{&c.rowsMaxBytes}, "rows-max-bytes", "rows stream size limit (oldest dropped beyond it; 0 = unlimited), e.g. 500GiB")
+	f.DurationVar(&c.eventsMaxAge, "events-max-age", 30*24*time.Hour, "how long the events stream keeps events")
+	f.DurationVar(&c.dlqMaxAge, "dlq-max-age", 30*24*time.Hour, "how long the dead-letter stream keeps dead letters")
+	f.BoolVar(&c.updateStreams, "update-streams", false, "apply --replicas and the limits to streams and buckets that exist with other settings (default: keep theirs, log the difference)")
+	f.StringVar(&c.natsClusterListen, "nats-cluster-listen", "", "embedded server: be a node of a NATS cluster, listening for routes on host:port (with --nats-routes)")
+	f.StringVar(&c.natsRoutes, "nats-routes", "", "embedded cluster node: comma-separated route URLs of the nodes (nats-route://host:port,...)")
+	f.StringVar(&c.natsClusterName, "nats-cluster-name", "sluice", "embedded cluster node: the cluster's name")
 	f.StringVar(&c.configFile, "config", "", "partner configuration (YAML); defaults work without one")
 	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz (alive) and /readyz (connected, streams present, stage caught up) on this address")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
@@ -132,7 +146,21 @@ func (c *common) busConfig(name string) bus.Config {
 		StateDir: c.state, Listen: c.natsListen,
 		Subjects:   bus.Subjects{Prefix: c.prefix, Partitions: c.partitions},
 		RowsMaxAge: c.rowsMaxAge, DupWindow: c.dupWindow, Name: "sluice-" + name, RowsCompression: c.rowsCompression,
+		Replicas: c.replicas, RowsMaxBytes: c.rowsMaxBytes, EventsMaxAge: c.eventsMaxAge, DLQMaxAge: c.dlqMaxAge,
+		UpdateStreams: c.updateStreams, ClusterListen: c.natsClusterListen, Routes: splitList(c.natsRoutes),
+		ClusterName: c.natsClusterName,
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // joinsLiveStore are the commands that, without --nats, reach the server of a process that owns
@@ -154,6 +182,9 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 		return nil, nil, &exitError{code: exitConfig, err: err}
 	}
 	cfg := c.busConfig(name)
+	if err := cfg.Validate(); err != nil { // --replicas 3 with a standalone embedded server, …
+		return nil, nil, &exitError{code: exitUsage, err: err}
+	}
 	var lock *statedir.Lock
 	joined := false
 	if c.nats == "" {
@@ -179,10 +210,11 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 			return nil, nil, err
 		}
 	}
-	if lock != nil && !joined && !joinsLiveStore[name] {
+	if lock != nil && !joined && !joinsLiveStore[name] && !cfg.Clustered() {
 		// This process owns the store and its server just started: every delivery still
 		// outstanding belongs to a process that died. Hand them back now rather than after
-		// AckWait (bus.RecoverDeliveries).
+		// AckWait (bus.RecoverDeliveries). Not on a cluster node: the other nodes' processes
+		// hold deliveries too.
 		rec, err := b.RecoverDeliveries(ctx)
 		if err != nil {
 			closeBus()

@@ -71,7 +71,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	o.ReclaimStale = c.nats == "" // this process owns --state and runs every stage
+	// This process owns --state and runs every stage; not on an embedded cluster node, whose
+	// peers write the same output.
+	o.ReclaimStale = c.nats == "" && c.natsClusterListen == ""
 	if s.httpAddr != "" {
 		stopUI, err := startUI(ctx, e, o.Out, o.S3, s.httpAddr)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -32,14 +34,28 @@ type Config struct {
 
 	StateDir string // embedded server store (StateDir/jetstream); required when URL is empty
 	Listen   string // embedded server listen address (host:port); empty = in-process only
+	// ClusterListen makes the embedded server a node of a NATS cluster: it listens for routes
+	// on this host:port and connects to Routes (nats-route://host:port URLs of the other nodes;
+	// its own may be among them). Empty: a standalone server.
+	ClusterListen string
+	Routes        []string
+	ClusterName   string // default "sluice"
+	// ServerName names the embedded server (unique in a cluster, stable across restarts: the
+	// cluster knows its JetStream peers by name). Default "sluice-embedded", or, in a cluster,
+	// "sluice-<host>-<cluster port>".
+	ServerName string
 
 	Subjects Subjects
 
 	RowsMaxAge   time.Duration // retention of the rows stream (replay window), default 72h
 	RowsMaxBytes int64         // -1 unlimited (default)
 	EventsMaxAge time.Duration // default 30 days
+	DLQMaxAge    time.Duration // dead letters, default 30 days
 	DupWindow    time.Duration // Nats-Msg-Id de-duplication window, default 1h
-	Replicas     int           // stream replicas on a clustered server, default 1
+	Replicas     int           // replicas of every stream and bucket (a clustered server), default 1
+	// UpdateStreams applies the settings above to streams and buckets that exist with others
+	// (Ensure); without it their settings are kept, and the differences logged.
+	UpdateStreams bool
 	// RowsCompression is the on-disk compression of the rows stream: "none" (default) or "s2".
 	// The extractor compresses each chunk's data itself (Chunk.codec, extractor.Config.ChunkCodec),
 	// so the server stores the payloads as they come; server-side S2 on top would cost the server
@@ -66,6 +82,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = 30 * 24 * time.Hour
+	}
+	if c.DLQMaxAge == 0 {
+		c.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "sluice"
 	}
 	if c.DupWindow == 0 {
 		c.DupWindow = time.Hour
@@ -100,8 +122,24 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls cert and key go together")
 	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("replicas must be 1 to 5, got %d", c.Replicas)
+	}
+	if c.URL == "" && c.ClusterListen == "" && c.Replicas > 1 {
+		return fmt.Errorf("replicas %d: the embedded nats-server alone holds one copy; use --replicas 1, "+
+			"a NATS cluster (--nats), or make the embedded server a cluster node (--nats-cluster-listen, --nats-routes)", c.Replicas)
+	}
+	if c.URL == "" && c.ClusterListen != "" && len(c.Routes) == 0 {
+		return errors.New("an embedded cluster node needs the routes of the other nodes (--nats-routes)")
+	}
+	if c.URL != "" && (c.ClusterListen != "" || len(c.Routes) > 0) {
+		return errors.New("cluster listen and routes are for the embedded server: not with a NATS URL")
+	}
 	return nil
 }
+
+// Clustered reports whether the embedded server is a node of a cluster.
+func (c Config) Clustered() bool { return c.URL == "" && c.ClusterListen != "" }
 
 // Bus is a live connection to JetStream plus, in embedded mode, the server itself.
 type Bus struct {
@@ -111,7 +149,14 @@ type Bus struct {
 	JS       jetstream.JetStream
 	Server   *server.Server // nil when connected to an external server
 	log      *slog.Logger
+
+	reconnects atomic.Uint64
 }
+
+// Reconnects counts the connection's reconnections: what was in flight to this client when it
+// lost its server (deliveries of pull requests) is gone, and returns only after AckWait unless a
+// stage hands it back sooner (the merger resets its partition consumers).
+func (b *Bus) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Connect connects to cfg.URL, or starts nats-server in-process with JetStream and a file
 // store under cfg.StateDir when no URL is given. It does not create streams: call Ensure.
@@ -136,7 +181,10 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 				log.Warn("nats disconnected", "err", scrub(err, secrets))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.reconnects.Add(1)
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
 	}
 	url := cfg.URL
 	if url == "" {
@@ -180,8 +228,12 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
+	name := cfg.ServerName
+	if name == "" {
+		name = "sluice-embedded"
+	}
 	o := &server.Options{
-		ServerName: "sluice-embedded",
+		ServerName: name,
 		JetStream:  true,
 		StoreDir:   store,
 		NoSigs:     true,
@@ -199,6 +251,11 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 		}
 		o.Host, o.Port = host, port
 	}
+	if cfg.ClusterListen != "" {
+		if err := clusterOptions(o, cfg); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
@@ -209,6 +266,33 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 		return nil, errors.New("embedded nats-server did not become ready in 30s")
 	}
 	return srv, nil
+}
+
+// clusterOptions makes o a node of the cluster cfg describes.
+func clusterOptions(o *server.Options, cfg Config) error {
+	host, port, err := splitHostPort(cfg.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("cluster %w", err)
+	}
+	o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = cfg.ClusterName, host, port
+	var routes []string
+	for _, r := range cfg.Routes {
+		if r = strings.TrimSpace(r); r != "" {
+			routes = append(routes, r)
+		}
+	}
+	o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	if len(o.Routes) == 0 {
+		return fmt.Errorf("routes %q: no route URL", strings.Join(cfg.Routes, ","))
+	}
+	if cfg.ServerName == "" {
+		h, _ := os.Hostname()
+		if h == "" {
+			h = "localhost"
+		}
+		o.ServerName = fmt.Sprintf("sluice-%s-%d", h, port)
+	}
+	return nil
 }
 
 func authOptions(cfg Config) ([]nats.Option, error) {

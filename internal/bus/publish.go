@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
@@ -58,11 +59,37 @@ func (b *Bus) PublishEvent(ctx context.Context, subject string, id MessageID, ar
 	if err != nil {
 		return err
 	}
-	if _, err := b.JS.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s %s: %w", subject, id, err)
+	// An attempt lasts at most publishAttempt: a publish whose ack was lost (the stream's leader
+	// stopped, the connection moved to another node) is sent again under the same Nats-Msg-Id,
+	// which the stream de-duplicates, instead of waiting out the caller's whole deadline. Without
+	// a deadline: one attempt (the client's default timeout).
+	if _, ok := ctx.Deadline(); !ok {
+		if _, err := b.JS.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("publish %s %s: %w", subject, id, err)
+		}
+		return nil
 	}
-	return nil
+	for {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		_, err := b.JS.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !Transient(err) {
+			return fmt.Errorf("publish %s %s: %w", subject, id, err)
+		}
+		b.log.Debug("publish event again", "subject", subject, "id", string(id), "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s %s: %w", subject, id, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// publishAttempt bounds one attempt of PublishEvent.
+const publishAttempt = 5 * time.Second
 
 // RowsHeader is the header of a rows message: its Sluice-Type (TypeChunk, TypeComplete or
 // TypeAbort), archive, table and id.

@@ -12,14 +12,18 @@
 //	FAULT_SEEDS=7,8,9 make test-faults    # explicit seeds (a number N means seeds 1..N)
 //	FAULT_MB=40 FAULT_SEEDS=5 make test-faults
 //
+// The cluster cases (cluster_test.go, issue #14) run three nats-server nodes in this process
+// instead of one, streams and buckets with three replicas, and stop a node mid-run.
+//
 // Knobs (environment): FAULT_SEEDS (default 3), FAULT_SLOW_SEEDS (seeds of the slow cases:
 // S3 outage, poison; default 1), FAULT_MB (CSV megabytes per run, default 4), FAULT_S3_RATE
 // (share of S3 requests that fail, default 0.15), FAULT_S3_OUTAGE (default 150s, longer than the
 // 2 min S3 retry budget), FAULT_HUGE_MB (the one member large enough for multipart uploads in the
 // S3 case, default 72), FAULT_PARALLEL (runs at once, default 8; the mostly idle outage and poison
 // runs do not count), FAULT_RACE=1 (build sluice with -race), FAULT_REPORT (write the figures as
-// JSON to this file), FAULT_KEEP (keep each run's folder — logs, store, output — under this
-// folder). docs/RELIABILITY.md explains the cases.
+// JSON to this file), FAULT_CLUSTER_SEEDS (seeds of the cluster cases, default 1),
+// FAULT_CLUSTER_MB (CSV megabytes of a cluster run, default 24), FAULT_KEEP (keep each run's
+// folder — logs, store, output — under this folder). docs/RELIABILITY.md explains the cases.
 package faults
 
 import (
@@ -60,6 +64,9 @@ var knobs struct {
 	parallel   int
 	race       bool
 	reportPath string
+	// cluster cases (cluster_test.go)
+	clusterSeeds []int64
+	clusterBytes int64
 }
 
 // Shared by every run: the sluice binary, one versitygw, the child environment.
@@ -121,6 +128,8 @@ func readKnobs() {
 	}
 	knobs.race = os.Getenv("FAULT_RACE") == "1"
 	knobs.reportPath = os.Getenv("FAULT_REPORT")
+	knobs.clusterSeeds = parseSeeds(os.Getenv("FAULT_CLUSTER_SEEDS"), 1)
+	knobs.clusterBytes = int64(envFloat("FAULT_CLUSTER_MB", 24) * 1e6)
 }
 
 // parseSeeds reads "N" (seeds 1..N) or "a,b,c" (those seeds).
@@ -298,8 +307,10 @@ type runFigures struct {
 	Foreign    int64            `json:"foreign"` // rows read back that match no input row
 	Objects    int              `json:"objects"`
 	Seconds    float64          `json:"seconds"`
-	Passed     bool             `json:"passed"`
-	Note       string           `json:"note,omitempty"`
+	// RecoverySeconds (cluster cases): from stopping a node to the next batch committed.
+	RecoverySeconds float64 `json:"recovery_seconds,omitempty"`
+	Passed          bool    `json:"passed"`
+	Note            string  `json:"note,omitempty"`
 }
 
 type reportT struct {
@@ -340,6 +351,9 @@ func (r *reportT) print(w *os.File) {
 	for _, f := range runs {
 		fmt.Fprintf(w, "%-28s %5d %-4s %8d %8d %5d %5d %5d %5v %6.0f %s\n", f.Case, f.Seed, f.Output, f.RowsWant, f.RowsRead,
 			f.Lost, f.Duplicated, f.Foreign, f.Passed, f.Seconds, faultString(f.Faults))
+		if f.Note != "" {
+			fmt.Fprintf(w, "%-28s %5s   %s\n", "", "", f.Note)
+		}
 		tot.RowsWant += f.RowsWant
 		tot.RowsRead += f.RowsRead
 		tot.Lost += f.Lost

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/gen"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
@@ -63,6 +64,11 @@ type spec struct {
 	// settle, when set, runs once the run completed, while the stages still run (before they
 	// are stopped and the output is read back).
 	settle func(s *scenario)
+	// nodes > 0 runs a cluster of that many nats-server nodes in this process (bustest.Cluster)
+	// instead of one server; streams and buckets get min(nodes, 3) replicas.
+	nodes int
+	// csvBytes overrides FAULT_MB for this run (0: FAULT_MB).
+	csvBytes int64
 }
 
 // scenario is one run: its nats-server, processes, output and figures.
@@ -78,7 +84,8 @@ type scenario struct {
 	natsURL  string
 	srvMu    sync.Mutex
 	srv      *server.Server
-	bus      *bus.Bus // the test's own connection
+	cluster  *bustest.Cluster // spec.nodes > 0: the nodes (srv is nil)
+	bus      *bus.Bus         // the test's own connection
 	ledger   *ledger.Ledger
 
 	manifest   *gen.Manifest
@@ -226,6 +233,9 @@ func (s *scenario) generate() {
 	cfg.Out, cfg.Seed = s.landing, s.spec.seed
 	cfg.Days, cfg.Archives, cfg.Tables = 2, 2, 6
 	cfg.TargetBytes = knobs.csvBytes
+	if s.spec.csvBytes > 0 {
+		cfg.TargetBytes = s.spec.csvBytes
+	}
 	cfg.HugeMemberBytes = s.spec.hugeBytes
 	m, err := gen.Generate(cfg)
 	if err != nil {
@@ -256,11 +266,21 @@ func (s *scenario) generate() {
 
 func (s *scenario) natsConfig() bus.Config {
 	return bus.Config{StateDir: filepath.Join(s.dir, "nats"), Listen: s.natsAddr,
-		Subjects: bus.Subjects{Prefix: "sluice", Partitions: partitions}}
+		Subjects: bus.Subjects{Prefix: "sluice", Partitions: partitions}, Replicas: s.replicas()}
+}
+
+// replicas of the run's streams and buckets: 1 on one server, up to 3 on a cluster.
+func (s *scenario) replicas() int {
+	return max(1, min(s.spec.nodes, 3))
 }
 
 // startNATS starts the nats-server in this process, on a free loopback port kept for the run.
 func (s *scenario) startNATS() {
+	if s.spec.nodes > 0 {
+		s.cluster = bustest.NewCluster(s.t, s.spec.nodes, filepath.Join(s.dir, "nats"))
+		s.natsURL = s.cluster.URL()
+		return
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		s.t.Fatal(err)
@@ -291,6 +311,10 @@ func (s *scenario) restartNATS() error {
 }
 
 func (s *scenario) stopNATS() {
+	if s.cluster != nil {
+		s.cluster.Shutdown()
+		return
+	}
 	s.srvMu.Lock()
 	srv := s.srv
 	s.srv = nil
@@ -308,6 +332,9 @@ func (s *scenario) connect() {
 	defer cancel()
 	cfg := s.natsConfig()
 	cfg.URL, cfg.Name = s.natsURL, "faults-test"
+	if s.cluster != nil {
+		cfg.StateDir, cfg.Listen = "", ""
+	}
 	b, err := bus.Connect(ctx, cfg, nil)
 	if err != nil {
 		s.t.Fatalf("connect: %v", err)
@@ -386,7 +413,7 @@ type proc struct {
 
 func (s *scenario) commonArgs(name string) []string {
 	args := []string{"--nats", s.natsURL, "--partitions", fmt.Sprint(partitions), "--log-format", "json",
-		"--state", filepath.Join(s.dir, "state-"+name)}
+		"--state", filepath.Join(s.dir, "state-"+name), "--replicas", fmt.Sprint(s.replicas())}
 	if s.spec.s3 {
 		args = append(args, "--s3-endpoint", s.stageS3Endpoint(), "--s3-path-style")
 	}

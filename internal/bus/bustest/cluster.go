@@ -1,0 +1,222 @@
+package bustest
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sluice-dev/sluice/internal/bus"
+)
+
+// Cluster is a NATS cluster of nodes in this process, on loopback, each an embedded sluice
+// server (bus.StartEmbedded with cluster routes) with its store in a directory of its own. A
+// node keeps its ports and store across Stop and Start, as a restarted machine would.
+// (nats-server's own tests form clusters the same way: server/jetstream_helpers_test.go.)
+type Cluster struct {
+	t     testing.TB
+	mu    sync.Mutex
+	nodes []*node
+}
+
+type node struct {
+	cfg bus.Config
+	url string
+	srv *server.Server // nil while stopped
+}
+
+// NewCluster starts n nodes (n ≥ 3 for R3) under dir and waits until they have elected a meta
+// leader and every node is a current JetStream peer. They are shut down when the test ends.
+func NewCluster(t testing.TB, n int, dir string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	var routes []string
+	for i := range n {
+		client, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		route, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, "nats-route://"+route)
+		c.nodes = append(c.nodes, &node{url: "nats://" + client, cfg: bus.Config{
+			StateDir: filepath.Join(dir, fmt.Sprintf("n%d", i)), Listen: client,
+			ClusterListen: route, ServerName: fmt.Sprintf("n%d", i), ClusterName: "sluice-test",
+		}})
+	}
+	for _, nd := range c.nodes {
+		nd.cfg.Routes = routes
+	}
+	t.Cleanup(c.Shutdown)
+	for i := range c.nodes {
+		if err := c.Start(i); err != nil {
+			t.Fatalf("start node %d: %v", i, err)
+		}
+	}
+	if err := c.WaitReady(n, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// FreeAddr returns a loopback host:port free at the time of the call.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// URL is the comma-separated client URLs of every node (a client fails over between them).
+func (c *Cluster) URL() string {
+	urls := make([]string, len(c.nodes))
+	for i, nd := range c.nodes {
+		urls[i] = nd.url
+	}
+	return strings.Join(urls, ",")
+}
+
+// Size is the number of nodes, running or not.
+func (c *Cluster) Size() int { return len(c.nodes) }
+
+// Name is node i's server name.
+func (c *Cluster) Name(i int) string { return c.nodes[i].cfg.ServerName }
+
+// Server is node i's server, nil while it is stopped.
+func (c *Cluster) Server(i int) *server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].srv
+}
+
+// Start starts node i (again): same ports, same store. The ports may take a moment to be free
+// after a stop, so it retries for a few seconds.
+func (c *Cluster) Start(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nd := c.nodes[i]
+	if nd.srv != nil {
+		return nil
+	}
+	var err error
+	for range 50 {
+		var srv *server.Server
+		if srv, err = bus.StartEmbedded(nd.cfg); err == nil {
+			nd.srv = srv
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+// Stop shuts node i down (its store stays) and waits until it is gone.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	srv := c.nodes[i].srv
+	c.nodes[i].srv = nil
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
+	for i := range c.nodes {
+		c.Stop(i)
+	}
+}
+
+// running returns the running servers with their indexes.
+func (c *Cluster) running() map[int]*server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int]*server.Server{}
+	for i, nd := range c.nodes {
+		if nd.srv != nil && nd.srv.Running() {
+			out[i] = nd.srv
+		}
+	}
+	return out
+}
+
+// MetaLeader is the index of the node leading the JetStream meta group, -1 when none does.
+func (c *Cluster) MetaLeader() int {
+	for i, s := range c.running() {
+		if s.JetStreamIsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// StreamLeader is the index of the node leading stream (global account), -1 when none does.
+func (c *Cluster) StreamLeader(stream string) int {
+	for i, s := range c.running() {
+		if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// ConsumerLeader is the index of the node leading consumer of stream, -1 when none does.
+func (c *Cluster) ConsumerLeader(stream, consumer string) int {
+	for i, s := range c.running() {
+		if s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer) {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitReady waits until a meta leader sees peers JetStream peers and every running node is
+// current.
+func (c *Cluster) WaitReady(peers int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := c.MetaLeader(); l >= 0 {
+			rs := c.running()
+			if ls := rs[l]; ls != nil && len(ls.JetStreamClusterPeers()) >= peers {
+				current := true
+				for _, s := range rs {
+					if !s.JetStreamIsCurrent() {
+						current = false
+					}
+				}
+				if current {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not ready after %s: meta leader %d, %d nodes running", timeout, c.MetaLeader(), len(c.running()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitStreamLeader waits until stream has a leader on a running node and returns its index.
+func (c *Cluster) WaitStreamLeader(stream string, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := c.StreamLeader(stream); l >= 0 {
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return -1, fmt.Errorf("stream %s has no leader after %s", stream, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
