@@ -78,7 +78,7 @@ func (o *Outage) OK() time.Duration {
 		return 0
 	}
 	d := time.Since(o.since)
-	o.log.Info(o.what+" recovered", "outage", d.Round(time.Millisecond), "failed_attempts", o.fails, "first_err", o.first)
+	o.log.Info(o.what+" recovered", "outage", d.Round(time.Millisecond).String(), "failed_attempts", o.fails, "first_err", o.first)
 	o.since, o.fails, o.first = time.Time{}, 0, nil
 	return d
 }
