@@ -37,23 +37,23 @@ const (
 // Config says what to generate. Zero numeric fields take the defaults above. Drift and Extras are plain bools, so
 // their zero value is false: start from DefaultConfig (which sets both) to get the documented defaults.
 type Config struct {
-	Out             string // directory to write archives into (created)
-	Seed            int64  // deterministic output for a seed
-	Days            int    // process dates, default 2, starting StartDate
-	StartDate       string // YYYYMMDD, default 20250301
-	Archives        int    // archives per day, default 2
-	Tables          int    // tables in the catalogue, default 6
-	RowsPerMember   int    // default 2,000 (rows vary ±50% per member)
-	TargetBytes     int64  // if > 0: total CSV bytes to aim for across the corpus, HugeMemberBytes not included
-	LargeTable      bool   // one table (flight_records or store_traffic_hourly if present, else the first) holds ~40% of the bytes
+	Out           string // directory to write archives into (created)
+	Seed          int64  // deterministic output for a seed
+	Days          int    // process dates, default 2, starting StartDate
+	StartDate     string // YYYYMMDD, default 20250301
+	Archives      int    // archives per day, default 2
+	Tables        int    // tables in the catalogue, default 6
+	RowsPerMember int    // default 2,000 (rows vary ±50% per member)
+	TargetBytes   int64  // if > 0: total CSV bytes to aim for across the corpus, HugeMemberBytes not included
+	LargeTable    bool   // one table (flight_records or store_traffic_hourly if present, else the first) holds ~40% of the bytes
 	// LargeShare, when > 0, is the large table's share of the bytes instead of ~40% (LargeTable only).
 	LargeShare float64
 	// FlightRecords makes the first table of the catalogue a narrow, numeric-heavy one shaped like
 	// public on-time flight data: a timestamp, two small integers and two 3-letter airport codes
 	// (the shape DuckDB converts fastest; make bench's flights preset).
-	FlightRecords bool
-	HugeMemberBytes int64  // if > 0: one more archive holding a single member of about this size, streamed
-	Drift           bool   // day-by-day schema drift (DefaultConfig: true)
+	FlightRecords   bool
+	HugeMemberBytes int64 // if > 0: one more archive holding a single member of about this size, streamed
+	Drift           bool  // day-by-day schema drift (DefaultConfig: true)
 	// Defects plants data-quality defects into the last process date (for rules to find, see
 	// defects.go): empty ids, negative numbers, an unexpected category, and one table with a
 	// third of its usual rows. Row counts in the Manifest are what was written.
