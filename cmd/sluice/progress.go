@@ -100,30 +100,28 @@ type progress struct {
 	WorkBytes          int64   // bytes of the archives a once run waits for (0: not a once run, or not known yet)
 }
 
-// ETA is the time a once run still needs, from bytes: the archive bytes left to read at the
-// current read rate, or, when the merger is further behind, the rows left to commit — the rows
-// the whole work will hold, extrapolated from the rows per byte read so far — at the current
-// commit rate. ok is false when it cannot be told (no total, nothing read yet, no rate).
+// ETA is the time a once run still needs, from bytes. The work done is the mean of two
+// fractions: the archive bytes read of the run's bytes, and the rows committed of the rows the
+// whole run will hold (the rows per byte read so far, times the run's bytes). The time left is the
+// elapsed time scaled by what is left of that: ETA = elapsed × (1 − done) / done. Averages over the
+// whole run, not the last window's rates: the merger commits in bursts (a batch at its marker),
+// and a window rate would swing the estimate from seconds to minutes between two bursts. ok is
+// false when it cannot be told (no total, nothing read yet) or nothing is left but the summaries.
 func (p progress) ETA() (time.Duration, bool) {
 	w := float64(p.WorkBytes)
-	if w <= 0 || p.ReadBytes <= 0 {
+	if w <= 0 || p.ReadBytes <= 0 || p.Elapsed <= 0 {
 		return 0, false
 	}
-	var secs float64
-	ok := false
-	if left := w - p.ReadBytes; left > 0 {
-		if p.ReadRate <= 0 {
-			return 0, false
-		}
-		secs, ok = left/p.ReadRate, true
+	read := min(p.ReadBytes/w, 1)
+	committed := 0.0
+	if rows := p.RowsExtracted / read; rows > 0 {
+		committed = min(p.RowsCommitted/rows, 1)
 	}
-	rows := p.RowsExtracted * w / min(p.ReadBytes, w)
-	if left := rows - p.RowsCommitted; left > 0 && p.CommitRate > 0 {
-		secs, ok = max(secs, left/p.CommitRate), true
-	}
-	if !ok {
+	done := (read + committed) / 2
+	if done >= 1 {
 		return 0, false
 	}
+	secs := p.Elapsed.Seconds() * (1 - done) / done
 	return max(time.Duration(secs*float64(time.Second)).Round(time.Second), time.Second), true
 }
 
