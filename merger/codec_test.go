@@ -193,15 +193,7 @@ func TestCorruptChunkDeadLettersBatch(t *testing.T) {
 		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(15, func(i int) string { return fmt.Sprintf("%d,x", i) })},
 	}}
 	chunks, marker, _ := bad.msgs(e.bus.Subjects)
-	// Corrupt chunk 1's block: keep its length header, break the body.
-	var c sluicev1.Chunk
-	if err := proto.Unmarshal(chunks[1].Data, &c); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < len(c.Data); i++ {
-		c.Data[i] = 0xff
-	}
-	chunks[1] = rowsMsg(chunks[1].Subject, bus.TypeChunk, chunks[1].Header.Get(nats.MsgIdHdr), &c)
+	corruptChunk(t, chunks, 1)
 	e.publish(chunks...)
 	e.publish(marker)
 
@@ -254,14 +246,7 @@ func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunks, marker, _ := bad.msgs(e.bus.Subjects)
-	var c sluicev1.Chunk
-	if err := proto.Unmarshal(chunks[1].Data, &c); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < len(c.Data); i++ {
-		c.Data[i] = 0xff
-	}
-	chunks[1] = rowsMsg(chunks[1].Subject, bus.TypeChunk, chunks[1].Header.Get(nats.MsgIdHdr), &c)
+	corruptChunk(t, chunks, 1)
 
 	r1 := e.start(testConfig("m1"), nil, nil)
 	e.publish(chunks...)
@@ -297,4 +282,17 @@ func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
 	if ks := e.keys("t/"); len(ks) != 1 {
 		t.Fatalf("want only the good batch's object, got %v", ks)
 	}
+}
+
+// corruptChunk breaks the S2 block of chunks[i]: its length header is kept, its body is not.
+func corruptChunk(t *testing.T, chunks []*nats.Msg, i int) {
+	t.Helper()
+	var c sluicev1.Chunk
+	if err := proto.Unmarshal(chunks[i].Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	for j := 1; j < len(c.Data); j++ {
+		c.Data[j] = 0xff
+	}
+	chunks[i] = rowsMsg(chunks[i].Subject, bus.TypeChunk, chunks[i].Header.Get(nats.MsgIdHdr), &c)
 }

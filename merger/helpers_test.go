@@ -525,21 +525,12 @@ func (e *env) ackPending(partition uint32) int {
 }
 
 // streamMsgs returns how many messages a stream holds.
-func (e *env) streamMsgs(stream string) uint64 {
-	e.t.Helper()
-	s, err := e.bus.JS.Stream(context.Background(), stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Msgs
-}
+func (e *env) streamMsgs(stream string) uint64 { return e.streamState(stream).Msgs }
 
 // streamLastSeq returns a stream's last sequence.
-func (e *env) streamLastSeq(stream string) uint64 {
+func (e *env) streamLastSeq(stream string) uint64 { return e.streamState(stream).LastSeq }
+
+func (e *env) streamState(stream string) jetstream.StreamState {
 	e.t.Helper()
 	s, err := e.bus.JS.Stream(context.Background(), stream)
 	if err != nil {
@@ -549,7 +540,7 @@ func (e *env) streamLastSeq(stream string) uint64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return info.State.LastSeq
+	return info.State
 }
 
 // nakWatch counts, from the server's advisories, the Naks of each stream sequence on one

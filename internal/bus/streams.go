@@ -131,11 +131,7 @@ func joinDiffs(ds []Difference) string {
 // StreamDifferences lists the settings sluice manages that differ between have and want.
 func StreamDifferences(have, want jetstream.StreamConfig) []Difference {
 	var ds []Difference
-	add := func(name string, h, w any) {
-		if fmt.Sprint(h) != fmt.Sprint(w) {
-			ds = append(ds, Difference{Setting: name, Have: fmt.Sprint(h), Want: fmt.Sprint(w)})
-		}
-	}
+	add := differ(&ds)
 	add("subjects", have.Subjects, want.Subjects)
 	add("retention", have.Retention, want.Retention)
 	add("storage", have.Storage, want.Storage)
@@ -146,6 +142,15 @@ func StreamDifferences(have, want jetstream.StreamConfig) []Difference {
 	add("compression", have.Compression, want.Compression)
 	add("discard", have.Discard, want.Discard)
 	return ds
+}
+
+// differ returns a function that appends to ds the setting name when have and want print apart.
+func differ(ds *[]Difference) func(name string, have, want any) {
+	return func(name string, have, want any) {
+		if h, w := fmt.Sprint(have), fmt.Sprint(want); h != w {
+			*ds = append(*ds, Difference{Setting: name, Have: h, Want: w})
+		}
+	}
 }
 
 func unlimited(n int64) int64 {
@@ -208,11 +213,7 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 // BucketDifferences lists the settings sluice manages that differ between have and want.
 func BucketDifferences(have, want jetstream.KeyValueConfig) []Difference {
 	var ds []Difference
-	add := func(name string, h, w any) {
-		if fmt.Sprint(h) != fmt.Sprint(w) {
-			ds = append(ds, Difference{Setting: name, Have: fmt.Sprint(h), Want: fmt.Sprint(w)})
-		}
-	}
+	add := differ(&ds)
 	add("history", have.History, want.History)
 	add("storage", have.Storage, want.Storage)
 	add("replicas", max(have.Replicas, 1), max(want.Replicas, 1))
