@@ -68,6 +68,9 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 		p.dropBatch(b, m.ack.nak)
 		return false
 	}
+	// In the ledger before the messages are terminated (as a commit is recorded before its acks):
+	// a consumer reset from here on finds the batch settled.
+	m.recordDeadLettered(ctx, b.key)
 	if b.removeHandle(marker) {
 		p.addHeld(-1)
 	}
@@ -78,7 +81,6 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	_ = m.ack.term(marker, short)
 	p.dropBatch(b, func(h handle) error { return m.ack.term(h, "batch dead-lettered") })
 	m.met.deadLettered.Inc()
-	m.recordDeadLettered(ctx, b.key)
 	m.publishBatchFailed(ctx, b, reason)
 	return true
 }
