@@ -63,5 +63,8 @@
 // (MaxDeliver-1)·RetryDelay must exceed AckWait: when an owner dies holding part of a batch, its
 // successor may see the marker before those chunks, which come back only when their AckWait
 // runs out. Every hand-back (shutdown, rebalance, lost pin) costs the handed-back messages one
-// delivery, so MaxDeliver also bounds how many times a batch may change hands.
+// delivery. MaxDeliver is therefore the merger's own rule, applied to the marker (a batch whose
+// marker reaches it without its chunks is dead-lettered, visibly), not the consumer's: the
+// partition consumers have no server-side delivery limit, since a message handed back on its last
+// delivery would never be delivered again and its batch would be stranded without a trace.
 package merger

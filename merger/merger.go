@@ -150,13 +150,17 @@ func (m *Merger) start(ctx context.Context) error {
 	for _, n := range cfg.Partitions {
 		name := ConsumerName(n)
 		cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:        name,
-			Description:    fmt.Sprintf("sluice merger: rows partition %d", n),
-			FilterSubject:  b.Subjects.RowsPartition(uint32(n)),
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
-			AckWait:        cfg.AckWait,
-			MaxDeliver:     cfg.MaxDeliver,
+			Durable:       name,
+			Description:   fmt.Sprintf("sluice merger: rows partition %d", n),
+			FilterSubject: b.Subjects.RowsPartition(uint32(n)),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait:       cfg.AckWait,
+			// No server-side delivery limit: hand-backs (rebalance, lost pin, leader change,
+			// shutdown) each cost a delivery, and a message handed back on its last one would
+			// never be delivered again — its batch stranded without a trace. The merger applies
+			// cfg.MaxDeliver itself, on the marker, and dead-letters the batch (visible, retryable).
+			MaxDeliver:     -1,
 			MaxAckPending:  cfg.MaxAckPending,
 			PriorityGroups: []string{priorityGroup},
 			PriorityPolicy: jetstream.PriorityPolicyPinned,
