@@ -397,15 +397,15 @@ func TestSummaryRowsInAndOut(t *testing.T) {
 	st := waitFor(t, s, f.id)
 	// The fleet's view: the newest commit of each table (stream time), archives by state.
 	for _, table := range []string{"customers", "orders"} {
-		v, _ := gaugeValue(t, e.reg, "sluice_summarizer_last_commit_timestamp_seconds", "table", table)
+		v, _ := metricValue(t, e.reg, "sluice_summarizer_last_commit_timestamp_seconds", map[string]string{"table": table})
 		if at := time.UnixMilli(int64(math.Round(v * 1e3))); at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) {
 			t.Errorf("last commit of %s at %v, want between %v and now", table, at, before)
 		}
 	}
-	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_archives", "state", "committed"); v != 1 {
+	if v, _ := metricValue(t, e.reg, "sluice_summarizer_archives", map[string]string{"state": "committed"}); v != 1 {
 		t.Errorf("archives committed: %v", v)
 	}
-	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_caught_up"); v != 1 {
+	if v, _ := metricValue(t, e.reg, "sluice_summarizer_caught_up", nil); v != 1 {
 		t.Errorf("caught_up: %v", v)
 	}
 
@@ -766,7 +766,7 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 		}
 	}
 
-	if v, ok := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", day, "partner", "acme"); ok {
+	if v, ok := metricValue(t, e.reg, "sluice_summarizer_missing_sources", map[string]string{"date": day, "partner": "acme"}); ok {
 		t.Fatalf("missing_sources before the deadline: %v", v)
 	}
 
@@ -775,7 +775,7 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 	if m := st.Dates[day].Missing; len(m) != 1 || m[0] != "beta_20250102.tar.gz" {
 		t.Fatalf("missing %v", m)
 	}
-	if v, ok := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", day, "partner", "acme"); v != 1 {
+	if v, ok := metricValue(t, e.reg, "sluice_summarizer_missing_sources", map[string]string{"date": day, "partner": "acme"}); v != 1 {
 		t.Fatalf("missing_sources after the deadline: %v (present %v), want 1", v, ok)
 	}
 	doc, txt := e.summary(t, day)
@@ -801,38 +801,9 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 	if doc3.Complete || len(doc3.Sources[0].Missing) != 2 || len(doc3.Archives) != 0 {
 		t.Fatalf("empty date %+v", doc3)
 	}
-	if v, _ := gaugeValue(t, e.reg, "sluice_summarizer_missing_sources", "date", "2025-01-03", "partner", "acme"); v != 2 {
+	if v, _ := metricValue(t, e.reg, "sluice_summarizer_missing_sources", map[string]string{"date": "2025-01-03", "partner": "acme"}); v != 2 {
 		t.Fatalf("missing_sources of the empty date: %v, want 2", v)
 	}
-}
-
-// gaugeValue is the value of the gauge series name{labels...} gathered from reg, and whether
-// it exists.
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue series
-				}
-			}
-			return m.GetGauge().GetValue(), true
-		}
-	}
-	return 0, false
 }
 
 func TestArchiveSpanningDates(t *testing.T) {

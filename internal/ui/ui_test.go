@@ -189,19 +189,22 @@ func (f *fixture) getJSON(path string, v any) {
 	}
 }
 
-// eventually polls cond (every 20ms) until it holds; it fails the test after d.
+// eventually checks cond every 20ms until it holds; it fails the test after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.After(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ok, state := cond()
 		if ok {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("%s: not after %s; last: %s", what, d, state)
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
