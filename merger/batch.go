@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -71,6 +73,7 @@ type batch struct {
 	partner string
 
 	inferer    *table.Inferer
+	collect    collectConfig
 	members    map[uint32]*member
 	poison     string // why the batch can never commit (dead-lettered when its marker arrives)
 	committing bool
@@ -83,10 +86,32 @@ type batch struct {
 	spill     *os.File
 	spillSize int64
 	closed    bool
+
+	// The rows parsed on arrival, per group (process date, batch id): guarded by collectMu (taken
+	// by addChunk, the commit, and the spiller that drops them under memory pressure).
+	collectMu    sync.Mutex
+	collected    map[[2]string]*collected
+	collectDone  bool         // closed: nothing is collected any more
+	collectBytes atomic.Int64 // their table.Collector.ApproxBytes, accounted in the memory budget
 }
 
-func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, now time.Time) *batch {
+// collectConfig says how a batch parses its rows on arrival (Config.ParseLimit).
+type collectConfig struct {
+	alloc   memory.Allocator
+	segment int64 // bytes of rows per sealed segment: one row group (Config.RowGroupBytes)
+	limit   int64 // bytes of parsed rows a batch may hold; <= 0: none
+}
+
+// collected is a group's rows parsed on arrival, in chunk order.
+type collected struct {
+	c    *table.Collector // nil once given up (the group is parsed from its CSV at commit)
+	next uint32           // the next chunk index it may take (chunks must arrive in order)
+	why  string           // why it was given up
+}
+
+func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, now time.Time) *batch {
 	return &batch{
+		collect: collect,
 		key:     key,
 		partner: partner,
 		part:    p,
@@ -174,10 +199,104 @@ func (b *batch) addChunk(c *sluicev1.Chunk, scratch *[]byte) (int64, error) {
 	if c.Codec != sluicev1.Chunk_CODEC_NONE && cap(records) > cap(*scratch) {
 		*scratch = records[:0] // grown: keep the larger buffer for the next chunk
 	}
-	if _, err := b.inferer.Observe(m.names, records, c.FirstLine); err != nil {
+	delta, err := b.observe(ch, m.names, records)
+	if err != nil {
 		b.poison = fmt.Sprintf("member %s: %v", c.Member, err)
 	}
-	return ch.stored, nil
+	return ch.stored + delta, nil
+}
+
+// observe infers types from a chunk's records and, while its group collects, parses them into the
+// group's typed columns. It returns the change in the bytes the batch's collected rows hold.
+func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error) {
+	b.collectMu.Lock()
+	defer b.collectMu.Unlock()
+	g := b.collectorLocked(ch)
+	if g == nil || g.c == nil {
+		_, err := b.inferer.Observe(names, records, ch.firstLine)
+		return 0, err
+	}
+	before := g.c.ApproxBytes()
+	st, err := b.inferer.ObserveInto(names, records, ch.firstLine, g.c)
+	g.next = ch.index + 1
+	switch {
+	case err != nil:
+		g.c.Kill(err.Error())
+	case st.Rejected() > 0:
+		g.c.Kill("rows rejected: parsed from the CSV at commit, which quarantines them")
+	case b.collectBytes.Load()+g.c.ApproxBytes()-before > b.collect.limit:
+		g.c.Kill(fmt.Sprintf("more than %d bytes of parsed rows", b.collect.limit))
+	}
+	after := int64(0)
+	if why := g.c.Dead(); why != "" {
+		g.c.Release()
+		g.c, g.why = nil, why
+	} else {
+		after = g.c.ApproxBytes()
+	}
+	b.collectBytes.Add(after - before)
+	return after - before, err
+}
+
+// collectorLocked returns the collected rows of ch's group, starting them with the group's first
+// chunk; nil when the batch does not collect. A chunk that arrives after a later one of its group
+// (a redelivery out of order) gives the group's collector up: its rows must be in chunk order.
+func (b *batch) collectorLocked(ch *chunk) *collected {
+	if b.collect.limit <= 0 || b.collectDone {
+		return nil
+	}
+	k := [2]string{ch.processDate, ch.batchID}
+	g := b.collected[k]
+	if g == nil {
+		if b.collected == nil {
+			b.collected = map[[2]string]*collected{}
+		}
+		g = &collected{c: table.NewCollector(b.collect.alloc, b.opts, b.collect.segment)}
+		b.collected[k] = g
+	}
+	if g.c != nil && ch.index < g.next {
+		b.collectBytes.Add(-g.c.ApproxBytes())
+		g.c.Release()
+		g.c, g.why = nil, "chunks arrived out of order"
+	}
+	return g
+}
+
+// takeCollected hands the group's collected rows to its commit (nil when it has none) with the
+// bytes they hold in the budget, which the commit gives back once written.
+func (b *batch) takeCollected(processDate, batchID string) (*table.Collector, int64, string) {
+	b.collectMu.Lock()
+	defer b.collectMu.Unlock()
+	g := b.collected[[2]string{processDate, batchID}]
+	if g == nil {
+		return nil, 0, "not collected"
+	}
+	c := g.c
+	if c == nil {
+		return nil, 0, g.why
+	}
+	g.c, g.why = nil, "taken by a commit"
+	n := c.ApproxBytes()
+	b.collectBytes.Add(-n)
+	return c, n, ""
+}
+
+// dropCollected gives up every group's collected rows (the spiller, under memory pressure, or
+// close) and returns the bytes freed. Their groups are parsed from the CSV at commit.
+func (b *batch) dropCollected(why string, closing bool) int64 {
+	b.collectMu.Lock()
+	defer b.collectMu.Unlock()
+	b.collectDone = b.collectDone || closing
+	var freed int64
+	for _, g := range b.collected {
+		if g.c != nil {
+			freed += g.c.ApproxBytes()
+			g.c.Release()
+			g.c, g.why = nil, why
+		}
+	}
+	b.collectBytes.Add(-freed)
+	return freed
 }
 
 // heldCount is the number of messages held.
@@ -378,8 +497,8 @@ func (b *batch) stored(c *chunk, buf []byte) ([]byte, []byte, error) {
 // payload bytes that were in memory and the bytes that were in the spill file.
 func (b *batch) close() (hs []handle, mem, spilled int64) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil, 0, 0
 	}
 	b.closed = true
@@ -393,6 +512,8 @@ func (b *batch) close() (hs []handle, mem, spilled int64) {
 		b.spill = nil
 	}
 	b.chunks, b.handles = nil, nil
+	b.mu.Unlock()
+	mem += b.dropCollected("batch closed", true) // after batch.mu: both are leaf locks
 	return hs, mem, spilled
 }
 

@@ -121,7 +121,7 @@ func (s *spiller) openBatches() []*batch {
 }
 
 // relieve spills the largest in-memory batches until memory is under the budget, preferring
-// batches that are not being committed. When nothing is left to spill, the partition loops pause
+// batches that are not being committed, then drops the rows batches parsed on arrival. When nothing is left to spill, the partition loops pause
 // fetching until commits release their builders.
 func (s *spiller) relieve() {
 	s.spillMu.Lock()
@@ -141,7 +141,12 @@ func (s *spiller) relieve() {
 			}
 		}
 		if pick == nil {
-			return
+			// Nothing left to spill: give up rows parsed on arrival (those batches are parsed
+			// from their CSV at commit), largest first.
+			if !s.dropCollected() {
+				return
+			}
+			continue
 		}
 		freed, err := pick.spillOut(s.dir)
 		if err != nil {
@@ -156,4 +161,23 @@ func (s *spiller) relieve() {
 		s.met.spilledTotal.Add(float64(freed))
 		s.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
 	}
+}
+
+// dropCollected drops the largest set of rows parsed on arrival held by a batch not being
+// committed; false when there is none.
+func (s *spiller) dropCollected() bool {
+	var pick *batch
+	var pickBytes int64
+	for _, b := range s.openBatches() {
+		if n := b.collectBytes.Load(); n > pickBytes && !b.inCommit.Load() {
+			pick, pickBytes = b, n
+		}
+	}
+	if pick == nil {
+		return false
+	}
+	freed := pick.dropCollected("memory budget reached", false)
+	s.add(-freed)
+	s.log.Debug("dropped rows parsed on arrival", "batch", pick.key.String(), "bytes", freed)
+	return freed > 0
 }

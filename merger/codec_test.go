@@ -23,7 +23,7 @@ import (
 // memory and after spilling (the spill file holds the compressed bytes).
 func TestBatchKeepsCompressedData(t *testing.T) {
 	key := batchKey{archive: "c0000000000000000001", table: "t"}
-	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, time.Now())
+	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, time.Now())
 	recs := map[uint32]string{
 		0: strings.Repeat("1,aaaaaaaaaaaaaaaa\n", 500),
 		1: "2,raw\n",
@@ -114,7 +114,7 @@ func TestBatchPoisonedByBadChunkData(t *testing.T) {
 		}, "above the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, time.Now())
+			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, time.Now())
 			c := &sluicev1.Chunk{ArchiveId: "c0000000000000000002", Table: "t", Member: "m.csv", Header: []byte("id,v"),
 				ChunkIndex: 3, FirstLine: 2, Rows: 100}
 			tc.chunk(c)
@@ -134,52 +134,70 @@ func TestBatchPoisonedByBadChunkData(t *testing.T) {
 	}
 }
 
-// TestS2Batches: batches of S2 chunks commit exactly their rows, and while held the memory budget
-// counts the compressed bytes.
+// TestS2Batches: batches of S2 chunks commit exactly their rows, whether their rows are parsed on
+// arrival or from the CSV at commit. While held, the memory budget counts the compressed bytes
+// (plus the parsed rows when they are parsed on arrival); it is all given back after the commit.
 func TestS2Batches(t *testing.T) {
-	e := newEnv(t, sinks[0])
-	ev := e.committedEvents()
-	r := e.start(testConfig("m1"), nil, nil)
-	recs := csvRows(3000, func(i int) string { return fmt.Sprintf("%d,\"name, %d\",%d.25,2025-01-%02d", i, i%50, i, 1+i%28) })
-	tb := tbatch{archive: "c1000000000000000001", table: "s2t", per: 400, codec: "s2", members: []tmember{
-		{name: "s2t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "id,name,price,day", records: recs},
-	}}
-	chunks, marker, mk := tb.msgs(e.bus.Subjects)
-	var stored int64
-	for _, m := range chunks {
-		var c sluicev1.Chunk
-		if err := proto.Unmarshal(m.Data, &c); err != nil || c.Codec != sluicev1.Chunk_CODEC_S2 {
-			t.Fatalf("test chunk: %v %v", c.Codec, err)
-		}
-		stored += int64(len(c.Data))
-	}
-	e.publish(chunks...)
-	// The held count and the memory gauge are two updates: wait for both (the count can be seen
-	// before the last chunk's bytes are).
-	eventually(t, 20*time.Second, "chunks held, their compressed bytes counted", func() bool {
-		return r.metric(t, "sluice_merger_held_messages") == float64(len(chunks)) &&
-			r.metric(t, "sluice_merger_memory_bytes") == float64(stored)
-	})
-	if stored*2 > mk.Bytes {
-		t.Fatalf("%d compressed bytes of %d raw: the test chunks do not compress", stored, mk.Bytes)
-	}
-	e.publish(marker)
-	bc := ev.nextCommitted(t, 30*time.Second)
-	if bc.RowsIn != 3000 || bc.RowsOut != 3000 || bc.Quarantined != 0 || len(bc.Objects) != 1 {
-		t.Fatalf("committed %v", bc)
-	}
-	td := e.readParquet(bc.Objects[0].Key)
-	var got []string
-	for _, row := range td.rows {
-		got = append(got, fmt.Sprintf("%s,\"%s\",%s,%s\n", row[0], row[1], row[2], row[3]))
-	}
-	if !slices.Equal(got, recs) {
-		for i := range min(len(got), len(recs)) {
-			if got[i] != recs[i] {
-				t.Fatalf("row %d: %q, want %q", i, got[i], recs[i])
+	for _, tc := range []struct {
+		name       string
+		parseLimit int64
+		when       string
+	}{{"parsed at commit", -1, "commit"}, {"parsed on arrival", 0, "arrival"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sinks[0])
+			ev := e.committedEvents()
+			cfg := testConfig("m1")
+			cfg.ParseLimit = tc.parseLimit
+			r := e.start(cfg, nil, nil)
+			recs := csvRows(3000, func(i int) string { return fmt.Sprintf("%d,\"name, %d\",%d.25,2025-01-%02d", i, i%50, i, 1+i%28) })
+			tb := tbatch{archive: "c1000000000000000001", table: "s2t", per: 400, codec: "s2", members: []tmember{
+				{name: "s2t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "id,name,price,day", records: recs},
+			}}
+			chunks, marker, mk := tb.msgs(e.bus.Subjects)
+			var stored int64
+			for _, m := range chunks {
+				var c sluicev1.Chunk
+				if err := proto.Unmarshal(m.Data, &c); err != nil || c.Codec != sluicev1.Chunk_CODEC_S2 {
+					t.Fatalf("test chunk: %v %v", c.Codec, err)
+				}
+				stored += int64(len(c.Data))
 			}
-		}
-		t.Fatalf("%d rows, want %d", len(got), len(recs))
+			e.publish(chunks...)
+			// The held count and the memory gauge are two updates: wait for both (the count can be
+			// seen before the last chunk's bytes are).
+			eventually(t, 20*time.Second, "chunks held, their bytes counted", func() bool {
+				mem := r.metric(t, "sluice_merger_memory_bytes")
+				return r.metric(t, "sluice_merger_held_messages") == float64(len(chunks)) &&
+					(tc.when == "commit" && mem == float64(stored) || tc.when == "arrival" && mem > float64(stored)+3000*8)
+			})
+			if stored*2 > mk.Bytes {
+				t.Fatalf("%d compressed bytes of %d raw: the test chunks do not compress", stored, mk.Bytes)
+			}
+			e.publish(marker)
+			bc := ev.nextCommitted(t, 30*time.Second)
+			if bc.RowsIn != 3000 || bc.RowsOut != 3000 || bc.Quarantined != 0 || len(bc.Objects) != 1 {
+				t.Fatalf("committed %v", bc)
+			}
+			td := e.readParquet(bc.Objects[0].Key)
+			var got []string
+			for _, row := range td.rows {
+				got = append(got, fmt.Sprintf("%s,\"%s\",%s,%s\n", row[0], row[1], row[2], row[3]))
+			}
+			if !slices.Equal(got, recs) {
+				for i := range min(len(got), len(recs)) {
+					if got[i] != recs[i] {
+						t.Fatalf("row %d: %q, want %q", i, got[i], recs[i])
+					}
+				}
+				t.Fatalf("%d rows, want %d", len(got), len(recs))
+			}
+			eventually(t, 10*time.Second, "memory given back", func() bool {
+				return r.metric(t, "sluice_merger_memory_bytes") == 0
+			})
+			if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", tc.when); n != 1 {
+				t.Fatalf("groups parsed at %s: %v, want 1", tc.when, n)
+			}
+		})
 	}
 }
 
@@ -300,4 +318,46 @@ func corruptChunk(t *testing.T, chunks []*nats.Msg, i int) {
 		c.Data[j] = 0xff
 	}
 	chunks[i] = rowsMsg(chunks[i].Subject, bus.TypeChunk, chunks[i].Header.Get(nats.MsgIdHdr), &c)
+}
+
+// TestParsedOnArrivalOrAtCommit: one batch, two output groups. The first group's zip codes read
+// as integers until one keeps a leading zero; its integers are written back as the text they were
+// read from, so its rows parsed on arrival are used. The second group's "+5" cannot be written
+// back as read once the column turns out to be text: that group is parsed from its CSV at commit.
+// Both objects hold exactly the text of the CSV, in order.
+func TestParsedOnArrivalOrAtCommit(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	r := e.start(testConfig("m1"), nil, nil)
+	zips := []string{"98101,1.5\n", "10001,2\n", "NA,3\n", "02134,4.25\n", "60601,\n"}
+	plus := []string{"+5,1\n", "7,2\n", "x7,3\n"}
+	tb := tbatch{archive: "c3000000000000000001", table: "zips", per: 2, members: []tmember{
+		{name: "zips_20250101_1.csv", date: "2025-01-01", batch: "1", header: "zip,n", records: zips},
+		{name: "zips_20250102_1.csv", date: "2025-01-02", batch: "1", header: "zip,n", records: plus},
+	}}
+	chunks, marker, _ := tb.msgs(e.bus.Subjects)
+	e.publish(chunks...)
+	e.publish(marker)
+	bc := ev.nextCommitted(t, 30*time.Second)
+	if bc.RowsOut != int64(len(zips)+len(plus)) || len(bc.Objects) != 2 {
+		t.Fatalf("committed %v", bc)
+	}
+	for i, want := range [][]string{zips, plus} {
+		td := e.readParquet(bc.Objects[i].Key)
+		var got []string
+		for _, row := range td.rows {
+			n := row[1]
+			if n == nullCell {
+				n = ""
+			}
+			got = append(got, row[0]+","+n+"\n")
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", bc.Objects[i].Key, got, want)
+		}
+	}
+	if a, c := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "arrival"),
+		r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); a != 1 || c != 1 {
+		t.Fatalf("groups parsed on arrival %v, at commit %v; want 1 and 1", a, c)
+	}
 }

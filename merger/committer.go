@@ -63,8 +63,9 @@ type committer struct {
 	force   bool
 
 	blockMu      sync.Mutex
-	blocked      string           // why the output refuses writes ("" when it does not)
-	blockedGauge prometheus.Gauge // sluice_merger_output_blocked; nil for a replay
+	blocked      string                 // why the output refuses writes ("" when it does not)
+	blockedGauge prometheus.Gauge       // sluice_merger_output_blocked; nil for a replay
+	parsed       *prometheus.CounterVec // sluice_merger_groups_parsed_total; nil for a replay
 
 	schemaDocs sync.Map // _schemas/<table>/v<N>.json keys known to exist
 }
@@ -86,6 +87,11 @@ func newCommitter(cfg Config, deps Deps, mem *spiller) *committer {
 	c.sem = semaphore.NewWeighted(c.semCap)
 	c.pqOpts, c.arrowProps = writerProps(c.alloc, cfg.ZstdLevel)
 	return c
+}
+
+// collectConfig is how the batches committed here parse their rows on arrival.
+func (c *committer) collectConfig() collectConfig {
+	return collectConfig{alloc: c.alloc, segment: c.cfg.RowGroupBytes, limit: c.cfg.ParseLimit}
 }
 
 // open opens the schema registry.

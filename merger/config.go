@@ -69,6 +69,12 @@ type Config struct {
 	MaxDeliver int
 	// RowGroupBytes of Arrow data per Parquet row group (default 32 MiB, at most MemoryBudget/4).
 	RowGroupBytes int64
+	// ParseLimit: a batch's rows are parsed into typed Arrow columns as its chunks arrive (split and
+	// classified once, with type inference; table.Collector), up to this many bytes of parsed rows
+	// per batch (default MemoryBudget/2); beyond it, or when its columns cannot be converted to
+	// the schema the batch commits under, the batch is parsed from its CSV at commit. Negative:
+	// always parse at commit.
+	ParseLimit int64
 	// MaxObjectBytes: a Parquet object is rotated (part-<archive>-0001.parquet, …) once it holds
 	// this many bytes (default 1 GiB).
 	MaxObjectBytes int64
@@ -176,6 +182,9 @@ func (c Config) withDefaults(partitions int) Config {
 	}
 	if c.RowGroupBytes == 0 {
 		c.RowGroupBytes = min(int64(DefaultRowGroupBytes), c.MemoryBudget/4)
+	}
+	if c.ParseLimit == 0 {
+		c.ParseLimit = c.MemoryBudget / 2
 	}
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = DefaultMaxObjectBytes

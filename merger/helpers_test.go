@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
@@ -73,6 +75,9 @@ type env struct {
 func newEnv(t *testing.T, sk sink) *env {
 	t.Helper()
 	e := &env{t: t, bus: bustest.New(t), out: sk.open(t), alloc: memory.NewCheckedAllocator(memory.NewGoAllocator())}
+	// Registered first, so it runs after every merger's stop (cleanups run last in, first out): a
+	// merger still running holds Arrow memory (rows parsed on arrival) until it stops.
+	t.Cleanup(func() { e.alloc.AssertSize(t, 0) })
 	level := slog.LevelWarn
 	switch os.Getenv("MERGER_TEST_LOG") {
 	case "debug":
@@ -115,8 +120,8 @@ type running struct {
 	stop   func()
 }
 
-// start runs a merger on b (nil: the env's bus) until the test ends or stop is called; after
-// Run returns, the checked allocator must be back to zero.
+// start runs a merger on b (nil: the env's bus) until the test ends or stop is called; once every
+// merger of the test stopped, the checked allocator must be back to zero.
 func (e *env) start(cfg Config, b *bus.Bus, partners *config.File) *running {
 	e.t.Helper()
 	if b == nil {
@@ -155,10 +160,7 @@ func (e *env) start(cfg Config, b *bus.Bus, partners *config.File) *running {
 			}
 		})
 	}
-	e.t.Cleanup(func() {
-		r.stop()
-		e.alloc.AssertSize(e.t, 0)
-	})
+	e.t.Cleanup(r.stop)
 	return r
 }
 
@@ -181,6 +183,29 @@ func (r *running) metric(t *testing.T, name string) float64 {
 			case m.Gauge != nil:
 				v += m.Gauge.GetValue()
 			}
+		}
+	}
+	return v
+}
+
+// metricLabel returns the value of a counter or gauge in r's registry whose label has value
+// (0 when absent).
+func (r *running) metricLabel(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == label && l.GetValue() == value }) {
+				continue
+			}
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return v

@@ -458,6 +458,7 @@ func testSpill(t *testing.T, sk sink) {
 	cfg := testConfig("m1")
 	cfg.MemoryBudget = 2 << 20
 	cfg.RowGroupBytes = 256 << 10
+	cfg.ParseLimit = 64 << 20 // rows parsed on arrival are bounded by the budget alone: the spiller drops them
 	r := e.start(cfg, nil, nil)
 
 	const archives, rows = 4, 16000
@@ -500,6 +501,9 @@ func testSpill(t *testing.T, sk sink) {
 	}
 	if got := r.metric(t, "sluice_merger_spilled_bytes_total"); got == 0 {
 		t.Fatal("nothing spilled")
+	}
+	if got := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); got == 0 {
+		t.Fatal("no rows parsed on arrival were dropped for the budget")
 	}
 	counts := map[string]int{}
 	for _, k := range e.keys("big/") {

@@ -26,6 +26,7 @@ type metrics struct {
 	dqFailedRows  *prometheus.CounterVec // table, rule, column
 	dqStatus      *prometheus.GaugeVec   // table: 0 pass, 1 warn, 2 fail (last batch)
 	outputBlocked prometheus.Gauge
+	parsed        *prometheus.CounterVec // when: arrival, commit
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,6 +53,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"table", "rule", "column"}),
 		outputBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "output_blocked",
 			Help: "1 while the output refuses writes (access denied, no such bucket): commits are held until an operator fixes it."}),
+		parsed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "groups_parsed_total",
+			Help: "Output groups (one table, process date and batch id of a batch) committed, by when their rows were parsed: arrival (typed columns built as the chunks came) or commit (from the CSV: a column changed type, rows were rejected, the parse limit or the memory budget was reached)."},
+			[]string{"when"}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
@@ -74,6 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dqFailedRows = register(reg, m.dqFailedRows)
 	m.dqStatus = register(reg, m.dqStatus)
 	m.outputBlocked = register(reg, m.outputBlocked)
+	m.parsed = register(reg, m.parsed)
 	return m
 }
 

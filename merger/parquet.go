@@ -190,11 +190,9 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 			_ = rw.finish()
 		}
 	}()
-	flush := func() error {
-		if bld.Len() == 0 {
-			return nil
-		}
-		rec := bld.NewRecordBatch()
+	// emit checks a record batch with the data-quality rules and hands the rows kept to the
+	// writer, with the budget bytes accounted for it (acct, given back whatever happens).
+	emit := func(rec arrow.RecordBatch, acct int64) error {
 		keep, failures, err := qb.Check(rec)
 		for _, f := range failures {
 			kind := "quality:" + f.Rule
@@ -204,20 +202,50 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		}
 		rec.Release()
 		if err != nil {
+			c.mem.add(-acct)
 			return permanent(fmt.Errorf("data-quality check: %w", err))
 		}
 		if o.qerr != nil {
 			keep.Release()
+			c.mem.add(-acct)
 			return o.qerr
 		}
-		if err := rw.send(keep, accounted); err != nil {
-			accounted = 0 // released by the writer
-			return err
+		return rw.send(keep, acct) // now the writer's, released (and acct given back) once written
+	}
+	flush := func() error {
+		if bld.Len() == 0 {
+			return nil
 		}
-		accounted = 0 // now the writer's, released once written
-		return nil
+		acct := accounted
+		accounted = 0
+		return emit(bld.NewRecordBatch(), acct)
 	}
 
+	// The rows parsed on arrival, when the group's columns convert to s exactly; otherwise the
+	// group is parsed from its CSV.
+	coll, collBytes, why := b.takeCollected(o.g.processDate, o.g.batchID)
+	defer c.mem.add(-collBytes)
+	if coll != nil {
+		recs, err := coll.Records(s)
+		if err == nil {
+			c.countParsed("arrival")
+			for i, rec := range recs {
+				if err := ctx.Err(); err != nil {
+					releaseAll(recs[i:])
+					return err
+				}
+				if err := emit(rec, 0); err != nil {
+					releaseAll(recs[i+1:])
+					return err
+				}
+			}
+			return c.finishGroup(ctx, b, bld, qb, rw, &finished, o)
+		}
+		why = err.Error()
+	}
+	c.countParsed("commit")
+	c.log.Debug("group parsed at commit", "table", b.key.table, "archive", b.key.archive, "process_date", o.g.processDate,
+		"batch_id", o.g.batchID, "why", why)
 	var buf []byte
 	for _, ch := range o.g.chunks {
 		if err := ctx.Err(); err != nil {
@@ -250,7 +278,26 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	if err := flush(); err != nil {
 		return err
 	}
-	finished = true
+	return c.finishGroup(ctx, b, bld, qb, rw, &finished, o)
+}
+
+func releaseAll(recs []arrow.RecordBatch) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// countParsed counts a group committed from rows parsed on arrival or at commit.
+func (c *committer) countParsed(when string) {
+	if c.parsed != nil {
+		c.parsed.WithLabelValues(when).Inc()
+	}
+}
+
+// finishGroup waits for the group's row groups to be written, applies the data-quality verdict and
+// finishes the group's last part.
+func (c *committer) finishGroup(ctx context.Context, b *batch, bld *table.Builder, qb *quality.Batch, rw *rowGroupWriter, finished *bool, o *groupOut) error {
+	*finished = true
 	if err := rw.finish(); err != nil {
 		return err
 	}

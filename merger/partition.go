@@ -225,7 +225,7 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 		return nil
 	}
 	p.nextOrder++
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), p.m.now())
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), p.m.commit.collectConfig(), p.m.now())
 	p.batches[key] = b
 	p.m.mem.remember(b)
 	return b
@@ -299,7 +299,7 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	}
 	n, _ := b.addChunk(&c, &p.decodeBuf)
 	p.mu.Unlock()
-	if n > 0 {
+	if n != 0 {
 		p.m.mem.add(n)
 		if p.m.mem.over() {
 			p.m.mem.relieve()
@@ -407,6 +407,9 @@ func (p *partition) onComplete(ctx context.Context, h handle, msg jetstream.Msg)
 		// then); commitBatch retries every other failure. Merger.Run hands the batch back.
 		if b.heldCount() == 0 {
 			delete(p.batches, key)
+			p.mu.Unlock()
+			p.dropBatch(b, func(handle) error { return nil }) // nothing held: only its memory to free
+			return
 		}
 		p.mu.Unlock()
 		return

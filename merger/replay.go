@@ -443,11 +443,11 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil {
-					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.now())
+					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.c.collectConfig(), r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}
-				if n, _ := b.addChunk(&c, &decodeBuf); n > 0 {
+				if n, _ := b.addChunk(&c, &decodeBuf); n != 0 {
 					r.mem.add(n)
 					if r.mem.over() {
 						r.mem.relieve()
@@ -468,7 +468,7 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil { // a batch without chunks
-					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.now())
+					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.c.collectConfig(), r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}

@@ -46,7 +46,8 @@ type Options struct {
 	ExtractWindow      int    // chunks in flight per extractor (0 = extractor default)
 	ChunkCodec         string // how the extractor sends chunk data: "s2" or "none" ("" = extractor default, s2)
 	MemoryBudget       int64
-	ZstdLevel          int // Parquet zstd level (0 = merger default)
+	ZstdLevel          int   // Parquet zstd level (0 = merger default)
+	ParseLimit         int64 // merger.Config.ParseLimit (0 = merger default, negative: parse at commit)
 	SpillDir           string
 	ServePartitions    []int
 	Instance           string
@@ -218,7 +219,8 @@ func NewMerger(ctx context.Context, e *Env, o Options) (*merger.Merger, error) {
 	if err != nil {
 		return nil, err
 	}
-	mc := merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, ZstdLevel: o.ZstdLevel, SpillDir: o.SpillDir}
+	mc := merger.Config{Instance: o.Instance, Partitions: o.ServePartitions, MemoryBudget: o.MemoryBudget, ZstdLevel: o.ZstdLevel, SpillDir: o.SpillDir,
+		ParseLimit: o.ParseLimit}
 	if o.ReclaimStale {
 		// Everything older than this process: nothing of ours was writing yet.
 		mc.StaleUploadAge = max(time.Since(processStart), time.Millisecond)

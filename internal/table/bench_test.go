@@ -102,6 +102,35 @@ func BenchmarkInferAndBuild(b *testing.B) {
 	}
 }
 
+// BenchmarkCollect is BenchmarkInferAndBuild's work done the other way: every chunk inferred and collected in
+// the same pass (Inferer.ObserveInto), the collected rows converted to the evolved schema.
+func BenchmarkCollect(b *testing.B) {
+	chunks, total := benchCSV(8 << 20)
+	mem := memory.NewGoAllocator()
+	b.SetBytes(int64(total))
+	b.ReportAllocs()
+	start := cpuTime()
+	defer func() { reportCPU(b, total, start) }()
+	for b.Loop() {
+		in := NewInferer(Options{})
+		c := NewCollector(mem, Options{}, 64<<20)
+		line := int64(2)
+		for _, ch := range chunks {
+			if _, err := in.ObserveInto(benchHeader, ch, line, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s, _ := Evolve("bench", nil, in.Columns(), Options{})
+		recs, err := c.Records(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs {
+			r.Release()
+		}
+	}
+}
+
 // BenchmarkInfer and BenchmarkBuild split the work of BenchmarkInferAndBuild.
 func BenchmarkInfer(b *testing.B) {
 	chunks, total := benchCSV(8 << 20)

@@ -215,3 +215,40 @@ func readCSV(data string, delim byte) (recs [][]string, ok bool) {
 	}
 	return recs, true
 }
+
+// sameRows asserts that the record batches got hold, one after the other, exactly the rows of want: the same
+// schema, nulls and values (floats bit for bit, so -0.0 is not 0).
+func sameRows(t testing.TB, want arrow.RecordBatch, got []arrow.RecordBatch) {
+	t.Helper()
+	var n int64
+	for _, g := range got {
+		if !g.Schema().Equal(want.Schema()) {
+			t.Fatalf("schema %v, want %v", g.Schema(), want.Schema())
+		}
+		for ci := range int(want.NumCols()) {
+			w, a := want.Column(ci), g.Column(ci)
+			for i := range int(g.NumRows()) {
+				wi := int(n) + i
+				if w.IsNull(wi) != a.IsNull(i) {
+					t.Fatalf("column %s row %d: null %v, want %v", want.ColumnName(ci), wi, a.IsNull(i), w.IsNull(wi))
+				}
+				if w.IsNull(wi) {
+					continue
+				}
+				if wf, ok := w.(*array.Float64); ok {
+					if x, y := math.Float64bits(a.(*array.Float64).Value(i)), math.Float64bits(wf.Value(wi)); x != y {
+						t.Fatalf("column %s row %d: %v, want %v", want.ColumnName(ci), wi, a.(*array.Float64).Value(i), wf.Value(wi))
+					}
+					continue
+				}
+				if x, y := a.ValueStr(i), w.ValueStr(wi); x != y {
+					t.Fatalf("column %s row %d: %q, want %q", want.ColumnName(ci), wi, x, y)
+				}
+			}
+		}
+		n += g.NumRows()
+	}
+	if n != want.NumRows() {
+		t.Fatalf("%d rows collected, want %d", n, want.NumRows())
+	}
+}

@@ -83,6 +83,12 @@ func NewInferer(opts Options) *Inferer {
 // hint violations) are skipped and counted. The error is only about the arguments (invalid options, duplicate
 // names in header); data never makes Observe fail.
 func (in *Inferer) Observe(header []string, data []byte, firstLine int64) (ObserveStats, error) {
+	return in.ObserveInto(header, data, firstLine, nil)
+}
+
+// ObserveInto is Observe that also hands every accepted row to sink (nil for none), which keeps its values parsed:
+// the fields are split and classified once for both. sink must have the same Options and see every call.
+func (in *Inferer) ObserveInto(header []string, data []byte, firstLine int64, sink *Collector) (ObserveStats, error) {
 	if in.optsErr != nil {
 		return ObserveStats{}, in.optsErr
 	}
@@ -108,6 +114,10 @@ func (in *Inferer) Observe(header []string, data []byte, firstLine int64) (Obser
 		}
 	}
 
+	if sink != nil {
+		sink.begin(header, data)
+		defer sink.end()
+	}
 	var st ObserveStats
 	sc := in.sc
 	sc.reset(data, firstLine)
@@ -134,6 +144,10 @@ func (in *Inferer) Observe(header []string, data []byte, firstLine int64) (Obser
 			st.HintViolations++
 			continue
 		}
+		if sink != nil {
+			in.observeRowInto(sc.fields, sink)
+			continue
+		}
 		for pos, f := range sc.fields {
 			if in.nulls.match(f) {
 				continue
@@ -150,6 +164,30 @@ func (in *Inferer) Observe(header []string, data []byte, firstLine int64) (Obser
 	}
 	in.stats.add(st)
 	return st, nil
+}
+
+// observeRowInto is the loop of Observe over an accepted record's fields, handing each value to sink.
+func (in *Inferer) observeRowInto(fields [][]byte, sink *Collector) {
+	for pos, f := range fields {
+		if in.nulls.match(f) {
+			sink.null(pos, f)
+			continue
+		}
+		c := &in.cols[in.colOf[pos]]
+		c.NonNull++
+		switch {
+		case c.Type == String:
+			sink.text(pos, f)
+		case c.strict:
+			sink.value(pos, f, classify(f))
+		default:
+			v := classify(f)
+			c.Type = Widen(c.Type, v.t)
+			c.LargeInt = c.LargeInt || v.big
+			sink.value(pos, f, v)
+		}
+	}
+	sink.row()
 }
 
 // duplicate returns a name header holds twice.

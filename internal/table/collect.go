@@ -1,0 +1,539 @@
+package table
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Collector keeps the rows an Inferer accepts, parsed, in typed Arrow columns: the values of a batch are split
+// and classified once, on arrival, instead of once to infer and once more to build. It is a cache of what a
+// Builder would build: each column is held under the type its own values have so far, and Records converts the
+// columns to the schema Evolve derives at the end of the batch. A column whose values need their original text
+// under that schema (one that widened to string from another type, an integer column that becomes float64 with
+// "-0" in it, ...) cannot be converted; Records then reports ErrNotCollected and the caller builds the batch
+// from its CSV with a Builder, as without a Collector. Rows are kept in the order observed.
+//
+// Rows are sealed into segments of about segmentBytes (a record batch each, one Parquet row group). A Collector is
+// not safe for concurrent use; Release frees its memory.
+type Collector struct {
+	mem          memory.Allocator
+	opts         Options
+	segmentBytes int64
+
+	cols  []*collectColumn
+	index map[string]int
+	rows  int // rows in the open segment
+	segs  []collectSegment
+	dead  string // why the Collector gave up ("" while it holds every row)
+
+	sealedBytes int64
+
+	// per Observe call
+	colOf []int // header position -> index in cols
+	est   int   // records in the call's data, at most (room reserved in the fixed-width builders)
+}
+
+// ErrNotCollected is returned by Records when the collected columns cannot be converted to the schema exactly;
+// the batch must be built from its CSV.
+var ErrNotCollected = errors.New("table: rows not collected under this schema")
+
+type collectSegment struct {
+	rows int
+	cols map[string]collectArray
+}
+
+type collectArray struct {
+	typ Type
+	arr arrow.Array
+	flags
+}
+
+// flags say which conversions of a column's values are exact.
+type flags struct {
+	tokens     bool // a Null column that holds null tokens as text (kept if the column is a string column)
+	nullTokens bool // a typed column that read a non-empty null token as null (its text is lost)
+	negZero    bool // an int64 column that read "-0" (-0.0 once float64)
+	nonCanon   bool // an int64 column that read a value strconv.FormatInt does not write back ("+5", "-0")
+}
+
+type collectColumn struct {
+	name   string
+	typ    Type
+	strict bool
+	b      array.Builder
+	str    *array.StringBuilder
+	i64    *array.Int64Builder
+	f64    *array.Float64Builder
+	bl     *array.BooleanBuilder
+	date   *array.Date32Builder
+	ts     *array.TimestampBuilder
+	n      int // values in the open segment
+	flags
+}
+
+// NewCollector returns a Collector that seals a segment whenever its columns hold about segmentBytes.
+func NewCollector(mem memory.Allocator, opts Options, segmentBytes int64) *Collector {
+	return &Collector{mem: mem, opts: opts, segmentBytes: segmentBytes, index: map[string]int{}}
+}
+
+// Dead reports why the Collector stopped collecting ("" while it holds every accepted row).
+func (c *Collector) Dead() string { return c.dead }
+
+// Kill stops collecting and frees the columns; Records then reports ErrNotCollected with why.
+func (c *Collector) Kill(why string) {
+	if c.dead != "" {
+		return
+	}
+	c.dead = why
+	c.free()
+}
+
+func (c *Collector) free() {
+	for _, col := range c.cols {
+		if col.b != nil {
+			col.b.Release()
+			col.b = nil
+		}
+	}
+	c.cols, c.index = nil, nil
+	for _, s := range c.segs {
+		for _, a := range s.cols {
+			a.arr.Release()
+		}
+	}
+	c.segs = nil
+	c.sealedBytes = 0
+}
+
+// Release frees the Collector's memory.
+func (c *Collector) Release() {
+	if c.dead == "" {
+		c.dead = "released"
+	}
+	c.free()
+}
+
+// Rows returns the number of rows collected.
+func (c *Collector) Rows() int {
+	n := c.rows
+	for _, s := range c.segs {
+		n += s.rows
+	}
+	return n
+}
+
+// ApproxBytes estimates the memory the collected rows hold (values, offsets and validity bitmaps).
+func (c *Collector) ApproxBytes() int64 {
+	return c.sealedBytes + c.openBytes()
+}
+
+func (c *Collector) openBytes() int64 {
+	n := int64(c.rows)
+	var total int64
+	for _, col := range c.cols {
+		total += (n + 7) / 8
+		switch col.typ {
+		case String, Null:
+			total += int64(col.str.DataLen()) + 4*(n+1)
+		case Bool:
+			total += (n + 7) / 8
+		case Date:
+			total += 4 * n
+		default:
+			total += 8 * n
+		}
+	}
+	return total
+}
+
+// begin maps header positions to columns for one Observe call of data; a column seen for the first time gets
+// nulls for the rows before it. Every column gets room for one value per record of data.
+func (c *Collector) begin(header []string, data []byte) {
+	if c.dead != "" {
+		return
+	}
+	c.est = bytes.Count(data, nlByte) + 1
+	c.colOf = c.colOf[:0]
+	for _, name := range header {
+		ci, ok := c.index[name]
+		if !ok {
+			ci = len(c.cols)
+			c.index[name] = ci
+			col := &collectColumn{name: name}
+			if h, ok := c.opts.Hints[name]; ok {
+				col.typ, col.strict = h.Type, h.Strict
+			}
+			col.newBuilder(c.mem)
+			c.cols = append(c.cols, col)
+		}
+		c.colOf = append(c.colOf, ci)
+	}
+	for _, col := range c.cols {
+		col.padTo(c.rows)
+		col.b.Reserve(c.est)
+	}
+}
+
+// row counts an accepted row, once each of its fields was handed over.
+func (c *Collector) row() {
+	if c.dead == "" {
+		c.rows++
+	}
+}
+
+// end closes one Observe call: columns the header lacked get nulls for its rows; a segment that reached
+// segmentBytes is sealed.
+func (c *Collector) end() {
+	if c.dead != "" {
+		return
+	}
+	for _, col := range c.cols {
+		col.padTo(c.rows)
+	}
+	if c.segmentBytes > 0 && c.openBytes() >= c.segmentBytes {
+		c.seal()
+	}
+}
+
+// seal turns the open columns into a segment.
+func (c *Collector) seal() {
+	if c.rows == 0 {
+		return
+	}
+	seg := collectSegment{rows: c.rows, cols: make(map[string]collectArray, len(c.cols))}
+	c.sealedBytes += c.openBytes()
+	for _, col := range c.cols {
+		seg.cols[col.name] = collectArray{typ: col.typ, arr: col.b.NewArray(), flags: col.flags}
+		col.flags, col.n = flags{}, 0
+		if !col.strict && col.typ != String {
+			// A new segment starts from the bottom again: its columns widen on their own values.
+			col.b.Release()
+			col.typ = Null
+			if h, ok := c.opts.Hints[col.name]; ok {
+				col.typ = h.Type
+			}
+			col.newBuilder(c.mem)
+		}
+	}
+	c.segs = append(c.segs, seg)
+	c.rows = 0
+}
+
+func (col *collectColumn) newBuilder(mem memory.Allocator) {
+	col.str, col.i64, col.f64, col.bl, col.date, col.ts = nil, nil, nil, nil, nil, nil
+	col.b = array.NewBuilder(mem, col.typ.Arrow())
+	switch bb := col.b.(type) {
+	case *array.StringBuilder:
+		col.str = bb
+	case *array.Int64Builder:
+		col.i64 = bb
+	case *array.Float64Builder:
+		col.f64 = bb
+	case *array.BooleanBuilder:
+		col.bl = bb
+	case *array.Date32Builder:
+		col.date = bb
+	case *array.TimestampBuilder:
+		col.ts = bb
+	}
+}
+
+func (col *collectColumn) padTo(rows int) {
+	if k := rows - col.n; k > 0 {
+		col.b.AppendNulls(k)
+		col.n = rows
+	}
+}
+
+// null appends a null token: the empty one is null; another one is held as text in a string column (unless
+// StringsCanBeNull) and in a column of type Null (kept only if the column turns out to be a string column).
+func (c *Collector) null(pos int, f []byte) {
+	if c.dead != "" {
+		return
+	}
+	col := c.cols[c.colOf[pos]]
+	col.n++
+	switch {
+	case len(f) > 0 && !c.opts.StringsCanBeNull && (col.typ == String || col.typ == Null):
+		col.str.BinaryBuilder.Append(f)
+		col.tokens = col.tokens || col.typ == Null
+	case col.str != nil:
+		col.str.AppendNull()
+		col.nullTokens = col.nullTokens || len(f) > 0
+	default:
+		col.b.UnsafeAppendBoolToBitmap(false)
+		col.nullTokens = col.nullTokens || len(f) > 0
+	}
+}
+
+// text appends a value of a string column.
+func (c *Collector) text(pos int, f []byte) {
+	if c.dead != "" {
+		return
+	}
+	col := c.cols[c.colOf[pos]]
+	if col.typ != String && !c.widen(col, String) {
+		return
+	}
+	col.n++
+	col.str.BinaryBuilder.Append(f)
+}
+
+// value appends a classified value (f is its text, for a string column).
+func (c *Collector) value(pos int, f []byte, v value) {
+	if c.dead != "" {
+		return
+	}
+	col := c.cols[c.colOf[pos]]
+	if !col.strict {
+		if w := Widen(col.typ, v.t); w != col.typ && !c.widen(col, w) {
+			return
+		}
+	}
+	col.n++
+	switch col.typ {
+	case String, Null:
+		col.str.BinaryBuilder.Append(f)
+	case Int64:
+		col.i64.UnsafeAppend(v.i)
+		if f[0] == '+' || v.i == 0 && f[0] == '-' {
+			col.nonCanon = true
+			col.negZero = col.negZero || f[0] == '-'
+		}
+	case Float64:
+		if v.big {
+			c.Kill(fmt.Sprintf("column %s: an integer beyond 2^53 in a float64 column", col.name))
+			return
+		}
+		col.f64.UnsafeAppend(v.f) // Int64 values carry their float64 too
+	case Bool:
+		col.bl.UnsafeAppend(v.i != 0)
+	case Date:
+		col.date.UnsafeAppend(arrow.Date32(v.i))
+	case Timestamp, TimestampTZ:
+		us := v.i
+		if v.t == Date {
+			us *= usPerDay
+		}
+		col.ts.UnsafeAppend(arrow.Timestamp(us))
+	}
+}
+
+// widen converts the open column to type w; it kills the Collector (and reports false) when the values held
+// cannot be converted exactly.
+func (c *Collector) widen(col *collectColumn, w Type) bool {
+	if col.typ == Null {
+		if w == String {
+			col.typ, col.tokens = String, false // tokens held as text stay text
+			return true
+		}
+		// Every value so far is null (tokens are null outside string columns).
+		col.b.Release()
+		col.typ, col.tokens = w, false
+		col.newBuilder(c.mem)
+		col.b.AppendNulls(col.n)
+		col.b.Reserve(c.est)
+		return true
+	}
+	var conv arrow.Array
+	var err error
+	switch {
+	case col.typ == Int64 && w == Float64 && !col.negZero:
+		old := col.b.NewArray()
+		conv, err = intsToFloats(c.mem, old.(*array.Int64), col.name)
+		old.Release()
+	case col.typ == Date && w == Timestamp:
+		old := col.b.NewArray()
+		conv = datesToTimestamps(c.mem, old.(*array.Date32), w.Arrow().(*arrow.TimestampType))
+		old.Release()
+	case w == String && c.textExact(col.typ, col.flags):
+		old := col.b.NewArray()
+		conv = toText(c.mem, old)
+		old.Release()
+	default:
+		err = fmt.Errorf("column %s: %s widened to %s", col.name, col.typ, w)
+	}
+	if err != nil {
+		c.Kill(err.Error())
+		return false
+	}
+	defer conv.Release()
+	col.b.Release()
+	col.typ = w
+	col.newBuilder(c.mem)
+	col.b.Reserve(conv.Len() + c.est)
+	switch w {
+	case String:
+		strs := conv.(*array.String)
+		for i := range strs.Len() {
+			if strs.IsNull(i) {
+				col.str.AppendNull()
+			} else {
+				col.str.Append(strs.Value(i))
+			}
+		}
+	case Float64:
+		fs := conv.(*array.Float64)
+		for i := range fs.Len() {
+			if fs.IsNull(i) {
+				col.b.UnsafeAppendBoolToBitmap(false)
+			} else {
+				col.f64.UnsafeAppend(fs.Value(i))
+			}
+		}
+	case Timestamp:
+		ts := conv.(*array.Timestamp)
+		for i := range ts.Len() {
+			if ts.IsNull(i) {
+				col.b.UnsafeAppendBoolToBitmap(false)
+			} else {
+				col.ts.UnsafeAppend(ts.Value(i))
+			}
+		}
+	}
+	return true
+}
+
+// Records returns the collected rows as record batches under s (one per segment; the caller releases them), or
+// ErrNotCollected when they cannot be converted to s exactly (then nothing is returned). s must hold every column
+// the Collector saw (it was evolved from the Inferer that fed it). The Collector is emptied either way.
+func (c *Collector) Records(s *Schema) ([]arrow.RecordBatch, error) {
+	if c.dead != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotCollected, c.dead)
+	}
+	c.seal()
+	defer c.Release()
+	sc := s.Arrow()
+	var out []arrow.RecordBatch
+	fail := func(err error) ([]arrow.RecordBatch, error) {
+		for _, r := range out {
+			r.Release()
+		}
+		return nil, err
+	}
+	for _, seg := range c.segs {
+		arrs := make([]arrow.Array, 0, len(s.Columns))
+		release := func() {
+			for _, a := range arrs {
+				a.Release()
+			}
+		}
+		for _, col := range s.Columns {
+			a, err := c.convert(seg, col, sc.Field(len(arrs)).Type)
+			if err != nil {
+				release()
+				return fail(err)
+			}
+			arrs = append(arrs, a)
+		}
+		for name := range seg.cols {
+			if !slices.ContainsFunc(s.Columns, func(col Column) bool { return col.Name == name }) {
+				release()
+				return fail(fmt.Errorf("%w: column %s not in schema v%d", ErrNotCollected, name, s.Version))
+			}
+		}
+		out = append(out, array.NewRecordBatch(sc, arrs, int64(seg.rows)))
+		release()
+	}
+	return out, nil
+}
+
+// convert returns the segment's column under col's type (a new reference).
+func (c *Collector) convert(seg collectSegment, col Column, dt arrow.DataType) (arrow.Array, error) {
+	a, ok := seg.cols[col.Name]
+	switch {
+	case !ok: // not in this segment's members
+		return array.MakeArrayOfNull(c.mem, dt, seg.rows), nil
+	case a.typ == Null:
+		// Only null tokens: null, except the non-empty ones in a string column that keeps them as text (the
+		// array holds them as text, empty values as null).
+		if col.Type == String && !c.opts.StringsCanBeNull && a.tokens {
+			a.arr.Retain()
+			return a.arr, nil
+		}
+		return array.MakeArrayOfNull(c.mem, dt, seg.rows), nil
+	case a.typ == col.Type:
+		a.arr.Retain()
+		return a.arr, nil
+	case a.typ == Int64 && col.Type == Float64 && !a.negZero:
+		return intsToFloats(c.mem, a.arr.(*array.Int64), col.Name)
+	case a.typ == Date && col.Type == Timestamp:
+		return datesToTimestamps(c.mem, a.arr.(*array.Date32), dt.(*arrow.TimestampType)), nil
+	case col.Type == String && c.textExact(a.typ, a.flags):
+		return toText(c.mem, a.arr), nil
+	}
+	return nil, fmt.Errorf("%w: column %s holds %s values, the schema says %s", ErrNotCollected, col.Name, a.typ, col.Type)
+}
+
+// textExact reports whether the values of a column of type t with flags f read back as their text: integers
+// written canonically (no '+', no "-0") and dates (always YYYY-MM-DD), with no null token lost to a null when
+// string columns keep them as text.
+func (c *Collector) textExact(t Type, f flags) bool {
+	if f.nullTokens && !c.opts.StringsCanBeNull {
+		return false
+	}
+	return t == Int64 && !f.nonCanon || t == Date
+}
+
+// toText converts an int64 or date array to the text the values were read from (textExact).
+func toText(mem memory.Allocator, a arrow.Array) arrow.Array {
+	sb := array.NewStringBuilder(mem)
+	defer sb.Release()
+	sb.Reserve(a.Len())
+	var buf []byte
+	for i := range a.Len() {
+		if a.IsNull(i) {
+			sb.AppendNull()
+			continue
+		}
+		switch a := a.(type) {
+		case *array.Int64:
+			buf = strconv.AppendInt(buf[:0], a.Value(i), 10)
+		case *array.Date32:
+			buf = a.Value(i).ToTime().AppendFormat(buf[:0], "2006-01-02")
+		}
+		sb.BinaryBuilder.Append(buf)
+	}
+	return sb.NewArray()
+}
+
+// intsToFloats converts an int64 array to float64; it fails on an integer float64 cannot hold exactly.
+func intsToFloats(mem memory.Allocator, ints *array.Int64, name string) (arrow.Array, error) {
+	fb := array.NewFloat64Builder(mem)
+	defer fb.Release()
+	fb.Reserve(ints.Len())
+	for i := range ints.Len() {
+		if ints.IsNull(i) {
+			fb.UnsafeAppendBoolToBitmap(false)
+			continue
+		}
+		v := ints.Value(i)
+		if !exactFloat(v) {
+			return nil, fmt.Errorf("%w: column %s: an integer beyond 2^53 in a float64 column", ErrNotCollected, name)
+		}
+		fb.UnsafeAppend(float64(v))
+	}
+	return fb.NewArray(), nil
+}
+
+// datesToTimestamps converts a date array to timestamps at midnight.
+func datesToTimestamps(mem memory.Allocator, dates *array.Date32, dt *arrow.TimestampType) arrow.Array {
+	tb := array.NewTimestampBuilder(mem, dt)
+	defer tb.Release()
+	tb.Reserve(dates.Len())
+	for i := range dates.Len() {
+		if dates.IsNull(i) {
+			tb.UnsafeAppendBoolToBitmap(false)
+			continue
+		}
+		tb.UnsafeAppend(arrow.Timestamp(int64(dates.Value(i)) * usPerDay))
+	}
+	return tb.NewArray()
+}
