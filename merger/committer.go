@@ -115,7 +115,7 @@ type retryPolicy struct {
 // commits the objects (quarantine first, then Parquet) and publishes BatchCommitted. A failure
 // that is neither permanent (a *permanentError) nor a shutdown is retried under retry with the
 // same keys and message id, so a commit is repeatable: what a failed attempt made visible is
-// rewritten with the same bytes. mk is the batch's marker, received when it arrived.
+// rewritten with the same rows. mk is the batch's marker, received when it arrived.
 func (c *committer) commit(ctx context.Context, b *batch, mk *sluicev1.BatchComplete, received time.Time, retry retryPolicy) (*commitResult, error) {
 	w := c.commitWeight(b)
 	if err := c.sem.Acquire(ctx, w); err != nil {
@@ -366,10 +366,15 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 // dictionaries, the output writer's buffer, scratch for one decoded chunk.
 const commitOverhead = 2 << 20
 
-// commitWeight is the memory a commit of b may hold at once: its Arrow data grows to about 1.5×
-// the CSV bytes it parses, but at most two row groups are alive (one being written, the next
-// being built).
+// commitWeight is the memory a commit of b may hold at once besides what the budget already counts.
+// Parsed from the CSV, its Arrow data grows to about 1.5× the CSV bytes it parses, but at most two
+// row groups are alive (one being written, the next being built). Parsed on arrival, its rows are
+// already counted (they stay counted until the commit ends): it needs the encoder's buffers and
+// at most one converted row group.
 func (c *committer) commitWeight(b *batch) int64 {
 	csv := b.csvBytes()
+	if b.allCollected() {
+		return min(min(csv, c.cfg.RowGroupBytes)/2+commitOverhead, c.semCap)
+	}
 	return min(min(csv+csv/2, 2*c.cfg.RowGroupBytes)+commitOverhead, c.semCap)
 }

@@ -20,7 +20,8 @@
 // another merger are released: the partition first finishes the batches it holds (up to
 // PinnedTTL/2), then hands back the rest and unpins (Consumer Unpin, if the pin is still its own).
 // Correctness never depends on balance: batches are keyed deterministically, so a batch committed
-// twice writes the same bytes.
+// twice writes the same rows at the same keys (the same bytes, unless one commit used rows parsed
+// on arrival and the other parsed them at commit: row-group boundaries may then differ).
 //
 // # Memory
 //
