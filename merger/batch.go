@@ -262,21 +262,6 @@ func (b *batch) collectorLocked(ch *chunk) *collected {
 	return g
 }
 
-// allCollected reports whether every group of the batch still holds its rows parsed on arrival.
-func (b *batch) allCollected() bool {
-	b.collectMu.Lock()
-	defer b.collectMu.Unlock()
-	if len(b.collected) == 0 {
-		return false
-	}
-	for _, g := range b.collected {
-		if g.c == nil {
-			return false
-		}
-	}
-	return true
-}
-
 // takeCollected hands the group's collected rows to its commit (nil when it has none) with the
 // bytes they hold in the budget, which the commit gives back once written.
 func (b *batch) takeCollected(processDate, batchID string) (*table.Collector, int64, string) {

@@ -366,15 +366,12 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 // dictionaries, the output writer's buffer, scratch for one decoded chunk.
 const commitOverhead = 2 << 20
 
-// commitWeight is the memory a commit of b may hold at once besides what the budget already counts.
-// Parsed from the CSV, its Arrow data grows to about 1.5× the CSV bytes it parses, but at most two
-// row groups are alive (one being written, the next being built). Parsed on arrival, its rows are
-// already counted (they stay counted until the commit ends): it needs the encoder's buffers and
-// at most one converted row group.
+// commitWeight is the memory a commit of b may hold at once: parsed from the CSV, its Arrow data
+// grows to about 1.5× the CSV bytes it parses, but at most two row groups are alive (one being
+// written, the next being built). A batch parsed on arrival weighs the same: its rows are counted
+// in the budget already, but admitting such commits by what they add (the encoders' buffers)
+// measured slower on the flights preset (more commits at once, more memory, a busier collector).
 func (c *committer) commitWeight(b *batch) int64 {
 	csv := b.csvBytes()
-	if b.allCollected() {
-		return min(min(csv, c.cfg.RowGroupBytes)/2+commitOverhead, c.semCap)
-	}
 	return min(min(csv+csv/2, 2*c.cfg.RowGroupBytes)+commitOverhead, c.semCap)
 }
