@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -80,7 +82,15 @@ func (m *Merger) Run(ctx context.Context) error {
 	g.Go(func() error { return m.presenceLoop(gctx) })
 	g.Go(func() error { return m.progressLoop(gctx) })
 	for _, p := range m.parts {
-		g.Go(func() error { return p.run(gctx) })
+		g.Go(func() error {
+			// Labelled for CPU profiles (SLUICE_CPU_PROFILE): the work of each partition, commits
+			// and their row-group writers included, as scripts/bench-partitions.sh reads it.
+			var err error
+			pprof.Do(gctx, pprof.Labels("stage", "merger", "partition", strconv.Itoa(int(p.n))), func(ctx context.Context) {
+				err = p.run(ctx)
+			})
+			return err
+		})
 		g.Go(func() error { return p.keeper(gctx) })
 	}
 	err := g.Wait()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -87,7 +88,11 @@ func main() {
 		if c.name != os.Args[1] {
 			continue
 		}
-		err := c.run(ctx, os.Args[2:])
+		stopProfile, err := startCPUProfile(os.Getenv("SLUICE_CPU_PROFILE"))
+		if err == nil {
+			err = c.run(ctx, os.Args[2:])
+			stopProfile()
+		}
 		var ee *exitError
 		switch {
 		case err == nil:
@@ -105,4 +110,25 @@ func main() {
 	fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n", os.Args[1])
 	usage()
 	os.Exit(exitUsage)
+}
+
+// startCPUProfile writes a CPU profile of the whole command to path (SLUICE_CPU_PROFILE; "" for none) until the
+// returned stop is called. The merger labels its partitions' work (stage, partition), so `go tool pprof -tagfocus`
+// and `-tags` split it (scripts/bench-partitions.sh).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("SLUICE_CPU_PROFILE: %w", err)}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("SLUICE_CPU_PROFILE: %w", err)}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
