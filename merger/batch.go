@@ -212,9 +212,18 @@ func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error
 	b.collectMu.Lock()
 	defer b.collectMu.Unlock()
 	g := b.collectorLocked(ch)
+	var freed int64
+	if g != nil && g.c != nil && ch.index < g.next {
+		// A chunk that arrives after a later one of its group (a redelivery out of order): the
+		// group's rows must be in chunk order, so its collector is given up.
+		freed = g.c.ApproxBytes()
+		g.c.Release()
+		g.c, g.why = nil, "chunks arrived out of order"
+		b.collectBytes.Add(-freed)
+	}
 	if g == nil || g.c == nil {
 		_, err := b.inferer.Observe(names, records, ch.firstLine)
-		return 0, err
+		return -freed, err
 	}
 	before := g.c.ApproxBytes()
 	st, err := b.inferer.ObserveInto(names, records, ch.firstLine, g.c)
@@ -239,8 +248,7 @@ func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error
 }
 
 // collectorLocked returns the collected rows of ch's group, starting them with the group's first
-// chunk; nil when the batch does not collect. A chunk that arrives after a later one of its group
-// (a redelivery out of order) gives the group's collector up: its rows must be in chunk order.
+// chunk; nil when the batch does not collect.
 func (b *batch) collectorLocked(ch *chunk) *collected {
 	if b.collect.limit <= 0 || b.collectDone {
 		return nil
@@ -253,11 +261,6 @@ func (b *batch) collectorLocked(ch *chunk) *collected {
 		}
 		g = &collected{c: table.NewCollector(b.collect.alloc, b.opts, b.collect.segment)}
 		b.collected[k] = g
-	}
-	if g.c != nil && ch.index < g.next {
-		b.collectBytes.Add(-g.c.ApproxBytes())
-		g.c.Release()
-		g.c, g.why = nil, "chunks arrived out of order"
 	}
 	return g
 }

@@ -334,8 +334,9 @@ func (c *Collector) widen(col *collectColumn, w Type) bool {
 			col.typ, col.tokens = String, false // tokens held as text stay text
 			return true
 		}
-		// Every value so far is null (tokens are null outside string columns).
+		// Every value so far is null (tokens are null outside string columns: their text is lost).
 		col.b.Release()
+		col.nullTokens = col.nullTokens || col.tokens
 		col.typ, col.tokens = w, false
 		col.newBuilder(c.mem)
 		col.b.AppendNulls(col.n)

@@ -59,6 +59,8 @@ func TestCollector(t *testing.T) {
 		{"+5, then text", Options{}, nil, []chunk{{h, "+5,a,\n", 2}, {h, "x,b,\n", 3}}, false},
 		{"NA in an int column, then text", Options{}, nil, []chunk{{h, "1,a,\nNA,b,\n", 2}, {h, "x,c,\n", 4}}, false},
 		{"NA in an int column, then text; strings can be null", Options{StringsCanBeNull: true}, nil, []chunk{{h, "1,a,\nNA,b,\n", 2}, {h, "x,c,\n", 4}}, true},
+		{"NA first, then ints, then text", Options{}, nil, []chunk{{h, "NA,a,\n1,b,\n", 2}, {h, "x,c,\n", 4}}, false},
+		{"NA first, then ints, then a zip with a leading zero", Options{}, nil, []chunk{{h, "NA,a,\n12345,b,\n", 2}, {h, "01234,c,\n", 4}}, false},
 		{"floats, then text", Options{}, nil, []chunk{{h, "1.50,a,\n", 2}, {h, "x,b,\n", 3}}, false},
 		{"ints in a registry string column", Options{}, prevString, []chunk{{h, "1,a,\n", 2}}, true},
 		{"+1 in a registry string column", Options{}, prevString, []chunk{{h, "+1,a,\n", 2}}, false},

@@ -26,6 +26,8 @@ func FuzzInfer(f *testing.F) {
 	f.Add("ts,n", []byte("2024-01-01T00:00:00Z,9007199254740993\n2024-01-01T00:00:00+02:00,1.5\n"), byte(8))
 	f.Add("n", []byte("1\nabc\n\n2\n"), byte(4|2<<2))
 	f.Add("x|y", []byte("NULL|N/A\n\xff|1\n"), byte(3))
+	f.Add("zip", []byte("NA\n12345\n01234\n"), byte(0))
+	f.Add("n", []byte("-0\n+5\n1.5\n2024-01-01\nx\n"), byte(64))
 	f.Fuzz(func(t *testing.T, header string, data []byte, sel byte) {
 		delim := fuzzDelims[int(sel)%len(fuzzDelims)]
 		names, _, err := ParseHeader([]byte(header), delim)
