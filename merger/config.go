@@ -71,9 +71,9 @@ type Config struct {
 	RowGroupBytes int64
 	// ParseLimit: a batch's rows are parsed into typed Arrow columns as its chunks arrive (split and
 	// classified once, with type inference; table.Collector), up to this many bytes of parsed rows
-	// per batch (default MemoryBudget/2); beyond it, or when its columns cannot be converted to
-	// the schema the batch commits under, the batch is parsed from its CSV at commit. Negative:
-	// always parse at commit.
+	// per batch, counted as allocated (default MemoryBudget·3/4); beyond it, or when its columns
+	// cannot be converted to the schema the batch commits under, the batch is parsed from its CSV at
+	// commit. Negative: always parse at commit.
 	ParseLimit int64
 	// MaxObjectBytes: a Parquet object is rotated (part-<archive>-0001.parquet, …) once it holds
 	// this many bytes (default 1 GiB).
@@ -184,7 +184,7 @@ func (c Config) withDefaults(partitions int) Config {
 		c.RowGroupBytes = min(int64(DefaultRowGroupBytes), c.MemoryBudget/4)
 	}
 	if c.ParseLimit == 0 {
-		c.ParseLimit = c.MemoryBudget / 2
+		c.ParseLimit = c.MemoryBudget / 4 * 3
 	}
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = DefaultMaxObjectBytes

@@ -56,7 +56,7 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 		case "merge":
 			s.memoryBudget = merger.DefaultMemoryBudget
 			fs.Var(sizeValue{&s.memoryBudget}, "memory-budget", "merger memory budget (buffered chunks and builders), bytes or with a unit: 256MiB, 1GiB")
-			fs.BoolVar(&s.parseOnArrival, "parse-on-arrival", true, "parse a batch's rows into typed columns as its chunks arrive (fields split once for inference and Arrow), up to memory-budget/2 per batch; false: parse every batch from its CSV at commit")
+			fs.BoolVar(&s.parseOnArrival, "parse-on-arrival", true, "parse a batch's rows into typed columns as its chunks arrive (fields split once for inference and Arrow), up to 3/4 of memory-budget per batch; false: parse every batch from its CSV at commit")
 			fs.IntVar(&s.zstdLevel, "parquet-zstd-level", merger.DefaultZstdLevel, "zstd level of the Parquet objects: 1 fastest … 22 (2-5 ≈ zstd's default 3: ~2% smaller, ~20% more encoder CPU)")
 			fs.StringVar(&s.partitionsServed, "serve-partitions", "", "comma-separated partitions this merger serves (default all)")
 			fs.StringVar(&s.instance, "instance", "", "merger instance name (default hostname-pid)")

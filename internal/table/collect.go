@@ -129,19 +129,35 @@ func (c *Collector) Rows() int {
 	return n
 }
 
-// ApproxBytes estimates the memory the collected rows hold (values, offsets and validity bitmaps).
+// ApproxBytes estimates the memory the collected rows hold: the capacity of their values, offsets and validity
+// bitmaps.
 func (c *Collector) ApproxBytes() int64 {
 	return c.sealedBytes + c.openBytes()
 }
 
-func (c *Collector) openBytes() int64 {
-	n := int64(c.rows)
+func (c *Collector) openBytes() int64 { return c.sizeOf(true) }
+
+// sizeOf adds up the open columns' values, offsets and validity bitmaps: as allocated (their
+// capacity: buffers grow by doubling, and the memory budget must count what is taken), or as held
+// (what a Builder would hold for the same rows: segments are sealed by that, so row groups are cut
+// where a Builder cuts them).
+func (c *Collector) sizeOf(allocated bool) int64 {
 	var total int64
 	for _, col := range c.cols {
+		n, data := int64(c.rows), int64(0)
+		if col.str != nil {
+			data = int64(col.str.DataLen())
+		}
+		if allocated {
+			n = int64(col.b.Cap())
+			if col.str != nil {
+				data = int64(col.str.DataCap())
+			}
+		}
 		total += (n + 7) / 8
 		switch col.typ {
 		case String, Null:
-			total += int64(col.str.DataLen()) + 4*(n+1)
+			total += data + 4*(n+1)
 		case Bool:
 			total += (n + 7) / 8
 		case Date:
@@ -197,7 +213,7 @@ func (c *Collector) end() {
 	for _, col := range c.cols {
 		col.padTo(c.rows)
 	}
-	if c.segmentBytes > 0 && c.openBytes() >= c.segmentBytes {
+	if c.segmentBytes > 0 && c.sizeOf(false) >= c.segmentBytes {
 		c.seal()
 	}
 }
