@@ -15,10 +15,12 @@ import (
 // Collector keeps the rows an Inferer accepts, parsed, in typed Arrow columns: the values of a batch are split
 // and classified once, on arrival, instead of once to infer and once more to build. It is a cache of what a
 // Builder would build: each column is held under the type its own values have so far, and Records converts the
-// columns to the schema Evolve derives at the end of the batch. A column whose values need their original text
-// under that schema (one that widened to string from another type, an integer column that becomes float64 with
-// "-0" in it, ...) cannot be converted; Records then reports ErrNotCollected and the caller builds the batch
-// from its CSV with a Builder, as without a Collector. Rows are kept in the order observed.
+// columns to the schema Evolve derives at the end of the batch. Conversions are exact or not made: int64 to
+// float64 (unless "-0" was read or an integer is beyond 2^53), date to timestamp, integers written canonically and
+// dates to string. A column whose values need their original text under that schema (floats, bools, timestamps or
+// "+5" in a column that turns into text, a null token read as null in a column that turns into text) cannot be
+// converted; Records then reports ErrNotCollected and the caller builds the batch from its CSV with a Builder, as
+// without a Collector. Rows are kept in the order observed.
 //
 // Rows are sealed into segments of about segmentBytes (a record batch each, one Parquet row group). A Collector is
 // not safe for concurrent use; Release frees its memory.
