@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outputBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "output_blocked",
 			Help: "1 while the output refuses writes (access denied, no such bucket): commits are held until an operator fixes it."}),
 		parsed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "groups_parsed_total",
-			Help: "Output groups (one table, process date and batch id of a batch) committed, by when their rows were parsed: arrival (typed columns built as the chunks came) or commit (from the CSV: a column changed type, rows were rejected, the parse limit or the memory budget was reached)."},
+			Help: "Output groups (one table, process date and batch id of a batch) written, by when their rows were parsed (a retried commit counts again): arrival (typed columns built as the chunks came) or commit (from the CSV: a column changed type, rows were rejected, the parse limit or the memory budget was reached)."},
 			[]string{"when"}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
