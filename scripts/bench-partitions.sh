@@ -18,12 +18,14 @@ prof=$dir/cpu.prof
 SLUICE_CPU_PROFILE=$prof $bin run --once --progress off --log-level warn --landing "$dir/landing" --out "$dir/out" --state "$dir/state" >/dev/null
 go tool pprof -tags "$prof" 2>/dev/null | awk -v preset="$preset" '
   /^ *[a-z]+: Total/ { section = $1; sub(":", "", section); if (section == "stage") { total = $5 } next }
+  section == "stage" && /ms|s \(/ { stages = stages sprintf("  stage %s: %s\n", $NF, $1) }
   section == "partition" && /ms|s \(/ {
     v = $1; if (v ~ /ms$/) { sub("ms", "", v); v = v / 1000 } else { sub("s", "", v) }
     part[$NF] = v; sum += v; if (v > max) { max = v; busiest = $NF }
   }
   END {
-    printf "preset=%s  process CPU %s; merger partitions %.2f CPU-s\n", preset, total, sum
+    printf "preset=%s  process CPU %s (the rest of the stages below: nats-server, runtime)\n%s", preset, total, stages
+    printf "merger partitions %.2f CPU-s\n", sum
     for (i = 0; i < 4096; i++) if (i "" in part) printf "  partition %d: %.2f CPU-s\n", i, part[i ""]
     if (max > 0) printf "busiest partition %s: %.2f CPU-s -> merger speed-up bound %.1fx over one core\n", busiest, max, sum / max
   }'

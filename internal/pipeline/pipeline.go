@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -292,7 +293,11 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	g, gctx := errgroup.WithContext(runCtx)
 	for name, st := range map[string]interface{ Run(context.Context) error }{"extractor": ext, "merger": mrg, "summarizer": sum} {
 		g.Go(func() error {
-			if err := st.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+			var err error
+			// Labelled for CPU profiles (SLUICE_CPU_PROFILE, go tool pprof -tags): the stage's own
+			// goroutines inherit it; the merger adds its partitions.
+			pprof.Do(gctx, pprof.Labels("stage", name), func(ctx context.Context) { err = st.Run(ctx) })
+			if err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			return nil
