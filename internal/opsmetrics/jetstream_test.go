@@ -137,6 +137,25 @@ sluice_stream_missing{stream="SLUICE_ROWS"} 0
 	if _, err := b.JS.Publish(ctx, s.Rows(1, "t"), []byte("late")); err != nil {
 		t.Fatal(err)
 	}
+	// The stream has stored it when Publish returns, but the consumer counts it as pending on its
+	// own goroutine: wait until the server says 4, so the refresh below can only see 4.
+	tick := time.NewTicker(10 * time.Millisecond) // how often the server's state is asked for
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 4 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("the consumer counts %d pending, want 4", info.NumPending)
+		case <-tick.C:
+		}
+	}
 	pending := func() float64 { return value(t, reg, "sluice_consumer_pending_messages") }
 	if p := pending(); p != 3 {
 		t.Fatalf("pending within the refresh interval: %v, want the cached 3", p)
