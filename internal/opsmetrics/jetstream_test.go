@@ -91,6 +91,10 @@ func TestJetStreamCollector(t *testing.T) {
 		}
 	}
 
+	// The consumer updates its counts on its own goroutines: the collector must read them settled.
+	waitConsumer(ctx, t, cons, "3 pending, 1 un-acked, redelivered", func(i *jetstream.ConsumerInfo) bool {
+		return i.NumPending == 3 && i.NumAckPending == 1 && i.NumRedelivered == 1
+	})
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	col := opsmetrics.NewJetStream(b.JS, s, opsmetrics.JetStreamOptions{Now: clk.now, RefreshEvery: 5 * time.Second})
 	reg := prometheus.NewRegistry()
@@ -139,23 +143,7 @@ sluice_stream_missing{stream="SLUICE_ROWS"} 0
 	}
 	// The stream has stored it when Publish returns, but the consumer counts it as pending on its
 	// own goroutine: wait until the server says 4, so the refresh below can only see 4.
-	tick := time.NewTicker(10 * time.Millisecond) // how often the server's state is asked for
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 4 {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("the consumer counts %d pending, want 4", info.NumPending)
-		case <-tick.C:
-		}
-	}
+	waitConsumer(ctx, t, cons, "4 pending", func(i *jetstream.ConsumerInfo) bool { return i.NumPending == 4 })
 	pending := func() float64 { return value(t, reg, "sluice_consumer_pending_messages") }
 	if p := pending(); p != 3 {
 		t.Fatalf("pending within the refresh interval: %v, want the cached 3", p)
@@ -163,6 +151,29 @@ sluice_stream_missing{stream="SLUICE_ROWS"} 0
 	clk.add(5 * time.Second)
 	if p := pending(); p != 4 {
 		t.Fatalf("pending after the refresh interval: %v, want 4", p)
+	}
+}
+
+// waitConsumer asks the server for cons's state until ok holds (what is asked, not a sleep, is what
+// the test waits for).
+func waitConsumer(ctx context.Context, t *testing.T, cons jetstream.Consumer, what string, ok func(*jetstream.ConsumerInfo) bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond) // how often the server is asked
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(info) {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("consumer never showed %s: pending %d, ack pending %d, redelivered %d", what, info.NumPending, info.NumAckPending, info.NumRedelivered)
+		case <-tick.C:
+		}
 	}
 }
 
