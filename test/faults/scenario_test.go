@@ -604,6 +604,22 @@ func (p *proc) stop() error {
 	if cmd == nil || exited == nil {
 		return nil
 	}
+	// An incarnation that has not logged "started" may not have installed its signal handler yet
+	// (a restart right before the end of the run): SIGTERM would kill it by default action, an
+	// exit by signal instead of a clean stop. Wait for it to start, or to exit.
+	tick := time.NewTicker(20 * time.Millisecond) // how often its log is read
+	defer tick.Stop()
+	startBy := time.After(30 * time.Second)
+waitStart:
+	for p.s.logCount(p.name, `"msg":"started"`) < p.incarnations() {
+		select {
+		case <-exited:
+			break waitStart
+		case <-startBy:
+			break waitStart
+		case <-tick.C:
+		}
+	}
 	select {
 	case <-exited:
 		<-p.loopDone
