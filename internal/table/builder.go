@@ -60,17 +60,10 @@ type Builder struct {
 }
 
 type buildColumn struct {
+	typedBuilder
 	name   string
-	typ    Type
 	strict bool
 	text   bool // null tokens other than "" are values (a string column, Options.StringsCanBeNull false)
-	b      array.Builder
-	str    *array.StringBuilder
-	i64    *array.Int64Builder
-	f64    *array.Float64Builder
-	bl     *array.BooleanBuilder
-	date   *array.Date32Builder
-	ts     *array.TimestampBuilder
 }
 
 // NewBuilder returns a Builder of Arrow record batches under s (s must not change while the Builder is used).
@@ -91,26 +84,12 @@ func NewBuilder(mem memory.Allocator, s *Schema, opts Options) *Builder {
 	}
 	for i, c := range s.Columns {
 		bc := &b.cols[i]
-		bc.name, bc.typ = c.Name, c.Type
+		bc.reset(mem, c.Type)
+		bc.name = c.Name
 		if h, ok := opts.Hints[c.Name]; ok && h.Strict {
 			bc.strict = true
 		}
 		bc.text = c.Type == String && !opts.StringsCanBeNull
-		bc.b = array.NewBuilder(mem, c.Type.Arrow())
-		switch bb := bc.b.(type) {
-		case *array.StringBuilder:
-			bc.str = bb
-		case *array.Int64Builder:
-			bc.i64 = bb
-		case *array.Float64Builder:
-			bc.f64 = bb
-		case *array.BooleanBuilder:
-			bc.bl = bb
-		case *array.Date32Builder:
-			bc.date = bb
-		case *array.TimestampBuilder:
-			bc.ts = bb
-		}
 		if _, dup := b.index[c.Name]; !dup {
 			b.index[c.Name] = i
 		}
@@ -268,41 +247,14 @@ func (b *Builder) parseRow(fields [][]byte) (int, bool) {
 // appendRow appends the staged row to the Arrow builders. Fixed-width builders have room (Append reserved it).
 func (b *Builder) appendRow() {
 	for _, ci := range b.colOf {
-		c := &b.cols[ci]
-		if b.isNull[ci] {
-			if c.str != nil {
-				c.str.AppendNull()
-			} else {
-				c.b.UnsafeAppendBoolToBitmap(false)
-			}
-			continue
-		}
-		v := &b.cells[ci]
-		switch c.typ {
-		case String, Null:
-			c.str.BinaryBuilder.Append(b.str[ci])
-		case Int64:
-			c.i64.UnsafeAppend(v.i)
-		case Float64:
-			c.f64.UnsafeAppend(v.f) // Int64 values carry their float64 too
-		case Bool:
-			c.bl.UnsafeAppend(v.i != 0)
-		case Date:
-			c.date.UnsafeAppend(arrow.Date32(v.i))
-		case Timestamp, TimestampTZ:
-			us := v.i
-			if v.t == Date {
-				us *= usPerDay
-			}
-			c.ts.UnsafeAppend(arrow.Timestamp(us))
+		if c := &b.cols[ci]; b.isNull[ci] {
+			c.appendNull()
+		} else {
+			c.appendValue(b.str[ci], &b.cells[ci]) // str: the text of a String or Null column
 		}
 	}
 	for _, ci := range b.absent {
-		if c := &b.cols[ci]; c.str != nil {
-			c.str.AppendNull()
-		} else {
-			c.b.UnsafeAppendBoolToBitmap(false)
-		}
+		b.cols[ci].appendNull()
 	}
 }
 
@@ -312,21 +264,14 @@ func (b *Builder) Len() int { return b.rows }
 // ApproxBytes estimates the size of the buffered rows once built (values, offsets and validity bitmaps), so that
 // the caller can cut record batches (row groups) by size.
 func (b *Builder) ApproxBytes() int64 {
-	n := int64(b.rows)
 	var total int64
 	for i := range b.cols {
 		c := &b.cols[i]
-		total += (n + 7) / 8 // validity
-		switch c.typ {
-		case String, Null:
-			total += int64(c.str.DataLen()) + 4*(n+1)
-		case Bool:
-			total += (n + 7) / 8
-		case Date:
-			total += 4 * n
-		default:
-			total += 8 * n
+		var data int64
+		if c.str != nil {
+			data = int64(c.str.DataLen())
 		}
+		total += columnBytes(c.typ, int64(b.rows), data)
 	}
 	return total
 }

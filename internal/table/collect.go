@@ -66,17 +66,10 @@ type flags struct {
 }
 
 type collectColumn struct {
-	name   string
-	typ    Type
-	strict bool
-	b      array.Builder
-	str    *array.StringBuilder
-	i64    *array.Int64Builder
-	f64    *array.Float64Builder
-	bl     *array.BooleanBuilder
-	date   *array.Date32Builder
-	ts     *array.TimestampBuilder
-	n      int // values in the open segment
+	typedBuilder // typ: the type of the values held so far in the open segment
+	name         string
+	strict       bool
+	n            int // values in the open segment
 	flags
 }
 
@@ -156,17 +149,7 @@ func (c *Collector) sizeOf(allocated bool) int64 {
 				data = int64(col.str.DataCap())
 			}
 		}
-		total += (n + 7) / 8
-		switch col.typ {
-		case String, Null:
-			total += data + 4*(n+1)
-		case Bool:
-			total += (n + 7) / 8
-		case Date:
-			total += 4 * n
-		default:
-			total += 8 * n
-		}
+		total += columnBytes(col.typ, n, data)
 	}
 	return total
 }
@@ -185,10 +168,8 @@ func (c *Collector) begin(header []string, data []byte) {
 			ci = len(c.cols)
 			c.index[name] = ci
 			col := &collectColumn{name: name}
-			if h, ok := c.opts.Hints[name]; ok {
-				col.typ, col.strict = h.Type, h.Strict
-			}
-			col.newBuilder(c.mem)
+			col.strict = c.opts.Hints[name].Strict
+			col.reset(c.mem, c.opts.Hints[name].Type) // a non-strict hint is the floor; Null without one
 			c.cols = append(c.cols, col)
 		}
 		c.colOf = append(c.colOf, ci)
@@ -233,34 +214,11 @@ func (c *Collector) seal() {
 		if !col.strict && col.typ != String {
 			// A new segment starts from the bottom again: its columns widen on their own values.
 			col.b.Release()
-			col.typ = Null
-			if h, ok := c.opts.Hints[col.name]; ok {
-				col.typ = h.Type
-			}
-			col.newBuilder(c.mem)
+			col.reset(c.mem, c.opts.Hints[col.name].Type)
 		}
 	}
 	c.segs = append(c.segs, seg)
 	c.rows = 0
-}
-
-func (col *collectColumn) newBuilder(mem memory.Allocator) {
-	col.str, col.i64, col.f64, col.bl, col.date, col.ts = nil, nil, nil, nil, nil, nil
-	col.b = array.NewBuilder(mem, col.typ.Arrow())
-	switch bb := col.b.(type) {
-	case *array.StringBuilder:
-		col.str = bb
-	case *array.Int64Builder:
-		col.i64 = bb
-	case *array.Float64Builder:
-		col.f64 = bb
-	case *array.BooleanBuilder:
-		col.bl = bb
-	case *array.Date32Builder:
-		col.date = bb
-	case *array.TimestampBuilder:
-		col.ts = bb
-	}
 }
 
 func (col *collectColumn) padTo(rows int) {
@@ -282,11 +240,8 @@ func (c *Collector) null(pos int, f []byte) {
 	case len(f) > 0 && !c.opts.StringsCanBeNull && (col.typ == String || col.typ == Null):
 		col.str.BinaryBuilder.Append(f)
 		col.tokens = col.tokens || col.typ == Null
-	case col.str != nil:
-		col.str.AppendNull()
-		col.nullTokens = col.nullTokens || len(f) > 0
 	default:
-		col.b.UnsafeAppendBoolToBitmap(false)
+		col.appendNull()
 		col.nullTokens = col.nullTokens || len(f) > 0
 	}
 }
@@ -315,33 +270,16 @@ func (c *Collector) value(pos int, f []byte, v value) {
 			return
 		}
 	}
-	col.n++
-	switch col.typ {
-	case String, Null:
-		col.str.BinaryBuilder.Append(f)
-	case Int64:
-		col.i64.UnsafeAppend(v.i)
-		if f[0] == '+' || v.i == 0 && f[0] == '-' {
-			col.nonCanon = true
-			col.negZero = col.negZero || f[0] == '-'
-		}
-	case Float64:
-		if v.big {
-			c.Kill(fmt.Sprintf("column %s: an integer beyond 2^53 in a float64 column", col.name))
-			return
-		}
-		col.f64.UnsafeAppend(v.f) // Int64 values carry their float64 too
-	case Bool:
-		col.bl.UnsafeAppend(v.i != 0)
-	case Date:
-		col.date.UnsafeAppend(arrow.Date32(v.i))
-	case Timestamp, TimestampTZ:
-		us := v.i
-		if v.t == Date {
-			us *= usPerDay
-		}
-		col.ts.UnsafeAppend(arrow.Timestamp(us))
+	switch {
+	case col.typ == Int64 && (f[0] == '+' || v.i == 0 && f[0] == '-'):
+		col.nonCanon = true
+		col.negZero = col.negZero || f[0] == '-'
+	case col.typ == Float64 && v.big:
+		c.Kill(fmt.Sprintf("column %s: an integer beyond 2^53 in a float64 column", col.name))
+		return
 	}
+	col.n++
+	col.appendValue(f, &v)
 }
 
 // widen converts the open column to type w; it kills the Collector (and reports false) when the values held
@@ -355,68 +293,22 @@ func (c *Collector) widen(col *collectColumn, w Type) bool {
 		// Every value so far is null (tokens are null outside string columns: their text is lost).
 		col.b.Release()
 		col.nullTokens = col.nullTokens || col.tokens
-		col.typ, col.tokens = w, false
-		col.newBuilder(c.mem)
+		col.tokens = false
+		col.reset(c.mem, w)
 		col.b.AppendNulls(col.n)
 		col.b.Reserve(c.est)
 		return true
 	}
-	var conv arrow.Array
-	var err error
-	switch {
-	case col.typ == Int64 && w == Float64 && !col.negZero:
-		old := col.b.NewArray()
-		conv, err = intsToFloats(c.mem, old.(*array.Int64), col.name)
-		old.Release()
-	case col.typ == Date && w == Timestamp:
-		old := col.b.NewArray()
-		conv = datesToTimestamps(c.mem, old.(*array.Date32), w.Arrow().(*arrow.TimestampType))
-		old.Release()
-	case w == String && c.textExact(col.typ, col.flags):
-		old := col.b.NewArray()
-		conv = toText(c.mem, old)
-		old.Release()
-	default:
-		err = fmt.Errorf("column %s: %s widened to %s", col.name, col.typ, w)
-	}
-	if err != nil {
+	old := col.b.NewArray()
+	defer old.Release()
+	from := col.typ
+	col.b.Release()
+	col.reset(c.mem, w)
+	if err := c.appendConverted(&col.typedBuilder, old, from, col.flags, col.name); err != nil {
 		c.Kill(err.Error())
 		return false
 	}
-	defer conv.Release()
-	col.b.Release()
-	col.typ = w
-	col.newBuilder(c.mem)
-	col.b.Reserve(conv.Len() + c.est)
-	switch w {
-	case String:
-		strs := conv.(*array.String)
-		for i := range strs.Len() {
-			if strs.IsNull(i) {
-				col.str.AppendNull()
-			} else {
-				col.str.Append(strs.Value(i))
-			}
-		}
-	case Float64:
-		fs := conv.(*array.Float64)
-		for i := range fs.Len() {
-			if fs.IsNull(i) {
-				col.b.UnsafeAppendBoolToBitmap(false)
-			} else {
-				col.f64.UnsafeAppend(fs.Value(i))
-			}
-		}
-	case Timestamp:
-		ts := conv.(*array.Timestamp)
-		for i := range ts.Len() {
-			if ts.IsNull(i) {
-				col.b.UnsafeAppendBoolToBitmap(false)
-			} else {
-				col.ts.UnsafeAppend(ts.Value(i))
-			}
-		}
-	}
+	col.b.Reserve(c.est)
 	return true
 }
 
@@ -481,14 +373,14 @@ func (c *Collector) convert(seg collectSegment, col Column, dt arrow.DataType) (
 	case a.typ == col.Type:
 		a.arr.Retain()
 		return a.arr, nil
-	case a.typ == Int64 && col.Type == Float64 && !a.negZero:
-		return intsToFloats(c.mem, a.arr.(*array.Int64), col.Name)
-	case a.typ == Date && col.Type == Timestamp:
-		return datesToTimestamps(c.mem, a.arr.(*array.Date32), dt.(*arrow.TimestampType)), nil
-	case col.Type == String && c.textExact(a.typ, a.flags):
-		return toText(c.mem, a.arr), nil
 	}
-	return nil, fmt.Errorf("%w: column %s holds %s values, the schema says %s", ErrNotCollected, col.Name, a.typ, col.Type)
+	var tb typedBuilder
+	tb.reset(c.mem, col.Type)
+	defer tb.b.Release()
+	if err := c.appendConverted(&tb, a.arr, a.typ, a.flags, col.Name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotCollected, err)
+	}
+	return tb.b.NewArray(), nil
 }
 
 // textExact reports whether the values of a column of type t with flags f read back as their text: integers
@@ -501,58 +393,42 @@ func (c *Collector) textExact(t Type, f flags) bool {
 	return t == Int64 && !f.nonCanon || t == Date
 }
 
-// toText converts an int64 or date array to the text the values were read from (textExact).
-func toText(mem memory.Allocator, a arrow.Array) arrow.Array {
-	sb := array.NewStringBuilder(mem)
-	defer sb.Release()
-	sb.Reserve(a.Len())
+// appendConverted appends the values of a (a column of type from, with flags f) to dst, converted to dst's
+// type: int64 to float64, date to timestamp, or (textExact) int64 and date to the text they were read from. It
+// fails, having appended part of them, when the conversion is not one of these or a value would not convert
+// exactly.
+func (c *Collector) appendConverted(dst *typedBuilder, a arrow.Array, from Type, f flags, name string) error {
+	switch {
+	case from == Int64 && dst.typ == Float64 && !f.negZero:
+	case from == Date && dst.typ == Timestamp:
+	case dst.typ == String && c.textExact(from, f):
+	default:
+		return fmt.Errorf("column %s: its %s values cannot be written as %s exactly", name, from, dst.typ)
+	}
+	dst.b.Reserve(a.Len())
 	var buf []byte
 	for i := range a.Len() {
 		if a.IsNull(i) {
-			sb.AppendNull()
+			dst.appendNull()
 			continue
 		}
 		switch a := a.(type) {
 		case *array.Int64:
-			buf = strconv.AppendInt(buf[:0], a.Value(i), 10)
+			v := a.Value(i)
+			if dst.typ == String {
+				dst.str.BinaryBuilder.Append(strconv.AppendInt(buf[:0], v, 10))
+			} else if !exactFloat(v) {
+				return fmt.Errorf("column %s: an integer beyond 2^53 in a float64 column", name)
+			} else {
+				dst.f64.UnsafeAppend(float64(v))
+			}
 		case *array.Date32:
-			buf = a.Value(i).ToTime().AppendFormat(buf[:0], "2006-01-02")
+			if dst.typ == String {
+				dst.str.BinaryBuilder.Append(a.Value(i).ToTime().AppendFormat(buf[:0], "2006-01-02"))
+			} else {
+				dst.ts.UnsafeAppend(arrow.Timestamp(int64(a.Value(i)) * usPerDay))
+			}
 		}
-		sb.BinaryBuilder.Append(buf)
 	}
-	return sb.NewArray()
-}
-
-// intsToFloats converts an int64 array to float64; it fails on an integer float64 cannot hold exactly.
-func intsToFloats(mem memory.Allocator, ints *array.Int64, name string) (arrow.Array, error) {
-	fb := array.NewFloat64Builder(mem)
-	defer fb.Release()
-	fb.Reserve(ints.Len())
-	for i := range ints.Len() {
-		if ints.IsNull(i) {
-			fb.UnsafeAppendBoolToBitmap(false)
-			continue
-		}
-		v := ints.Value(i)
-		if !exactFloat(v) {
-			return nil, fmt.Errorf("%w: column %s: an integer beyond 2^53 in a float64 column", ErrNotCollected, name)
-		}
-		fb.UnsafeAppend(float64(v))
-	}
-	return fb.NewArray(), nil
-}
-
-// datesToTimestamps converts a date array to timestamps at midnight.
-func datesToTimestamps(mem memory.Allocator, dates *array.Date32, dt *arrow.TimestampType) arrow.Array {
-	tb := array.NewTimestampBuilder(mem, dt)
-	defer tb.Release()
-	tb.Reserve(dates.Len())
-	for i := range dates.Len() {
-		if dates.IsNull(i) {
-			tb.UnsafeAppendBoolToBitmap(false)
-			continue
-		}
-		tb.UnsafeAppend(arrow.Timestamp(int64(dates.Value(i)) * usPerDay))
-	}
-	return tb.NewArray()
+	return nil
 }
