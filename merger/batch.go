@@ -212,39 +212,49 @@ func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error
 	b.collectMu.Lock()
 	defer b.collectMu.Unlock()
 	g := b.collectorLocked(ch)
-	var freed int64
+	var delta int64
+	defer func() { b.collectBytes.Add(delta) }()
 	if g != nil && g.c != nil && ch.index < g.next {
 		// A chunk that arrives after a later one of its group (a redelivery out of order): the
-		// group's rows must be in chunk order, so its collector is given up.
-		freed = g.c.ApproxBytes()
-		g.c.Release()
-		g.c, g.why = nil, "chunks arrived out of order"
-		b.collectBytes.Add(-freed)
+		// group's rows must be in chunk order.
+		delta -= g.giveUp("chunks arrived out of order")
 	}
 	if g == nil || g.c == nil {
 		_, err := b.inferer.Observe(names, records, ch.firstLine)
-		return -freed, err
+		return delta, err
 	}
 	before := g.c.ApproxBytes()
 	st, err := b.inferer.ObserveInto(names, records, ch.firstLine, g.c)
 	g.next = ch.index + 1
+	why := g.c.Dead() // a column that cannot be converted exactly
 	switch {
+	case why != "":
 	case err != nil:
-		g.c.Kill(err.Error())
+		why = err.Error()
 	case st.Rejected() > 0:
-		g.c.Kill("rows rejected: parsed from the CSV at commit, which quarantines them")
+		why = "rows rejected: parsed from the CSV at commit, which quarantines them"
 	case b.collectBytes.Load()+g.c.ApproxBytes()-before > b.collect.limit:
-		g.c.Kill(fmt.Sprintf("more than %d bytes of parsed rows", b.collect.limit))
+		why = fmt.Sprintf("more than %d bytes of parsed rows", b.collect.limit)
 	}
-	after := int64(0)
-	if why := g.c.Dead(); why != "" {
-		g.c.Release()
-		g.c, g.why = nil, why
+	if why != "" {
+		g.giveUp(why)
+		delta -= before // what the budget counts for it
 	} else {
-		after = g.c.ApproxBytes()
+		delta += g.c.ApproxBytes() - before
 	}
-	b.collectBytes.Add(after - before)
-	return after - before, err
+	return delta, err
+}
+
+// giveUp releases the group's collected rows (the group is parsed from its CSV at commit) and
+// returns the bytes they held.
+func (g *collected) giveUp(why string) int64 {
+	if g.c == nil {
+		return 0
+	}
+	n := g.c.ApproxBytes()
+	g.c.Release()
+	g.c, g.why = nil, why
+	return n
 }
 
 // collectorLocked returns the collected rows of ch's group, starting them with the group's first
@@ -292,11 +302,7 @@ func (b *batch) dropCollected(why string, closing bool) int64 {
 	b.collectDone = b.collectDone || closing
 	var freed int64
 	for _, g := range b.collected {
-		if g.c != nil {
-			freed += g.c.ApproxBytes()
-			g.c.Release()
-			g.c, g.why = nil, why
-		}
+		freed += g.giveUp(why)
 	}
 	b.collectBytes.Add(-freed)
 	return freed
