@@ -164,34 +164,25 @@ func (e *env) start(cfg Config, b *bus.Bus, partners *config.File) *running {
 	return r
 }
 
-// metric returns the value of a counter or gauge in r's registry (0 when absent).
+// metric returns the value of a counter or gauge in r's registry, summed over its series (0 when
+// absent).
 func (r *running) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				v += m.Counter.GetValue()
-			case m.Gauge != nil:
-				v += m.Gauge.GetValue()
-			}
-		}
-	}
-	return v
+	return r.sum(t, name, func(*dto.Metric) bool { return true })
 }
 
 // metricLabel returns the value of a counter or gauge in r's registry whose label has value
 // (0 when absent).
 func (r *running) metricLabel(t *testing.T, name, label, value string) float64 {
 	t.Helper()
+	return r.sum(t, name, func(m *dto.Metric) bool {
+		return slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == label && l.GetValue() == value })
+	})
+}
+
+// sum adds up the counter or gauge values of the series of name that match accepts.
+func (r *running) sum(t *testing.T, name string, match func(*dto.Metric) bool) float64 {
+	t.Helper()
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -202,10 +193,9 @@ func (r *running) metricLabel(t *testing.T, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == label && l.GetValue() == value }) {
-				continue
+			if match(m) {
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
-			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return v
