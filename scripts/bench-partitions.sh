@@ -8,11 +8,7 @@
 # PRESET=100mb (default) | flights | 1gb, as scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset=${PRESET:-100mb}
-dir=${BENCH_DIR:-bench-out}/$preset
-bin=./bin/sluice
-[[ -x $bin ]] || go build -o $bin ./cmd/sluice
-[[ -d $dir/landing ]] || PRESET=$preset ./scripts/bench.sh >/dev/null
+source scripts/corpus.sh
 rm -rf "$dir/out" "$dir/state"
 prof=$dir/cpu.prof
 SLUICE_CPU_PROFILE=$prof $bin run --once --progress off --log-level warn --landing "$dir/landing" --out "$dir/out" --state "$dir/state" >/dev/null

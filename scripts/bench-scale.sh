@@ -3,9 +3,7 @@
 # own merger alone, then with a second `sluice merger` process sharing the partitions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${BENCH_DIR:-bench-out}/${PRESET:-100mb}
-bin=./bin/sluice
-[[ -d $dir/landing ]] || PRESET=${PRESET:-100mb} ./scripts/bench.sh >/dev/null
+source scripts/corpus.sh
 port=${PORT:-14222}
 for mergers in 1 2; do
   rm -rf "$dir/out" "$dir/state" "$dir/state2"

@@ -1,22 +1,12 @@
 #!/usr/bin/env bash
 # Per-stage CPU cost (docs/SCALING.md): every stage as its own process against one nats-server, on the bench
-# corpus (PRESET=100mb default | 1gb, generated as scripts/bench.sh does). The server is the embedded one of an
+# corpus (PRESET=100mb default | flights | 1gb, scripts/corpus.sh). The server is the embedded one of an
 # idle `sluice producer` watching an empty folder (--nats-listen), so its CPU is the server's. Prints CPU seconds
 # (user+sys, from /proc) per process and per GB of CSV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset=${PRESET:-100mb}
-dir=${BENCH_DIR:-bench-out}/$preset
-bin=./bin/sluice
-[[ -x $bin ]] || go build -o $bin ./cmd/sluice
-if [[ ! -d $dir/landing ]]; then
-  case $preset in
-    100mb) $bin gen --out "$dir/landing" --days 2 --archives 4 --tables 24 --target-bytes 107000000 --large-table --seed 7 ;;
-    1gb)   $bin gen --out "$dir/landing" --days 1 --archives 1 --tables 2 --rows 1000 --huge-member 1073741824 --seed 7 ;;
-    *) echo "unknown PRESET $preset"; exit 2 ;;
-  esac
-fi
-csv_bytes=$(for f in "$dir"/landing/*.tar.gz; do gzip -dc "$f"; done | wc -c)
+source scripts/corpus.sh
+csv_bytes=$(csv_size)
 run=$dir/stages
 rm -rf "$run" && mkdir -p "$run/empty" "$run/logs"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -5,19 +5,8 @@
 # same archives and prints the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset=${PRESET:-100mb}
-dir=${BENCH_DIR:-bench-out}/$preset
-bin=./bin/sluice
-[[ -x $bin ]] || go build -o $bin ./cmd/sluice
-if [[ ! -d $dir/landing ]]; then
-  case $preset in
-    100mb) $bin gen --out "$dir/landing" --days 2 --archives 4 --tables 24 --target-bytes 107000000 --large-table --seed 7 ;;
-    flights) $bin gen --out "$dir/landing" --days 2 --archives 3 --tables 24 --target-bytes 107000000 --large-table --large-share 0.7 --flight-records --no-drift --seed 7 ;;
-    1gb)   $bin gen --out "$dir/landing" --days 1 --archives 1 --tables 2 --rows 1000 --huge-member 1073741824 --seed 7 ;;
-    *) echo "unknown PRESET $preset"; exit 2 ;;
-  esac
-fi
-csv_bytes=$(for f in "$dir"/landing/*.tar.gz; do gzip -dc "$f"; done | wc -c)
+source scripts/corpus.sh
+csv_bytes=$(csv_size)
 tgz_bytes=$(cat "$dir"/landing/*.tar.gz | wc -c)
 rm -rf "$dir/out" "$dir/state"
 tfile=$(mktemp)
