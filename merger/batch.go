@@ -98,8 +98,9 @@ type batch struct {
 // collectConfig says how a batch parses its rows on arrival (Config.ParseLimit).
 type collectConfig struct {
 	alloc   memory.Allocator
-	segment int64 // bytes of rows per sealed segment: one row group (Config.RowGroupBytes)
-	limit   int64 // bytes of parsed rows a batch may hold; <= 0: none
+	segment int64        // bytes of rows per sealed segment: one row group (Config.RowGroupBytes)
+	limit   int64        // bytes of parsed rows a batch may hold; <= 0: none
+	early   *earlyConfig // large groups are written early (early.go); nil: never (a replay)
 }
 
 // collected is a group's rows parsed on arrival, in chunk order.
@@ -107,6 +108,11 @@ type collected struct {
 	c    *table.Collector // nil once given up (the group is parsed from its CSV at commit)
 	next uint32           // the next chunk index it may take (chunks must arrive in order)
 	why  string           // why it was given up
+
+	// early writes the group's sealed segments as they fill (early.go); nil when it does not.
+	early     *earlyGroup
+	startWith []table.ColumnType // set by observe: writeEarly starts writing early with these columns
+	noEarly   bool               // the start failed (the schema registry did not answer): not again
 }
 
 func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, now time.Time) *batch {
@@ -206,6 +212,53 @@ func (b *batch) addChunk(c *sluicev1.Chunk, scratch *[]byte) (int64, error) {
 	return ch.stored + delta, nil
 }
 
+// writeEarly starts writing the group (processDate, batchID) early when its last chunk asked
+// for it, and hands its sealed segments to its writer. Called by the owning partition after
+// addChunk, without partition.mu (starting reads the schema registry; writing waits while the
+// previous row group is encoded). The bytes the segments hold stay in the budget until they are
+// written; it returns the change in what the budget holds (rows given up).
+func (b *batch) writeEarly(processDate, batchID string) int64 {
+	b.collectMu.Lock()
+	defer b.collectMu.Unlock()
+	g := b.collected[[2]string{processDate, batchID}]
+	if g == nil {
+		return 0
+	}
+	var delta int64
+	if cols := g.startWith; cols != nil {
+		g.startWith = nil
+		b.collectMu.Unlock()
+		e := b.startEarly(cols, processDate, batchID)
+		b.collectMu.Lock()
+		switch {
+		case e != nil && (g.c == nil || b.collectDone): // given up meanwhile
+			b.collect.early.aborting.Go(func() { e.abort("rows parsed on arrival given up") })
+		case e != nil:
+			g.early = e
+		case g.c != nil && b.collectBytes.Load() > b.collect.limit:
+			n := g.giveUp(fmt.Sprintf("more than %d bytes of parsed rows", b.collect.limit))
+			b.collectBytes.Add(-n)
+			delta -= n
+		}
+	}
+	e := g.early
+	if e == nil || g.c == nil || g.c.Sealed() == 0 {
+		return delta
+	}
+	before := g.c.ApproxBytes()
+	recs, freed, err := g.c.TakeSealed(e.s)
+	if err != nil {
+		g.giveUp(err.Error())
+		b.collectBytes.Add(-before)
+		return delta - before
+	}
+	b.collectBytes.Add(-freed)
+	b.collectMu.Unlock()
+	e.write(recs, freed)
+	b.collectMu.Lock()
+	return delta
+}
+
 // observe infers types from a chunk's records and, while its group collects, parses them into the
 // group's typed columns. It returns the change in the bytes the batch's collected rows hold.
 func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error) {
@@ -224,6 +277,7 @@ func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error
 		return delta, err
 	}
 	before := g.c.ApproxBytes()
+	over := func(g *collected) bool { return b.collectBytes.Load()+g.c.ApproxBytes()-before > b.collect.limit }
 	st, err := b.inferer.ObserveInto(names, records, ch.firstLine, g.c)
 	g.next = ch.index + 1
 	why := g.c.Dead() // a column that cannot be converted exactly
@@ -233,7 +287,10 @@ func (b *batch) observe(ch *chunk, names []string, records []byte) (int64, error
 		why = err.Error()
 	case st.Rejected() > 0:
 		why = "rows rejected: parsed from the CSV at commit, which quarantines them"
-	case b.collectBytes.Load()+g.c.ApproxBytes()-before > b.collect.limit:
+	case g.early != nil: // its sealed segments are written next (writeEarly)
+	case b.collect.early != nil && !g.noEarly && (g.c.Sealed() >= earlyStartSegments || over(g)):
+		g.startWith = b.columns() // writeEarly starts it, after the partition's lock
+	case over(g):
 		why = fmt.Sprintf("more than %d bytes of parsed rows", b.collect.limit)
 	}
 	if why != "" {
@@ -254,7 +311,24 @@ func (g *collected) giveUp(why string) int64 {
 	n := g.c.ApproxBytes()
 	g.c.Release()
 	g.c, g.why = nil, why
+	if e := g.early; e != nil {
+		g.early = nil
+		e.cfg.aborting.Go(func() { e.abort(why) }) // waits for a write in progress: not under collectMu
+	}
 	return n
+}
+
+// takeEarly hands the group's early writer to its commit (nil when it has none).
+func (b *batch) takeEarly(processDate, batchID string) *earlyGroup {
+	b.collectMu.Lock()
+	defer b.collectMu.Unlock()
+	g := b.collected[[2]string{processDate, batchID}]
+	if g == nil {
+		return nil
+	}
+	e := g.early
+	g.early = nil
+	return e
 }
 
 // collectorLocked returns the collected rows of ch's group, starting them with the group's first
@@ -302,6 +376,9 @@ func (b *batch) dropCollected(why string, closing bool) int64 {
 	b.collectDone = b.collectDone || closing
 	var freed int64
 	for _, g := range b.collected {
+		if g.early != nil && !closing {
+			continue // one open segment: what it holds is bounded, and giving it up wastes what was written
+		}
 		freed += g.giveUp(why)
 	}
 	b.collectBytes.Add(-freed)

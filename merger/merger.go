@@ -28,8 +28,9 @@ type Merger struct {
 	met    *metrics
 	tables *tableSettings
 	ack    acker
-	mem    *spiller   // the memory budget and the open batches it may spill
-	commit *committer // the commit path, shared with Replay
+	mem    *spiller     // the memory budget and the open batches it may spill
+	commit *committer   // the commit path, shared with Replay
+	early  *earlyConfig // large groups written as they arrive (early.go); set by Run
 
 	pollWait   time.Duration // longest pull request; also the idle poll period
 	drainFor   time.Duration // how long a partition asked to move may keep serving its held batches
@@ -79,6 +80,7 @@ func (m *Merger) Run(ctx context.Context) error {
 	}
 	close(m.ready)
 	g, gctx := errgroup.WithContext(ctx)
+	m.early = newEarlyConfig(gctx, m.commit, m.met.earlyGroups)
 	g.Go(func() error { return m.presenceLoop(gctx) })
 	g.Go(func() error { return m.progressLoop(gctx) })
 	for _, p := range m.parts {
@@ -124,6 +126,7 @@ func (m *Merger) Run(ctx context.Context) error {
 	} else {
 		m.log.Warn("stopping without a NATS connection: held messages return after AckWait, pins after PinnedTTL")
 	}
+	m.early.aborting.Wait() // the early writes of the batches handed back
 	m.cleanSpillDir()
 	_ = os.Remove(m.cfg.SpillDir)
 	m.log.Info("merger stopped", "instance", m.cfg.Instance)

@@ -26,7 +26,8 @@ type metrics struct {
 	dqFailedRows  *prometheus.CounterVec // table, rule, column
 	dqStatus      *prometheus.GaugeVec   // table: 0 pass, 1 warn, 2 fail (last batch)
 	outputBlocked prometheus.Gauge
-	parsed        *prometheus.CounterVec // when: arrival, commit
+	parsed        *prometheus.CounterVec // when: early, arrival, commit
+	earlyGroups   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -54,8 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outputBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "output_blocked",
 			Help: "1 while the output refuses writes (access denied, no such bucket): commits are held until an operator fixes it."}),
 		parsed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "groups_parsed_total",
-			Help: "Output groups (one table, process date and batch id of a batch) written, by when their rows were parsed (a retried commit counts again): arrival (typed columns built as the chunks came) or commit (from the CSV: a column changed type, rows were rejected, the parse limit or the memory budget was reached)."},
+			Help: "Output groups (one table, process date and batch id of a batch) written, by when their rows were parsed (a retried commit counts again): early (typed columns built and their row groups written as the chunks came: a large group), arrival (typed columns built as the chunks came, written at commit) or commit (from the CSV: a column changed type, rows were rejected, the parse limit or the memory budget was reached)."},
 			[]string{"when"}),
+		earlyGroups: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "early_groups",
+			Help: "Output groups being written early: large groups whose row groups are encoded and uploaded as their chunks arrive, and committed (made visible) with their batch."}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
@@ -79,6 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dqStatus = register(reg, m.dqStatus)
 	m.outputBlocked = register(reg, m.outputBlocked)
 	m.parsed = register(reg, m.parsed)
+	m.earlyGroups = register(reg, m.earlyGroups)
 	return m
 }
 

@@ -131,86 +131,56 @@ func (c *committer) removeStaleParts(ctx context.Context, prefix, archive string
 	}
 }
 
-// writeGroup parses the group's chunks in chunk order through a Builder under s, cutting a row
-// group every RowGroupBytes and rotating objects at MaxObjectBytes. Every object has every column
-// of s, in registry order: a column no member of the group has is all null.
+// writeGroup writes the group's rows under s: the rows written early (early.go) when they were
+// written under s, else the rows parsed on arrival when its columns convert to s exactly, else
+// its chunks parsed in chunk order through a Builder under s, cutting a row group every
+// RowGroupBytes. Objects rotate at MaxObjectBytes. Every object has every column of s, in registry
+// order: a column no member of the group has is all null.
 func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
+	absent := absentColumns(b, o.g, s)
+	coll, collBytes, why := b.takeCollected(o.g.processDate, o.g.batchID)
+	defer c.mem.add(-collBytes)
+	if e := b.takeEarly(o.g.processDate, o.g.batchID); e != nil {
+		recs, ewhy := e.adoptable(s, absent, coll)
+		if ewhy == "" {
+			return c.finishEarly(ctx, e, recs, o)
+		}
+		e.abort(ewhy)
+		if coll != nil {
+			coll.Release() // its sealed segments were written early: it no longer holds every row
+			coll, why = nil, "written early, then "+ewhy
+		}
+	}
+
+	gw, err := c.newGroupWriter(ctx, b, s, absent, o)
+	if err != nil {
+		return err
+	}
+	defer gw.close()
+	// The rows parsed on arrival, when the group's columns convert to s exactly; otherwise the
+	// group is parsed from its CSV.
+	if coll != nil {
+		recs, err := coll.Records(s)
+		if err == nil {
+			c.countParsed("arrival")
+			if err := gw.emitAll(ctx, recs); err != nil {
+				return err
+			}
+			return gw.finish(ctx)
+		}
+		why = err.Error()
+	}
+	c.countParsed("commit")
+	c.log.Debug("group parsed at commit", "table", b.key.table, "archive", b.key.archive, "process_date", o.g.processDate,
+		"batch_id", o.g.batchID, "why", why)
 	bld := table.NewBuilder(c.alloc, s, b.opts)
 	defer bld.Release()
 	var accounted int64
 	defer func() { c.mem.add(-accounted) }()
-
-	rules, err := c.quality.get(b.partner, b.key.table)
-	if err != nil {
-		return permanent(err)
-	}
-	qb := rules.NewBatch(c.alloc, quality.BatchMeta{ArchiveID: b.key.archive, ProcessDate: o.g.processDate,
-		BatchID: o.g.batchID, Schema: s, Absent: absentColumns(b, o.g, s)})
-
-	var curMember string
-	writeQ := func(ql quarantineLine, kind string) {
-		if o.qerr != nil {
-			return
-		}
-		if o.qfile == nil {
-			f, err := os.CreateTemp(c.cfg.SpillDir, "quarantine-*.jsonl")
-			if err != nil {
-				o.qerr = fmt.Errorf("create quarantine scratch: %w", err)
-				return
-			}
-			o.qfile, o.qbuf = f, bufio.NewWriterSize(f, 256<<10)
-		}
-		line, err := json.Marshal(ql)
-		if err != nil {
-			o.qerr = err
-			return
-		}
-		_, _ = o.qbuf.Write(line)
-		if err := o.qbuf.WriteByte('\n'); err != nil {
-			o.qerr = fmt.Errorf("write quarantine scratch: %w", err)
-		}
-		o.qrows++
-		if o.qkinds == nil {
-			o.qkinds = map[string]int64{}
-		}
-		o.qkinds[kind]++
-	}
 	quarantine := func(q table.Quarantined) {
 		o.qparse++
-		writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: curMember,
+		gw.writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: gw.curMember,
 			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)}, q.Kind)
-	}
-
-	// Row groups are Parquet-encoded on their own goroutine while the next one is parsed: a large
-	// batch uses two cores. The writer owns o.parts until finish returns.
-	rw := c.startRowGroupWriter(ctx, b, bld.ArrowSchema(), o)
-	finished := false
-	defer func() {
-		if !finished {
-			_ = rw.finish()
-		}
-	}()
-	// emit checks a record batch with the data-quality rules and hands the rows kept to the
-	// writer, with the budget bytes accounted for it (acct, given back whatever happens).
-	emit := func(rec arrow.RecordBatch, acct int64) error {
-		keep, failures, err := qb.Check(rec)
-		for _, f := range failures {
-			kind := "quality:" + f.Rule
-			writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Kind: kind,
-				Reason: fmt.Sprintf("%s failed on column %s", f.Rule, f.Column), Rule: f.Rule, Column: f.Column,
-				Value: f.Value, Row: rowOf(rec, f.Row)}, kind)
-		}
-		rec.Release()
-		if err != nil {
-			c.mem.add(-acct)
-			return permanent(fmt.Errorf("data-quality check: %w", err))
-		}
-		if o.qerr != nil {
-			keep.Release()
-			c.mem.add(-acct)
-			return o.qerr
-		}
-		return rw.send(keep, acct) // now the writer's, released (and acct given back) once written
 	}
 	flush := func() error {
 		if bld.Len() == 0 {
@@ -218,34 +188,8 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		}
 		acct := accounted
 		accounted = 0
-		return emit(bld.NewRecordBatch(), acct)
+		return gw.emit(bld.NewRecordBatch(), acct)
 	}
-
-	// The rows parsed on arrival, when the group's columns convert to s exactly; otherwise the
-	// group is parsed from its CSV.
-	coll, collBytes, why := b.takeCollected(o.g.processDate, o.g.batchID)
-	defer c.mem.add(-collBytes)
-	if coll != nil {
-		recs, err := coll.Records(s)
-		if err == nil {
-			c.countParsed("arrival")
-			for i, rec := range recs {
-				if err := ctx.Err(); err != nil {
-					releaseAll(recs[i:])
-					return err
-				}
-				if err := emit(rec, 0); err != nil {
-					releaseAll(recs[i+1:])
-					return err
-				}
-			}
-			return c.finishGroup(ctx, b, bld, qb, rw, &finished, o)
-		}
-		why = err.Error()
-	}
-	c.countParsed("commit")
-	c.log.Debug("group parsed at commit", "table", b.key.table, "archive", b.key.archive, "process_date", o.g.processDate,
-		"batch_id", o.g.batchID, "why", why)
 	var buf []byte
 	for _, ch := range o.g.chunks {
 		if err := ctx.Err(); err != nil {
@@ -256,7 +200,7 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		if err != nil {
 			return err
 		}
-		curMember = ch.memberName
+		gw.curMember = ch.memberName
 		if _, err := bld.Append(b.members[ch.member].names, data, ch.firstLine, quarantine); err != nil {
 			return permanent(fmt.Errorf("parse chunk %d of member %s: %w", ch.index, ch.memberName, err))
 		}
@@ -278,7 +222,108 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	if err := flush(); err != nil {
 		return err
 	}
-	return c.finishGroup(ctx, b, bld, qb, rw, &finished, o)
+	return gw.finish(ctx)
+}
+
+// groupWriter writes one group's record batches: each is checked by the data-quality rules
+// (the rows a rule quarantines go to the group's quarantine scratch) and handed to a
+// rowGroupWriter, which Parquet-encodes it on a goroutine of its own while the next one is made.
+type groupWriter struct {
+	c         *committer
+	b         *batch
+	s         *table.Schema
+	o         *groupOut
+	qb        *quality.Batch
+	rw        *rowGroupWriter // owns o.parts until finished
+	curMember string          // the member being parsed, for the parser's quarantine lines
+	finished  bool
+}
+
+func (c *committer) newGroupWriter(ctx context.Context, b *batch, s *table.Schema, absent []string, o *groupOut) (*groupWriter, error) {
+	rules, err := c.quality.get(b.partner, b.key.table)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	qb := rules.NewBatch(c.alloc, quality.BatchMeta{ArchiveID: b.key.archive, ProcessDate: o.g.processDate,
+		BatchID: o.g.batchID, Schema: s, Absent: absent})
+	return &groupWriter{c: c, b: b, s: s, o: o, qb: qb, rw: c.startRowGroupWriter(ctx, b, s.Arrow(), o)}, nil
+}
+
+// writeQ appends a line to the group's quarantine scratch.
+func (w *groupWriter) writeQ(ql quarantineLine, kind string) {
+	o := w.o
+	if o.qerr != nil {
+		return
+	}
+	if o.qfile == nil {
+		f, err := os.CreateTemp(w.c.cfg.SpillDir, "quarantine-*.jsonl")
+		if err != nil {
+			o.qerr = fmt.Errorf("create quarantine scratch: %w", err)
+			return
+		}
+		o.qfile, o.qbuf = f, bufio.NewWriterSize(f, 256<<10)
+	}
+	line, err := json.Marshal(ql)
+	if err != nil {
+		o.qerr = err
+		return
+	}
+	_, _ = o.qbuf.Write(line)
+	if err := o.qbuf.WriteByte('\n'); err != nil {
+		o.qerr = fmt.Errorf("write quarantine scratch: %w", err)
+	}
+	o.qrows++
+	if o.qkinds == nil {
+		o.qkinds = map[string]int64{}
+	}
+	o.qkinds[kind]++
+}
+
+// emit checks a record batch with the data-quality rules and hands the rows kept to the writer,
+// with the budget bytes accounted for it (acct, given back whatever happens). It takes rec.
+func (w *groupWriter) emit(rec arrow.RecordBatch, acct int64) error {
+	b := w.b
+	keep, failures, err := w.qb.Check(rec)
+	for _, f := range failures {
+		kind := "quality:" + f.Rule
+		w.writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Kind: kind,
+			Reason: fmt.Sprintf("%s failed on column %s", f.Rule, f.Column), Rule: f.Rule, Column: f.Column,
+			Value: f.Value, Row: rowOf(rec, f.Row)}, kind)
+	}
+	rec.Release()
+	if err != nil {
+		w.c.mem.add(-acct)
+		return permanent(fmt.Errorf("data-quality check: %w", err))
+	}
+	if w.o.qerr != nil {
+		keep.Release()
+		w.c.mem.add(-acct)
+		return w.o.qerr
+	}
+	return w.rw.send(keep, acct) // now the writer's, released (and acct given back) once written
+}
+
+// emitAll emits recs (each accounted elsewhere), releasing those not emitted on an error.
+func (w *groupWriter) emitAll(ctx context.Context, recs []arrow.RecordBatch) error {
+	for i, rec := range recs {
+		if err := ctx.Err(); err != nil {
+			releaseAll(recs[i:])
+			return err
+		}
+		if err := w.emit(rec, 0); err != nil {
+			releaseAll(recs[i+1:])
+			return err
+		}
+	}
+	return nil
+}
+
+// close stops the row group writer if finish was not reached (an error path).
+func (w *groupWriter) close() {
+	if !w.finished {
+		w.finished = true
+		_ = w.rw.finish()
+	}
 }
 
 func releaseAll(recs []arrow.RecordBatch) {
@@ -294,21 +339,22 @@ func (c *committer) countParsed(when string) {
 	}
 }
 
-// finishGroup waits for the group's row groups to be written, applies the data-quality verdict and
+// finish waits for the group's row groups to be written, applies the data-quality verdict and
 // finishes the group's last part.
-func (c *committer) finishGroup(ctx context.Context, b *batch, bld *table.Builder, qb *quality.Batch, rw *rowGroupWriter, finished *bool, o *groupOut) error {
-	*finished = true
-	if err := rw.finish(); err != nil {
+func (w *groupWriter) finish(ctx context.Context) error {
+	c, o := w.c, w.o
+	w.finished = true
+	if err := w.rw.finish(); err != nil {
 		return err
 	}
-	results, failed, profiles := qb.Finish(quality.FinishInput{QuarantinedOther: o.qparse,
+	results, failed, profiles := w.qb.Finish(quality.FinishInput{QuarantinedOther: o.qparse,
 		SchemaAdded: o.added, SchemaWidened: o.widened})
 	if len(failed) > 0 && !c.force {
 		return permanent(&qualityFailure{failed: failed})
 	}
 	o.results, o.profiles, o.failed = results, profiles, len(failed) > 0
 	if len(o.parts) == 0 { // every row quarantined, or header-only members: a zero-row object
-		if _, err := c.currentPart(ctx, b, bld.ArrowSchema(), nil, o); err != nil {
+		if _, err := c.currentPart(ctx, w.b, w.s.Arrow(), nil, o); err != nil {
 			return err
 		}
 	}

@@ -225,7 +225,9 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 		return nil
 	}
 	p.nextOrder++
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), p.m.commit.collectConfig(), p.m.now())
+	cc := p.m.commit.collectConfig()
+	cc.early = p.m.early
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), cc, p.m.now())
 	p.batches[key] = b
 	p.m.mem.remember(b)
 	return b
@@ -299,6 +301,9 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	}
 	n, _ := b.addChunk(&c, &p.decodeBuf)
 	p.mu.Unlock()
+	if b.collect.early != nil {
+		n += b.writeEarly(c.ProcessDate, c.BatchId)
+	}
 	if n != 0 {
 		p.m.mem.add(n)
 		if p.m.mem.over() {

@@ -321,6 +321,36 @@ func (c *Collector) Records(s *Schema) ([]arrow.RecordBatch, error) {
 	}
 	c.seal()
 	defer c.Release()
+	return c.records(c.segs, s)
+}
+
+// Sealed returns the number of sealed segments held.
+func (c *Collector) Sealed() int { return len(c.segs) }
+
+// TakeSealed returns the sealed segments as record batches under s, as Records does, and removes them from the
+// Collector, which goes on collecting into its open segment; freed is the memory ApproxBytes counted for them
+// (the records now hold it, until the caller releases them). On ErrNotCollected the Collector is killed.
+func (c *Collector) TakeSealed(s *Schema) (recs []arrow.RecordBatch, freed int64, err error) {
+	if c.dead != "" {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotCollected, c.dead)
+	}
+	recs, err = c.records(c.segs, s)
+	if err != nil {
+		c.Kill(err.Error())
+		return nil, 0, err
+	}
+	for _, seg := range c.segs {
+		for _, a := range seg.cols {
+			a.arr.Release()
+		}
+	}
+	freed = c.sealedBytes
+	c.segs, c.sealedBytes = nil, 0
+	return recs, freed, nil
+}
+
+// records converts segs to s (see Records).
+func (c *Collector) records(segs []collectSegment, s *Schema) ([]arrow.RecordBatch, error) {
 	sc := s.Arrow()
 	var out []arrow.RecordBatch
 	fail := func(err error) ([]arrow.RecordBatch, error) {
@@ -329,7 +359,7 @@ func (c *Collector) Records(s *Schema) ([]arrow.RecordBatch, error) {
 		}
 		return nil, err
 	}
-	for _, seg := range c.segs {
+	for _, seg := range segs {
 		arrs := make([]arrow.Array, 0, len(s.Columns))
 		release := func() {
 			for _, a := range arrs {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -136,4 +137,69 @@ func TestCollectorKill(t *testing.T) {
 	if _, err := c.Records(s); !errors.Is(err, ErrNotCollected) {
 		t.Fatal(err)
 	}
+}
+
+// TestCollectorTakeSealed: the sealed segments taken while collecting, then Records for the rest, hold every row
+// in order, as a Builder makes them; ApproxBytes no longer counts what was taken; a segment that does not convert
+// to the schema kills the Collector.
+func TestCollectorTakeSealed(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var chunks []chunk
+	for i := range 20 {
+		chunks = append(chunks, chunk{[]string{"a", "b"}, "1,x\n2,y\n3,z\n", int64(2 + 3*i)})
+	}
+	in := NewInferer(Options{})
+	c := NewCollector(mem, Options{}, 100)
+	var s *Schema
+	var got []arrow.RecordBatch
+	for i, ch := range chunks {
+		if _, err := in.ObserveInto(ch.header, []byte(ch.data), ch.firstLine, c); err != nil {
+			t.Fatal(err)
+		}
+		if i == 4 {
+			s, _ = Evolve("t", nil, in.Columns(), Options{})
+		}
+		if s != nil && c.Sealed() > 0 {
+			before := c.ApproxBytes()
+			recs, freed, err := c.TakeSealed(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if freed <= 0 || c.ApproxBytes() != before-freed || c.Sealed() != 0 {
+				t.Fatalf("freed %d of %d, now %d, %d sealed", freed, before, c.ApproxBytes(), c.Sealed())
+			}
+			got = append(got, recs...)
+		}
+	}
+	if len(got) < 2 {
+		t.Fatalf("%d segments taken", len(got))
+	}
+	rest, err := c.Records(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, rest...)
+	_, want, _, _ := pipeline(t, mem, Options{}, nil, chunks)
+	sameRows(t, want, got)
+	want.Release()
+	for _, r := range got {
+		r.Release()
+	}
+
+	// Taken under a schema the segment's values do not convert to exactly (float64 to int64).
+	c = NewCollector(mem, Options{}, 1)
+	in = NewInferer(Options{})
+	if _, err := in.ObserveInto([]string{"a"}, []byte("1\n"), 2, c); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = Evolve("t", nil, in.Columns(), Options{})
+	if _, err := in.ObserveInto([]string{"a"}, []byte("1.5\n"), 3, c); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := c.TakeSealed(s)
+	if len(recs) != 0 || !errors.Is(err, ErrNotCollected) || c.Dead() == "" {
+		t.Fatalf("took %d under int64 after 1.5: %v (dead %q)", len(recs), err, c.Dead())
+	}
+	c.Release()
 }

@@ -1,0 +1,210 @@
+package merger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// earlyConfig makes groups of a few thousand rows large: 64 KiB row groups, so a group is
+// written early once two of them are sealed.
+func earlyTestConfig(instance string) Config {
+	cfg := testConfig(instance)
+	cfg.RowGroupBytes = 64 << 10
+	return cfg
+}
+
+// bigBatch is one member of n rows "id,name,v", v = i unless v says otherwise; chunks of 500 rows.
+func bigBatch(archive, tbl string, n int, v func(i int) string) (tbatch, []string) {
+	recs := csvRows(n, func(i int) string { return fmt.Sprintf("%d,name-%d,%s", i, i%97, v(i)) })
+	return tbatch{archive: archive, table: tbl, per: 500, members: []tmember{
+		{name: tbl + "_20250101_1.csv", date: "2025-01-01", batch: "1", header: "id,name,v", records: recs},
+	}}, recs
+}
+
+// readRows reads back a committed batch's objects as CSV lines of its first three columns (nulls
+// empty), in object order.
+func (e *env) readRows(bc *sluicev1.BatchCommitted) []string {
+	var got []string
+	for _, o := range bc.Objects {
+		for _, row := range e.readParquet(o.Key).rows {
+			cells := slices.Clone(row[:3])
+			for i, c := range cells {
+				if c == nullCell {
+					cells[i] = ""
+				}
+			}
+			got = append(got, strings.Join(cells, ",")+"\n")
+		}
+	}
+	return got
+}
+
+// leftoverUploads counts the unfinished uploads (S3 multipart uploads, temporary files) in the
+// output, aborting them.
+func (e *env) leftoverUploads() int {
+	n, err := e.out.AbortStale(context.Background(), "", time.Now().Add(time.Hour))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestWrittenEarly: a group larger than two row groups is written as its chunks arrive and
+// committed with its batch: the rows read back are the CSV's, in order, with the data-quality
+// rules applied on the way (a quarantine rule removes its rows), nothing is left unfinished in
+// the output and the memory is given back.
+func TestWrittenEarly(t *testing.T) {
+	for _, sk := range sinks {
+		t.Run(sk.name, func(t *testing.T) {
+			e := newEnv(t, sk)
+			ev := e.committedEvents()
+			partners := &config.File{Partners: []config.Partner{{Name: "default", Tables: map[string]config.TableConfig{
+				"big": {Quality: &config.Quality{Columns: map[string]*config.ColumnRules{
+					"v": {Range: &config.Range{Max: "19000"}, Action: "quarantine"}}}},
+			}}}}
+			r := e.start(earlyTestConfig("m1"), nil, partners)
+			tb, recs := bigBatch("e1000000000000000001", "big", 20000, func(i int) string { return fmt.Sprint(i) })
+			chunks, marker, _ := tb.msgs(e.bus.Subjects)
+			e.publish(chunks...)
+			eventually(t, 30*time.Second, "a group written early", func() bool {
+				return r.metric(t, "sluice_merger_early_groups") == 1
+			})
+			e.publish(marker)
+			bc := ev.nextCommitted(t, 30*time.Second)
+			want := recs[:19001] // v <= 19000
+			if got := e.readRows(bc); !slices.Equal(got, want) {
+				t.Fatalf("read back %d rows, want %d (first %q, want %q)", len(got), len(want), first(got), first(want))
+			}
+			if bc.RowsOut != 19001 || bc.Quarantined != 999 {
+				t.Fatalf("rows out %d, quarantined %d; want 19001 and 999", bc.RowsOut, bc.Quarantined)
+			}
+			if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "early"); n != 1 {
+				t.Fatalf("groups written early: %v, want 1", n)
+			}
+			eventually(t, 10*time.Second, "memory given back", func() bool {
+				return r.metric(t, "sluice_merger_memory_bytes") == 0 && r.metric(t, "sluice_merger_early_groups") == 0
+			})
+			if n := e.leftoverUploads(); n != 0 {
+				t.Fatalf("%d unfinished uploads left in the output", n)
+			}
+		})
+	}
+}
+
+func first(xs []string) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	return xs[0]
+}
+
+// TestWrittenEarlyNotAdopted: what was written early is aborted, and the group written from its
+// CSV, when the batch does not commit under the schema it was written under: a column widens
+// after the start (int64 to float64: written early as int64; to text: no longer collected), or
+// another batch changes the table's schema first. The rows are right either way and nothing is
+// left unfinished in the output.
+func TestWrittenEarlyNotAdopted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    func(i int) string
+	}{
+		{"float", func(i int) string {
+			if i == 15000 {
+				return "1.5"
+			}
+			return fmt.Sprint(i)
+		}},
+		{"text", func(i int) string {
+			if i == 15000 {
+				return "n/a"
+			}
+			return fmt.Sprint(i)
+		}},
+		{"registry", func(i int) string { return fmt.Sprint(i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sinks[1])
+			ev := e.committedEvents()
+			r := e.start(earlyTestConfig("m1"), nil, nil)
+			tb, recs := bigBatch("e2000000000000000001", "wide", 20000, tc.v)
+			chunks, marker, _ := tb.msgs(e.bus.Subjects)
+			var rest []*nats.Msg
+			if tc.name == "registry" {
+				e.publish(chunks...)
+			} else {
+				e.publish(chunks[:10]...)
+				rest = chunks[10:]
+			}
+			eventually(t, 30*time.Second, "a group written early", func() bool {
+				return r.metric(t, "sluice_merger_early_groups") == 1
+			})
+			e.publish(rest...)
+			if tc.name == "registry" {
+				// Another archive of the table adds a column and commits first.
+				other := tbatch{archive: "e2000000000000000002", table: "wide", members: []tmember{
+					{name: "wide_20250102_1.csv", date: "2025-01-02", batch: "1", header: "id,name,v,extra", records: []string{"1,a,2,x\n"}},
+				}}
+				e.publishBatch(other)
+				if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != other.archive {
+					t.Fatalf("committed %s first", bc.ArchiveId)
+				}
+			}
+			e.publish(marker)
+			bc := ev.nextCommitted(t, 30*time.Second)
+			if bc.ArchiveId != tb.archive {
+				t.Fatalf("committed %s", bc.ArchiveId)
+			}
+			// Integers read back as written under float64 too (FormatFloat 'g' of values < 2^21).
+			if got := e.readRows(bc); !slices.Equal(got, recs) {
+				t.Fatalf("read back %d rows, want %d (first %q, want %q)", len(got), len(recs), first(got), first(recs))
+			}
+			if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); n != 1 {
+				t.Fatalf("groups parsed at commit: %v, want 1", n)
+			}
+			eventually(t, 10*time.Second, "memory given back", func() bool {
+				return r.metric(t, "sluice_merger_memory_bytes") == 0 && r.metric(t, "sluice_merger_early_groups") == 0
+			})
+			if n := e.leftoverUploads(); n != 0 {
+				t.Fatalf("%d unfinished uploads left in the output", n)
+			}
+		})
+	}
+}
+
+// TestWrittenEarlyHandedBack: a merger that stops while writing a group early aborts what it
+// wrote (nothing left in the output) and frees its memory; the next merger commits the batch.
+func TestWrittenEarlyHandedBack(t *testing.T) {
+	e := newEnv(t, sinks[1])
+	ev := e.committedEvents()
+	r := e.start(earlyTestConfig("m1"), nil, nil)
+	tb, recs := bigBatch("e3000000000000000001", "back", 20000, func(i int) string { return fmt.Sprint(i) })
+	chunks, marker, _ := tb.msgs(e.bus.Subjects)
+	e.publish(chunks...)
+	eventually(t, 30*time.Second, "a group written early", func() bool {
+		return r.metric(t, "sluice_merger_early_groups") == 1
+	})
+	r.stop()
+	if g := r.metric(t, "sluice_merger_early_groups"); g != 0 {
+		t.Fatalf("groups written early after stop: %v", g)
+	}
+	if n := e.leftoverUploads(); n != 0 {
+		t.Fatalf("%d unfinished uploads left in the output", n)
+	}
+	// The chunks come back in any order (those in m1's last pull only after AckWait), so the
+	// second merger may write the group early or at commit: the rows are what counts.
+	e.start(earlyTestConfig("m2"), nil, nil)
+	e.publish(marker)
+	bc := ev.nextCommitted(t, 60*time.Second)
+	if got := e.readRows(bc); !slices.Equal(got, recs) {
+		t.Fatalf("read back %d rows, want %d", len(got), len(recs))
+	}
+}
