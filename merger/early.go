@@ -97,7 +97,7 @@ func (b *batch) startEarly(cols []table.ColumnType, processDate, batchID string)
 		return nil
 	}
 	ec.gauge.Inc()
-	c.log.Debug("writing a group early", "table", b.key.table, "archive", b.key.archive, "process_date", g.processDate,
+	c.log.Info("writing a group early", "table", b.key.table, "archive", b.key.archive, "process_date", g.processDate,
 		"batch_id", g.batchID, "schema_version", s.Version)
 	return &earlyGroup{cfg: ec, s: s, absent: absent, o: o, gw: gw}
 }

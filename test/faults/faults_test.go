@@ -127,12 +127,17 @@ func TestTwoMergersOneKilled(t *testing.T) {
 }
 
 // TestKillMerger: kill -9 of the merger at a crash point (mid-batch, between upload and event,
-// between event and ack; seeded) and once more at a random moment; restarted each time.
+// between event and ack; seeded) and once more at a random moment; restarted each time. One
+// member is large enough to be written early (`run`'s 96 MiB budget), so a kill may land while
+// its row groups are being uploaded.
 func TestKillMerger(t *testing.T) {
 	t.Parallel()
 	points := []crashPoint{{"merger.chunk", 8}, {"merger.uploaded", 8}, {"merger.committed", 8}}
 	forSeeds(t, knobs.seeds, func(t *testing.T, seed int64) {
-		killTest(t, seed, "merger1", "kill-merger", points, 4*time.Second)
+		killTest(t, seed, "merger1", "kill-merger", points, 4*time.Second, func(sp *spec) {
+			sp.hugeBytes = knobs.hugeBytes
+			sp.mergerArgs = []string{"--memory-budget", "96MiB"}
+		})
 	})
 }
 
@@ -173,12 +178,17 @@ func TestNATSRestart(t *testing.T) {
 // TestS3Faults: every S3 request of the mergers and the summarizer fails with probability
 // FAULT_S3_RATE (503 SlowDown, 500, connection reset, slow answer, body cut short, answer lost
 // after S3 acted): retries absorb them; no partial object is ever visible (watched during the
-// run); no multipart upload is left behind. One member is large enough for multipart uploads.
+// run); no multipart upload is left behind. One member is large enough for multipart uploads,
+// and (with `run`'s 96 MiB budget) to be written early: its row groups uploaded as it arrives.
 func TestS3Faults(t *testing.T) {
 	t.Parallel()
 	forSeeds(t, knobs.seeds, func(t *testing.T, seed int64) {
 		s := run(t, spec{caseName: "s3-faults", seed: seed, s3: true, proxy: true, hugeBytes: knobs.hugeBytes, timeout: 6 * time.Minute,
-			inject: func(s *scenario) { s.proxy.setRate(knobs.s3Rate) }})
+			mergerArgs: []string{"--memory-budget", "96MiB"},
+			inject:     func(s *scenario) { s.proxy.setRate(knobs.s3Rate) }})
+		if s.logCount("merger1", "writing a group early") == 0 {
+			t.Errorf("no group was written early: raise FAULT_HUGE_MB")
+		}
 		ops := s.proxy.opCounts()
 		t.Logf("watched %d object versions during the run; %d S3 requests through the proxy: %s", s.watched, s.proxy.reqs.Load(), faultString(ops))
 		if ops["CompleteMultipartUpload"] == 0 {
@@ -295,10 +305,10 @@ type crashPoint struct {
 // killTest arms the seed's crash point of stage (n-th hit, n seeded in [1, maxN]; armed until it
 // fires) and also kills the stage at a random moment in [0, window] after the producer starts,
 // unless the run has completed by then; the supervisor restarts it each time.
-func killTest(t *testing.T, seed int64, procName, caseName string, points []crashPoint, window time.Duration) {
+func killTest(t *testing.T, seed int64, procName, caseName string, points []crashPoint, window time.Duration, opts ...func(*spec)) {
 	cp := points[int(((seed-1)%int64(len(points))+int64(len(points)))%int64(len(points)))]
 	var armed string
-	s := run(t, spec{caseName: caseName, seed: seed, s3: seed%2 == 0, timeout: 6 * time.Minute,
+	sp := spec{caseName: caseName, seed: seed, s3: seed%2 == 0, timeout: 6 * time.Minute,
 		arm: func(s *scenario) map[string]string {
 			armed = fmt.Sprintf("%s:%d", cp.name, 1+s.intn(cp.maxN))
 			return map[string]string{procName: armed}
@@ -313,7 +323,11 @@ func killTest(t *testing.T, seed int64, procName, caseName string, points []cras
 			if s.proc(procName).kill9(false, nil) {
 				s.t.Logf("killed %s at a random moment, %s after the producer started", procName, d.Round(time.Millisecond))
 			}
-		}})
+		}}
+	for _, o := range opts {
+		o(&sp)
+	}
+	s := run(t, sp)
 	if s.faults("crashpoint "+armed) == 0 {
 		t.Errorf("crash point %s never fired", armed)
 	}

@@ -69,6 +69,8 @@ type spec struct {
 	nodes int
 	// csvBytes overrides FAULT_MB for this run (0: FAULT_MB).
 	csvBytes int64
+	// mergerArgs are added to every merger's command line.
+	mergerArgs []string
 }
 
 // scenario is one run: its nats-server, processes, output and figures.
@@ -169,7 +171,7 @@ func run(t *testing.T, sp spec) *scenario {
 	s.startProc("extractor", "extractor")
 	for i := 1; i <= sp.mergers; i++ {
 		name := fmt.Sprintf("merger%d", i)
-		s.startProc(name, "merger", "--out", s.out, "--instance", name)
+		s.startProc(name, append([]string{"merger", "--out", s.out, "--instance", name}, sp.mergerArgs...)...)
 		if i < sp.mergers { // merger1 is up (consumers created, pulling) before merger2 starts
 			s.waitLog(name, `"msg":"merger started"`, time.Minute)
 		}
