@@ -368,16 +368,17 @@ func (b *batch) takeCollected(processDate, batchID string) (*table.Collector, in
 	return c, n, ""
 }
 
-// dropCollected gives up every group's collected rows (the spiller, under memory pressure, or
-// close) and returns the bytes freed. Their groups are parsed from the CSV at commit.
-func (b *batch) dropCollected(why string, closing bool) int64 {
+// dropCollected gives up the groups' collected rows (the spiller, under memory pressure: those of
+// groups written early only when early is true; or close: every group's) and returns the bytes
+// freed. Their groups are parsed from the CSV at commit.
+func (b *batch) dropCollected(why string, closing, early bool) int64 {
 	b.collectMu.Lock()
 	defer b.collectMu.Unlock()
 	b.collectDone = b.collectDone || closing
 	var freed int64
 	for _, g := range b.collected {
-		if g.early != nil && !closing {
-			continue // one open segment: what it holds is bounded, and giving it up wastes what was written
+		if g.early != nil && !closing && !early {
+			continue
 		}
 		freed += g.giveUp(why)
 	}
@@ -599,7 +600,7 @@ func (b *batch) close() (hs []handle, mem, spilled int64) {
 	}
 	b.chunks, b.handles = nil, nil
 	b.mu.Unlock()
-	mem += b.dropCollected("batch closed", true) // after batch.mu: both are leaf locks
+	mem += b.dropCollected("batch closed", true, true) // after batch.mu: both are leaf locks
 	return hs, mem, spilled
 }
 

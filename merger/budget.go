@@ -1,8 +1,10 @@
 package merger
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,20 +166,23 @@ func (s *spiller) relieve() {
 }
 
 // dropCollected drops the largest set of rows parsed on arrival held by a batch not being
-// committed; false when there is none.
+// committed; false when there is none. Groups written early (one open segment each) are dropped
+// only when no other rows are left to drop: it aborts what they wrote, but pausing with nothing
+// left to free could wait forever.
 func (s *spiller) dropCollected() bool {
-	var pick *batch
-	var pickBytes int64
-	for _, b := range s.openBatches() {
-		if n := b.collectBytes.Load(); n > pickBytes && !b.inCommit.Load() {
-			pick, pickBytes = b, n
+	bs := s.openBatches()
+	slices.SortFunc(bs, func(a, b *batch) int { return cmp.Compare(b.collectBytes.Load(), a.collectBytes.Load()) })
+	for _, early := range []bool{false, true} {
+		for _, b := range bs {
+			if b.collectBytes.Load() == 0 || b.inCommit.Load() {
+				continue
+			}
+			if freed := b.dropCollected("memory budget reached", false, early); freed > 0 {
+				s.add(-freed)
+				s.log.Debug("dropped rows parsed on arrival", "batch", b.key.String(), "bytes", freed, "written_early", early)
+				return true
+			}
 		}
 	}
-	if pick == nil {
-		return false
-	}
-	freed := pick.dropCollected("memory budget reached", false)
-	s.add(-freed)
-	s.log.Debug("dropped rows parsed on arrival", "batch", pick.key.String(), "bytes", freed)
-	return freed > 0
+	return false
 }

@@ -75,6 +75,10 @@ type Config struct {
 	// cannot be converted to the schema the batch commits under, the batch is parsed from its CSV at
 	// commit. Negative: always parse at commit.
 	ParseLimit int64
+	// EarlyGroups: how many groups (a table's process date and batch id in one batch) larger than a
+	// row group may be written early at once, their row groups encoded and uploaded as their chunks
+	// arrive (merger/early.go; default max(2, MemoryBudget / (2·RowGroupBytes))). Negative: none.
+	EarlyGroups int
 	// MaxObjectBytes: a Parquet object is rotated (part-<archive>-0001.parquet, …) once it holds
 	// this many bytes (default 1 GiB).
 	MaxObjectBytes int64
@@ -185,6 +189,9 @@ func (c Config) withDefaults(partitions int) Config {
 	}
 	if c.ParseLimit == 0 {
 		c.ParseLimit = c.MemoryBudget / 4 * 3
+	}
+	if c.EarlyGroups == 0 {
+		c.EarlyGroups = max(2, int(c.MemoryBudget/(2*c.RowGroupBytes)))
 	}
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = DefaultMaxObjectBytes

@@ -40,11 +40,14 @@ type earlyConfig struct {
 }
 
 // earlyStartSegments is how many sealed segments a group holds before it is written early.
-const earlyStartSegments = 2
+const earlyStartSegments = 1
 
+// newEarlyConfig returns how the merger writes groups early (nil when Config.EarlyGroups < 0).
 func newEarlyConfig(ctx context.Context, c *committer, gauge prometheus.Gauge) *earlyConfig {
-	n := max(1, int(c.cfg.MemoryBudget/(4*c.cfg.RowGroupBytes)))
-	return &earlyConfig{c: c, ctx: ctx, slots: make(chan struct{}, n), gauge: gauge}
+	if c.cfg.EarlyGroups < 0 {
+		return nil
+	}
+	return &earlyConfig{c: c, ctx: ctx, slots: make(chan struct{}, c.cfg.EarlyGroups), gauge: gauge}
 }
 
 // earlyGroup is a group being written early.

@@ -14,8 +14,8 @@ import (
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
-// earlyConfig makes groups of a few thousand rows large: 64 KiB row groups, so a group is
-// written early once two of them are sealed.
+// earlyTestConfig makes groups of a few thousand rows large: 64 KiB row groups, so a group is
+// written early once one of them is sealed.
 func earlyTestConfig(instance string) Config {
 	cfg := testConfig(instance)
 	cfg.RowGroupBytes = 64 << 10
@@ -58,7 +58,7 @@ func (e *env) leftoverUploads() int {
 	return n
 }
 
-// TestWrittenEarly: a group larger than two row groups is written as its chunks arrive and
+// TestWrittenEarly: a group larger than a row group is written as its chunks arrive and
 // committed with its batch: the rows read back are the CSV's, in order, with the data-quality
 // rules applied on the way (a quarantine rule removes its rows), nothing is left unfinished in
 // the output and the memory is given back.

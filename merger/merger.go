@@ -126,7 +126,9 @@ func (m *Merger) Run(ctx context.Context) error {
 	} else {
 		m.log.Warn("stopping without a NATS connection: held messages return after AckWait, pins after PinnedTTL")
 	}
-	m.early.aborting.Wait() // the early writes of the batches handed back
+	if m.early != nil {
+		m.early.aborting.Wait() // the early writes of the batches handed back
+	}
 	m.cleanSpillDir()
 	_ = os.Remove(m.cfg.SpillDir)
 	m.log.Info("merger stopped", "instance", m.cfg.Instance)

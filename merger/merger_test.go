@@ -34,7 +34,8 @@ func TestMerger(t *testing.T) {
 			t.Run("RestartByteIdentical", func(t *testing.T) { testRestart(t, sk) })
 			t.Run("TwoMergers", func(t *testing.T) { testTwoMergers(t, sk) })
 			t.Run("JoinMidStream", func(t *testing.T) { testJoinMidStream(t, sk) })
-			t.Run("SpillInterleaved", func(t *testing.T) { testSpill(t, sk) })
+			t.Run("SpillInterleaved", func(t *testing.T) { testSpill(t, sk, false) })
+			t.Run("SpillInterleavedWrittenEarly", func(t *testing.T) { testSpill(t, sk, true) })
 		})
 	}
 }
@@ -452,13 +453,19 @@ func pullsElsewhereOver(r *running) bool {
 	return true
 }
 
-func testSpill(t *testing.T, sk sink) {
+func testSpill(t *testing.T, sk sink, early bool) {
 	e := newEnv(t, sk)
 	ev := e.committedEvents()
 	cfg := testConfig("m1")
 	cfg.MemoryBudget = 2 << 20
 	cfg.RowGroupBytes = 256 << 10
 	cfg.ParseLimit = 64 << 20 // rows parsed on arrival are bounded by the budget alone: the spiller drops them
+	cfg.EarlyGroups = -1
+	if early {
+		// Every batch is written early, with open segments that fill the budget between them: the
+		// writers and, as a last resort, dropping their rows keep the merger going.
+		cfg.EarlyGroups = 4
+	}
 	r := e.start(cfg, nil, nil)
 
 	const archives, rows = 4, 16000
@@ -502,8 +509,11 @@ func testSpill(t *testing.T, sk sink) {
 	if got := r.metric(t, "sluice_merger_spilled_bytes_total"); got == 0 {
 		t.Fatal("nothing spilled")
 	}
-	if got := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); got == 0 {
+	if got := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); got == 0 && !early {
 		t.Fatal("no rows parsed on arrival were dropped for the budget")
+	}
+	if got := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "early"); (got == 0) == early {
+		t.Fatalf("%v groups written early", got)
 	}
 	counts := map[string]int{}
 	for _, k := range e.keys("big/") {
