@@ -74,7 +74,13 @@ type env struct {
 
 func newEnv(t *testing.T, sk sink) *env {
 	t.Helper()
-	e := &env{t: t, bus: bustest.New(t), out: sk.open(t), alloc: memory.NewCheckedAllocator(memory.NewGoAllocator())}
+	return newEnvOn(t, sk, bustest.New(t))
+}
+
+// newEnvOn is newEnv on a bus of the test's choosing (a cluster's, say).
+func newEnvOn(t *testing.T, sk sink, b *bus.Bus) *env {
+	t.Helper()
+	e := &env{t: t, bus: b, out: sk.open(t), alloc: memory.NewCheckedAllocator(memory.NewGoAllocator())}
 	// Registered first, so it runs after every merger's stop (cleanups run last in, first out): a
 	// merger still running holds Arrow memory (rows parsed on arrival) until it stops.
 	t.Cleanup(func() { e.alloc.AssertSize(t, 0) })

@@ -226,6 +226,22 @@ func (p *partition) unpin(ctx context.Context, pin string) {
 // pin retired here while the server keeps delivering under it would have every message handed
 // back as "of a lost ownership", round after round, until MaxDeliver.
 //
+// Only an unreplicated (R1) consumer is reset: there the server resets it at once, under the
+// consumer's lock. A replicated one (a cluster) is left as it is, and what was lost in flight comes
+// back after AckWait, because a reset of a consumer in use can lose messages there: nats-server
+// (from 2.14, nats-io/nats-server#8062; 2.15.2 here) computes the sequence to reset to when asked
+// but applies the reset only once it has quorum, and in between the leader goes on with its old
+// state — a delivery to a pull waiting there (ours or another merger's), a skip past other
+// partitions' new messages, the new deadline of an InProgress or a delayed Nak — each a
+// replicated update that lands after the reset. It raises the replicated "delivered" sequence
+// past messages the reset then hands out again, and the replicas do not record a redelivery below
+// that sequence as pending. The leader's memory is right, so nothing shows until the next leader
+// change: the new leader counts those messages as acked and never delivers them again. A CI run
+// of the cluster-node-lost fault case failed that way: a reset between two leader changes of
+// merger-p3, then the markers of two batches came back after AckWait, four times, without their
+// chunks, and were dead-lettered. TestReplicatedConsumerResetLosesPending reproduces the server's
+// side, TestLeaderChangeOnReplicatedConsumer checks the merger's.
+//
 // Only an owner resyncs (owner: pinned, or holding messages): a merger whose pull was merely
 // waiting had nothing delivered to lose, and its reset would take back messages the owner holds
 // — even the batch it is committing, which another merger would then commit a second time.
@@ -233,7 +249,24 @@ func (p *partition) unpin(ctx context.Context, pin string) {
 // its tomb or the ledger; a batch committed again writes the same objects and a de-duplicated
 // event).
 func (p *partition) resync(ctx context.Context, reason string) {
+	var info *jetstream.ConsumerInfo
 	err := p.m.retryCluster(ctx, func(ctx context.Context) error {
+		var err error
+		info, err = p.cons.Info(ctx)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("look up consumer after "+reason+"; not resetting it: undelivered messages return after AckWait", "err", err)
+		}
+		return
+	}
+	if replicated(info) {
+		p.log.Info("replicated consumer not reset: messages lost in flight return after AckWait",
+			"reason", reason, "ack_wait", p.m.cfg.AckWait)
+		return
+	}
+	err = p.m.retryCluster(ctx, func(ctx context.Context) error {
 		_, err := p.m.deps.Bus.JS.ResetConsumer(ctx, p.m.deps.Bus.Subjects.RowsStream(), p.name)
 		return err
 	})
@@ -244,6 +277,11 @@ func (p *partition) resync(ctx context.Context, reason string) {
 		return
 	}
 	p.log.Info("partition resynced: its un-acked messages are delivered again now", "reason", reason)
+}
+
+// replicated reports whether a consumer is replicated (R>1): resync does not reset those.
+func replicated(info *jetstream.ConsumerInfo) bool {
+	return info.Config.Replicas > 1 || (info.Cluster != nil && len(info.Cluster.Replicas) > 0)
 }
 
 // owner reports whether deliveries of this partition were being made to this merger: it is
