@@ -2,6 +2,7 @@ package merger
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -57,10 +58,11 @@ type earlyGroup struct {
 	absent []string
 	o      *groupOut
 
-	mu   sync.Mutex // taken by write, finish and abort: one at a time
-	gw   *groupWriter
-	err  error // the first failed write: the group is then not adopted
-	done bool  // finished or aborted
+	mu     sync.Mutex // taken by write, finish and abort: one at a time
+	gw     *groupWriter
+	rowsIn int64 // rows handed to the writer (before the data-quality rules)
+	err    error // the first failed write: the group is then not adopted
+	done   bool  // finished or aborted
 }
 
 // startEarly starts writing the group (processDate, batchID) early, under the registry's schema
@@ -130,6 +132,7 @@ func (e *earlyGroup) write(recs []arrow.RecordBatch, acct int64) {
 			e.cfg.c.mem.add(-share)
 			continue
 		}
+		e.rowsIn += rec.NumRows()
 		if err := e.gw.emit(rec, share); err != nil {
 			e.err = err
 			e.cfg.c.log.Info("writing a group early failed: it is written at commit", "table", e.gw.b.key.table,
@@ -140,8 +143,8 @@ func (e *earlyGroup) write(recs []arrow.RecordBatch, acct int64) {
 
 // adoptable converts the rest of the group's rows parsed on arrival (coll, consumed) to s for
 // the commit; it returns why the early objects cannot be the group's when the batch commits
-// under s with the group's columns absent.
-func (e *earlyGroup) adoptable(s *table.Schema, absent []string, coll *table.Collector) ([]arrow.RecordBatch, string) {
+// under s with the group's columns absent and rows rows in its chunks.
+func (e *earlyGroup) adoptable(s *table.Schema, absent []string, rows int64, coll *table.Collector) ([]arrow.RecordBatch, string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
@@ -153,6 +156,9 @@ func (e *earlyGroup) adoptable(s *table.Schema, absent []string, coll *table.Col
 		return nil, "the batch commits under another schema"
 	case !slices.Equal(e.absent, absent):
 		return nil, "other members joined the group"
+	case e.rowsIn+int64(coll.Rows()) != rows || int64(coll.Taken()) != e.rowsIn:
+		// Never expected: every row of the chunks is in the objects or in the Collector, once.
+		return nil, fmt.Sprintf("%d rows written early and %d held, of %d (%d taken)", e.rowsIn, coll.Rows(), rows, coll.Taken())
 	}
 	recs, err := coll.Records(s)
 	if err != nil {

@@ -141,7 +141,11 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	coll, collBytes, why := b.takeCollected(o.g.processDate, o.g.batchID)
 	defer c.mem.add(-collBytes)
 	if e := b.takeEarly(o.g.processDate, o.g.batchID); e != nil {
-		recs, ewhy := e.adoptable(s, absent, coll)
+		var rows int64
+		for _, ch := range o.g.chunks {
+			rows += ch.rows
+		}
+		recs, ewhy := e.adoptable(s, absent, rows, coll)
 		if ewhy == "" {
 			return c.finishEarly(ctx, e, recs, o)
 		}
@@ -150,6 +154,10 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 			coll.Release() // its sealed segments were written early: it no longer holds every row
 			coll, why = nil, "written early, then "+ewhy
 		}
+	}
+	if coll != nil && coll.Taken() > 0 { // rows handed to an early writer that is gone: never used alone
+		coll.Release()
+		coll, why = nil, "its first rows were written early, then abandoned"
 	}
 
 	gw, err := c.newGroupWriter(ctx, b, s, absent, o)

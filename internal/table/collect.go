@@ -36,6 +36,7 @@ type Collector struct {
 	dead  string // why the Collector gave up ("" while it holds every row)
 
 	sealedBytes int64
+	taken       int // rows of the segments TakeSealed handed out
 
 	// per Observe call
 	colOf []int // header position -> index in cols
@@ -345,9 +346,15 @@ func (c *Collector) TakeSealed(s *Schema) (recs []arrow.RecordBatch, freed int64
 		}
 	}
 	freed = c.sealedBytes
+	for _, seg := range c.segs {
+		c.taken += seg.rows
+	}
 	c.segs, c.sealedBytes = nil, 0
 	return recs, freed, nil
 }
+
+// Taken returns the rows TakeSealed handed out: Rows and Records no longer hold them.
+func (c *Collector) Taken() int { return c.taken }
 
 // records converts segs to s (see Records).
 func (c *Collector) records(segs []collectSegment, s *Schema) ([]arrow.RecordBatch, error) {
