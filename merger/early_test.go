@@ -48,6 +48,23 @@ func (e *env) readRows(bc *sluicev1.BatchCommitted) []string {
 	return got
 }
 
+// settled checks that the one group of the test was written when said ("early", or "commit" when
+// what was written early was not adopted), that the budget and the early writers are back to zero
+// and that nothing unfinished is left in the output.
+func (e *env) settled(r *running, when string) {
+	t := e.t
+	t.Helper()
+	if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", when); n != 1 {
+		t.Fatalf("groups written at %s: %v, want 1", when, n)
+	}
+	eventually(t, 10*time.Second, "memory given back", func() bool {
+		return r.metric(t, "sluice_merger_memory_bytes") == 0 && r.metric(t, "sluice_merger_early_groups") == 0
+	})
+	if n := e.leftoverUploads(); n != 0 {
+		t.Fatalf("%d unfinished uploads left in the output", n)
+	}
+}
+
 // leftoverUploads counts the unfinished uploads (S3 multipart uploads, temporary files) in the
 // output, aborting them.
 func (e *env) leftoverUploads() int {
@@ -87,15 +104,7 @@ func TestWrittenEarly(t *testing.T) {
 			if bc.RowsOut != 19001 || bc.Quarantined != 999 {
 				t.Fatalf("rows out %d, quarantined %d; want 19001 and 999", bc.RowsOut, bc.Quarantined)
 			}
-			if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "early"); n != 1 {
-				t.Fatalf("groups written early: %v, want 1", n)
-			}
-			eventually(t, 10*time.Second, "memory given back", func() bool {
-				return r.metric(t, "sluice_merger_memory_bytes") == 0 && r.metric(t, "sluice_merger_early_groups") == 0
-			})
-			if n := e.leftoverUploads(); n != 0 {
-				t.Fatalf("%d unfinished uploads left in the output", n)
-			}
+			e.settled(r, "early")
 		})
 	}
 }
@@ -167,15 +176,7 @@ func TestWrittenEarlyNotAdopted(t *testing.T) {
 			if got := e.readRows(bc); !slices.Equal(got, recs) {
 				t.Fatalf("read back %d rows, want %d (first %q, want %q)", len(got), len(recs), first(got), first(recs))
 			}
-			if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", "commit"); n != 1 {
-				t.Fatalf("groups parsed at commit: %v, want 1", n)
-			}
-			eventually(t, 10*time.Second, "memory given back", func() bool {
-				return r.metric(t, "sluice_merger_memory_bytes") == 0 && r.metric(t, "sluice_merger_early_groups") == 0
-			})
-			if n := e.leftoverUploads(); n != 0 {
-				t.Fatalf("%d unfinished uploads left in the output", n)
-			}
+			e.settled(r, "commit")
 		})
 	}
 }
