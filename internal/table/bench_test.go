@@ -58,11 +58,16 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// reportCPU reports throughput per CPU second as well as b.SetBytes' wall-clock MB/s: on a shared machine the
-// wall clock counts time spent waiting for a core. GC workers count, so the figure is conservative.
-func reportCPU(b *testing.B, bytesPerOp int, start time.Duration) {
-	if d := cpuTime() - start; d > 0 {
-		b.ReportMetric(float64(bytesPerOp)*float64(b.N)/1e6/d.Seconds(), "MB/cpu-s")
+// measureCPU sets the benchmark's bytes per op and returns the function (to defer) that reports throughput per
+// CPU second as well as b.SetBytes' wall-clock MB/s: on a shared machine the wall clock counts time spent waiting
+// for a core. GC workers count, so the figure is conservative.
+func measureCPU(b *testing.B, bytesPerOp int) func() {
+	b.SetBytes(int64(bytesPerOp))
+	start := cpuTime()
+	return func() {
+		if d := cpuTime() - start; d > 0 {
+			b.ReportMetric(float64(bytesPerOp)*float64(b.N)/1e6/d.Seconds(), "MB/cpu-s")
+		}
 	}
 }
 
@@ -71,10 +76,8 @@ func reportCPU(b *testing.B, bytesPerOp int, start time.Duration) {
 func BenchmarkInferAndBuild(b *testing.B) {
 	chunks, total := benchCSV(8 << 20)
 	mem := memory.NewGoAllocator()
-	b.SetBytes(int64(total))
 	b.ReportAllocs()
-	start := cpuTime()
-	defer func() { reportCPU(b, total, start) }()
+	defer measureCPU(b, total)()
 	for b.Loop() {
 		in := NewInferer(Options{})
 		line := int64(2)
@@ -107,10 +110,8 @@ func BenchmarkInferAndBuild(b *testing.B) {
 func BenchmarkCollect(b *testing.B) {
 	chunks, total := benchCSV(8 << 20)
 	mem := memory.NewGoAllocator()
-	b.SetBytes(int64(total))
 	b.ReportAllocs()
-	start := cpuTime()
-	defer func() { reportCPU(b, total, start) }()
+	defer measureCPU(b, total)()
 	for b.Loop() {
 		in := NewInferer(Options{})
 		c := NewCollector(mem, Options{}, 64<<20)
@@ -134,10 +135,8 @@ func BenchmarkCollect(b *testing.B) {
 // BenchmarkInfer and BenchmarkBuild split the work of BenchmarkInferAndBuild.
 func BenchmarkInfer(b *testing.B) {
 	chunks, total := benchCSV(8 << 20)
-	b.SetBytes(int64(total))
 	b.ReportAllocs()
-	start := cpuTime()
-	defer func() { reportCPU(b, total, start) }()
+	defer measureCPU(b, total)()
 	for b.Loop() {
 		in := NewInferer(Options{})
 		for _, c := range chunks {
@@ -158,10 +157,8 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	s, _ := Evolve("bench", nil, in.Columns(), Options{})
 	mem := memory.NewGoAllocator()
-	b.SetBytes(int64(total))
 	b.ReportAllocs()
-	start := cpuTime()
-	defer func() { reportCPU(b, total, start) }()
+	defer measureCPU(b, total)()
 	for b.Loop() {
 		bld := NewBuilder(mem, s, Options{})
 		for _, c := range chunks {
@@ -177,9 +174,7 @@ func BenchmarkBuild(b *testing.B) {
 func BenchmarkScan(b *testing.B) {
 	chunks, total := benchCSV(8 << 20)
 	s := newScanner(',')
-	b.SetBytes(int64(total))
-	start := cpuTime()
-	defer func() { reportCPU(b, total, start) }()
+	defer measureCPU(b, total)()
 	for b.Loop() {
 		for _, c := range chunks {
 			s.reset(c, 2)
@@ -226,9 +221,7 @@ func BenchmarkScanQuoted(b *testing.B) {
 		}
 	}
 	data := buf.Bytes()
-	b.SetBytes(int64(len(data)))
-	start := cpuTime()
-	defer func() { reportCPU(b, len(data), start) }()
+	defer measureCPU(b, len(data))()
 	for b.Loop() {
 		s.reset(data, 2)
 		for s.next() {
