@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -269,22 +268,9 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 	var outs []*groupOut
 	defer func() {
 		for _, o := range outs {
-			if o.qfile != nil {
-				name := o.qfile.Name()
-				_ = o.qfile.Close()
-				_ = os.Remove(name)
-			}
+			o.removeScratch()
 			if err != nil {
-				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				for _, p := range o.parts {
-					if p.fw != nil && !p.done {
-						_ = p.fw.Close()
-					}
-					if p.w != nil {
-						_ = p.w.Abort(actx)
-					}
-				}
-				cancel()
+				o.abortParts(ctx)
 			}
 		}
 	}()

@@ -3,7 +3,6 @@ package merger
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -205,21 +204,8 @@ func (e *earlyGroup) abort(why string) {
 	e.done = true
 	defer e.release()
 	e.gw.close()
-	actx, cancel := context.WithTimeout(context.WithoutCancel(e.cfg.ctx), 30*time.Second)
-	defer cancel()
-	for _, p := range e.o.parts {
-		if p.fw != nil && !p.done {
-			_ = p.fw.Close()
-		}
-		if p.w != nil {
-			_ = p.w.Abort(actx)
-		}
-	}
-	if e.o.qfile != nil {
-		name := e.o.qfile.Name()
-		_ = e.o.qfile.Close()
-		_ = os.Remove(name)
-	}
+	e.o.abortParts(e.cfg.ctx)
+	e.o.removeScratch()
 	b := e.gw.b
 	e.cfg.c.log.Info("stopped writing a group early: it is written at commit", "table", b.key.table, "archive", b.key.archive,
 		"process_date", e.o.g.processDate, "batch_id", e.o.g.batchID, "why", why)

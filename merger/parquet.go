@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -76,6 +77,30 @@ type groupOut struct {
 	results        []quality.Result  // the group's data-quality outcomes
 	profiles       []quality.Profile // its column profiles
 	failed         bool              // a fail rule failed (only when the commit is forced)
+}
+
+// abortParts abandons the group's objects: their uploads are aborted (also when ctx is done, for
+// up to 30 s), nothing of them becomes visible.
+func (o *groupOut) abortParts(ctx context.Context) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, p := range o.parts {
+		if p.fw != nil && !p.done {
+			_ = p.fw.Close()
+		}
+		if p.w != nil {
+			_ = p.w.Abort(actx)
+		}
+	}
+}
+
+// removeScratch deletes the group's quarantine scratch file, if any.
+func (o *groupOut) removeScratch() {
+	if o.qfile != nil {
+		name := o.qfile.Name()
+		_ = o.qfile.Close()
+		_ = os.Remove(name)
+	}
 }
 
 type countingWriter struct {
