@@ -108,15 +108,15 @@ func (b *batch) startEarly(cols []table.ColumnType, processDate, batchID string)
 
 // groupAbsent is absentColumns for the chunks of g received so far.
 func (b *batch) groupAbsent(g *group, s *table.Schema) []string {
+	var chunks []*chunk
 	b.mu.Lock()
 	for _, ch := range b.chunks {
 		if ch.processDate == g.processDate && ch.batchID == g.batchID {
-			g.chunks = append(g.chunks, ch)
+			chunks = append(chunks, ch)
 		}
 	}
 	b.mu.Unlock()
-	defer func() { g.chunks = nil }()
-	return absentColumns(b, g, s)
+	return absentColumns(b, chunks, s)
 }
 
 // write writes recs (taken from the group's Collector) as the next row groups; acct is the

@@ -162,7 +162,7 @@ func (c *committer) removeStaleParts(ctx context.Context, prefix, archive string
 // RowGroupBytes. Objects rotate at MaxObjectBytes. Every object has every column of s, in registry
 // order: a column no member of the group has is all null.
 func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o *groupOut) error {
-	absent := absentColumns(b, o.g, s)
+	absent := absentColumns(b, o.g.chunks, s)
 	coll, collBytes, why := b.takeCollected(o.g.processDate, o.g.batchID)
 	defer c.mem.add(-collBytes)
 	if e := b.takeEarly(o.g.processDate, o.g.batchID); e != nil {

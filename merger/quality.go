@@ -107,11 +107,11 @@ func (e *qualityFailure) Error() string {
 	return "data quality: " + strings.Join(parts, "; ") + " (relax the rule and `sluice dlq retry`, or commit anyway with `sluice dlq retry --force`)"
 }
 
-// absentColumns are the columns of s that no member of the group has.
-func absentColumns(b *batch, g *group, s *table.Schema) []string {
+// absentColumns are the columns of s that no member of the chunks (a group's) has.
+func absentColumns(b *batch, chunks []*chunk, s *table.Schema) []string {
 	have := map[string]bool{}
 	seen := map[uint32]bool{}
-	for _, ch := range g.chunks {
+	for _, ch := range chunks {
 		if seen[ch.member] {
 			continue
 		}
