@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -229,32 +230,52 @@ func csvChunks(data []byte, size int) [][]byte {
 }
 
 // benchWriteObjects times writing objs as the merger does (objectProps from each object's first
-// record batch) to a byte counter, total being the CSV bytes they came from.
+// record batch) to a byte counter, total being the CSV bytes they came from: "pqFile" is the
+// merger's writer (a row group's columns encoded in parallel), "pqarrow" arrow-go's FileWriter (one
+// column after the other), for comparison.
 func benchWriteObjects(b *testing.B, objs []benchObj, total int64) {
 	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
-	b.SetBytes(total)
-	var out int64
-	for b.Loop() {
-		out = 0
-		for _, o := range objs {
-			cw := &countingWriter{w: io.Discard}
-			fw, err := pqarrow.NewFileWriter(o.schema, cw, objectProps(opts, o.recs[0]), arrowProps)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, r := range o.recs {
-				if err := fw.Write(r); err != nil {
-					b.Fatal(err)
+	type writer interface {
+		Write(arrow.RecordBatch) error
+		Close() error
+	}
+	for _, w := range []struct {
+		name string
+		open func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error)
+	}{
+		{"pqFile", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error) {
+			return newPQFile(sc, w, props, arrowProps)
+		}},
+		{"pqarrow", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error) {
+			return pqarrow.NewFileWriter(sc, w, props, arrowProps)
+		}},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			b.SetBytes(total)
+			var out int64
+			for b.Loop() {
+				out = 0
+				for _, o := range objs {
+					cw := &countingWriter{w: io.Discard}
+					fw, err := w.open(o.schema, cw, objectProps(opts, o.recs[0]))
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, r := range o.recs {
+						if err := fw.Write(r); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := fw.Close(); err != nil {
+						b.Fatal(err)
+					}
+					out += cw.n
 				}
 			}
-			if err := fw.Close(); err != nil {
-				b.Fatal(err)
-			}
-			out += cw.n
-		}
+			b.ReportMetric(float64(out), "parquet-bytes")
+			b.ReportMetric(float64(total)/float64(out), "csv/parquet")
+		})
 	}
-	b.ReportMetric(float64(out), "parquet-bytes")
-	b.ReportMetric(float64(total)/float64(out), "csv/parquet")
 }
 
 // BenchmarkMergerBudget: 8 archives × 30 tables interleaved on the rows stream (markers last, as

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/quality"
@@ -56,7 +55,7 @@ type part struct {
 	key  string
 	w    objstore.Writer
 	cw   *countingWriter
-	fw   *pqarrow.FileWriter
+	fw   *pqFile
 	rows int64
 	done bool // footer written
 }
@@ -485,7 +484,7 @@ func (c *committer) currentPart(ctx context.Context, b *batch, sc *arrow.Schema,
 	p.w = w
 	p.cw = &countingWriter{w: w}
 	o.parts = append(o.parts, p)
-	fw, err := pqarrow.NewFileWriter(sc, p.cw, objectProps(c.pqOpts, first), c.arrowProps)
+	fw, err := newPQFile(sc, p.cw, objectProps(c.pqOpts, first), c.arrowProps)
 	if err != nil {
 		return nil, fmt.Errorf("start parquet %s: %w", p.key, err)
 	}
