@@ -79,7 +79,7 @@ func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 // writeParquet writes rec as one zstd Parquet file (one row group) to w.
 func writeParquet(w io.Writer, mem memory.Allocator, rec arrow.RecordBatch) error {
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem),
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1), parquet.WithAllocator(mem),
 		parquet.WithStats(true))
 	fw, err := pqarrow.NewFileWriter(rec.Schema(), writerOnly{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
 	if err != nil {
