@@ -164,12 +164,13 @@ func testSchemaDrift(t *testing.T, sk sink) {
 	for p := range uint32(4) {
 		eventually(t, 10*time.Second, "acks", func() bool { return e.ackPending(p) == 0 })
 	}
-	if got := r.metric(t, "sluice_merger_batches_committed_total"); got != 3 {
-		t.Fatalf("committed metric %v", got)
-	}
-	if got := r.metric(t, "sluice_merger_quarantined_rows_total"); got != 2 {
-		t.Fatalf("quarantined metric %v", got)
-	}
+	// The metrics are counted after the acks (which the loop above waits for): wait for them too.
+	eventually(t, 10*time.Second, "committed metric 3", func() bool {
+		return r.metric(t, "sluice_merger_batches_committed_total") == 3
+	})
+	eventually(t, 10*time.Second, "quarantined metric 2", func() bool {
+		return r.metric(t, "sluice_merger_quarantined_rows_total") == 2
+	})
 }
 
 func testCountMismatch(t *testing.T, sk sink) {
