@@ -19,12 +19,14 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// TestPQFileSameBytes: pqFile (columns encoded in parallel) writes byte for byte what
-// pqarrow.FileWriter writes (columns one after the other) for the same record batches and writer
-// properties, and the rows read back. The cases cover every column type of a table schema, nulls
-// (none, some, all), several data pages per column chunk, a dictionary falling back to PLAIN, a
-// record batch split at MaxRowGroupLength, and an empty record batch.
-func TestPQFileSameBytes(t *testing.T) {
+// TestPQFileMatchesPQArrow: pqFile (columns encoded in parallel, dictionary strings indexed by
+// writeStringDict) writes byte for byte what pqarrow.FileWriter writes (columns one after the other,
+// strings hashed by arrow-go) for the same record batches and writer properties, every page's
+// statistics are its own rows', and the rows read back. The cases cover every column type of a
+// table schema, nulls (none, some, all), several data pages per column chunk (dictionary-encoded
+// strings among them), a dictionary falling back to PLAIN, a record batch split at
+// MaxRowGroupLength, and an empty record batch.
+func TestPQFileMatchesPQArrow(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Log("GOMAXPROCS 1: one worker (the parallel path is not exercised)")
 	}
@@ -37,6 +39,8 @@ func TestPQFileSameBytes(t *testing.T) {
 		{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "flag", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
 		{Name: "empty", Type: arrow.BinaryTypes.String, Nullable: true},
+		// 5,000 distinct values: a dictionary whose indices (13 bits) fill several pages.
+		{Name: "code", Type: arrow.BinaryTypes.String, Nullable: true},
 	}, nil)
 	batch := func(off, rows, nullEvery int) arrow.RecordBatch {
 		null := func(i int, v any) any {
@@ -54,6 +58,12 @@ func TestPQFileSameBytes(t *testing.T) {
 			column(t, sc.Field(5).Type, rows, func(i int) any { return null(i, fmt.Sprintf("note %d, \"quoted\"", i+off)) }),
 			column(t, sc.Field(6).Type, rows, func(i int) any { return null(i, (i+off)%5 == 0) }),
 			column(t, sc.Field(7).Type, rows, func(int) any { return nil }),
+			column(t, sc.Field(8).Type, rows, func(i int) any {
+				if (i+off)%11 == 0 {
+					return nil
+				}
+				return fmt.Sprintf("c%04d", (i+off)*7919%5000)
+			}),
 		}
 		rec := array.NewRecordBatch(sc, cols, int64(rows))
 		for _, c := range cols {
@@ -105,6 +115,23 @@ func TestPQFileSameBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameParquet(t, got.Bytes(), want.Bytes())
+			pageStatsOwn(t, got.Bytes(), recs)
+			var again bytes.Buffer
+			pf2, err := newPQFile(sc, &again, tc.props(), arrowProps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if err := pf2.Write(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := pf2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Bytes(), got.Bytes()) && !sameButStatsOrder(got.Bytes(), again.Bytes()) {
+				t.Fatal("the same rows encoded to different bytes")
+			}
 
 			// The rows read back (so the comparison above is not between two equal wrong files).
 			rdr, err := file.NewParquetReader(bytes.NewReader(got.Bytes()))
@@ -182,58 +209,217 @@ func TestPQFileSchemaMismatch(t *testing.T) {
 	}
 }
 
-// sameParquet fails t unless the Parquet objects got and want are the same bytes, but for the
-// order of the encoding statistics of a column chunk that holds pages of two encodings (a dictionary
-// that fell back to PLAIN): arrow-go lists them from a map, so that order differs from run to run
-// whichever writer wrote the object.
+// sameParquet fails t unless the Parquet objects got (pqFile) and want (pqarrow.FileWriter) are the
+// same bytes (but for the order of the encoding statistics, sameButStatsOrder), or differ only
+// where writeStringDict's pages may: the data pages of a dictionary-encoded string column hold
+// their indices at the width of the whole column chunk's dictionary, where arrow-go uses the width
+// of the dictionary so far. Those column chunks must still have the same dictionary page, and data
+// pages of the same rows with the same statistics; every other column chunk the same bytes; and the
+// footers the same values, encodings and statistics.
 func sameParquet(t *testing.T, got, want []byte) {
 	t.Helper()
-	if bytes.Equal(got, want) {
+	if bytes.Equal(got, want) || sameButStatsOrder(got, want) {
 		return
 	}
-	footer := func(b []byte) int { return len(b) - 8 - int(binary.LittleEndian.Uint32(b[len(b)-8:])) }
-	if len(got) != len(want) || !bytes.Equal(got[:footer(got)], want[:footer(want)]) {
-		t.Fatalf("pqFile wrote %d bytes, pqarrow.FileWriter %d: the column chunks differ", len(got), len(want))
+	if g, w := describe(t, got, false), describe(t, want, false); g != w {
+		t.Fatalf("the objects differ:\npqFile:\n%s\npqarrow.FileWriter:\n%s", g, w)
 	}
-	describe := func(b []byte) string {
-		r, err := file.NewParquetReader(bytes.NewReader(b))
-		if err != nil {
+	gr, err := file.NewParquetReader(bytes.NewReader(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Close()
+	wr, err := file.NewParquetReader(bytes.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	chunk := func(b []byte, cc *metadata.ColumnChunkMetaData) []byte {
+		start := cc.DataPageOffset()
+		if cc.HasDictionaryPage() {
+			start = cc.DictionaryPageOffset()
+		}
+		return b[start : start+cc.TotalCompressedSize()]
+	}
+	for rg := range gr.NumRowGroups() {
+		for c := range gr.MetaData().Schema.NumColumns() {
+			gc, _ := gr.MetaData().RowGroup(rg).ColumnChunk(c)
+			wc, _ := wr.MetaData().RowGroup(rg).ColumnChunk(c)
+			if bytes.Equal(chunk(got, gc), chunk(want, wc)) {
+				continue
+			}
+			if gc.Type() != parquet.Types.ByteArray || !gc.HasDictionaryPage() {
+				t.Fatalf("row group %d column %d: the column chunks differ", rg, c)
+			}
+			if gp, wp := pages(t, gr, rg, c), pages(t, wr, rg, c); !slices.Equal(gp, wp) {
+				t.Fatalf("row group %d column %d: pages differ:\npqFile %q\npqarrow %q", rg, c, gp, wp)
+			}
+		}
+	}
+}
+
+// pages describes the pages of a column chunk: the dictionary page's bytes, each data page's values
+// and statistics.
+func pages(t *testing.T, r *file.Reader, rg, c int) []string {
+	t.Helper()
+	pr, err := r.RowGroup(rg).GetColumnPageReader(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for pr.Next() {
+		switch p := pr.Page().(type) {
+		case file.DataPage:
+			st := p.Statistics()
+			out = append(out, fmt.Sprintf("data: %d values, min %q max %q nulls %d", p.NumValues(), st.Min, st.Max, st.NullCount))
+		default:
+			out = append(out, fmt.Sprintf("%v: %d values, %x", p.Type(), p.NumValues(), p.Data()))
+		}
+	}
+	if err := pr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameButStatsOrder reports whether a and b are the same Parquet object but for the order of the
+// encoding statistics of a column chunk that holds pages of two encodings (a dictionary that fell
+// back to PLAIN): arrow-go lists them from a map, so that order differs from run to run.
+func sameButStatsOrder(a, b []byte) bool {
+	footer := func(b []byte) int { return len(b) - 8 - int(binary.LittleEndian.Uint32(b[len(b)-8:])) }
+	if len(a) != len(b) || !bytes.Equal(a[:footer(a)], b[:footer(b)]) {
+		return false
+	}
+	return describe(nil, a, true) == describe(nil, b, true)
+}
+
+// describe renders what a Parquet object's footer says: its schema, key-value metadata and every
+// row group's column chunks (values, encodings, dictionary, statistics; with layout, their offsets,
+// sizes and page counts too). Encoding statistics are sorted (see sameButStatsOrder).
+func describe(t *testing.T, b []byte, layout bool) string {
+	fail := func(err error) {
+		if t != nil {
+			t.Helper()
 			t.Fatal(err)
 		}
-		defer r.Close()
-		md := r.MetaData()
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "rows %d schema %s kv %v %v\n", md.NumRows, md.Schema, md.KeyValueMetadata().Keys(), md.KeyValueMetadata().Values())
-		for g := range md.NumRowGroups() {
-			rg := md.RowGroup(g)
-			fmt.Fprintf(&sb, "row group %d: rows %d bytes %d compressed %d offset %d\n", g, rg.NumRows(), rg.TotalByteSize(), rg.TotalCompressedSize(), rg.FileOffset())
-			for c := range rg.NumColumns() {
-				cc, err := rg.ColumnChunk(c)
+		panic(err)
+	}
+	r, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		fail(err)
+	}
+	defer r.Close()
+	md := r.MetaData()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "rows %d schema %s kv %v %v\n", md.NumRows, md.Schema, md.KeyValueMetadata().Keys(), md.KeyValueMetadata().Values())
+	for g := range md.NumRowGroups() {
+		rg := md.RowGroup(g)
+		fmt.Fprintf(&sb, "row group %d: rows %d\n", g, rg.NumRows())
+		for c := range rg.NumColumns() {
+			cc, err := rg.ColumnChunk(c)
+			if err != nil {
+				fail(err)
+			}
+			var stats string
+			if st, err := cc.Statistics(); err != nil {
+				fail(err)
+			} else if st != nil {
+				enc, err := st.Encode()
 				if err != nil {
-					t.Fatal(err)
+					fail(err)
 				}
-				var stats string
-				if st, err := cc.Statistics(); err != nil {
-					t.Fatal(err)
-				} else if st != nil {
-					enc, err := st.Encode()
-					if err != nil {
-						t.Fatal(err)
-					}
-					stats = fmt.Sprintf("%x %x %d", enc.Min, enc.Max, enc.NullCount)
-				}
+				stats = fmt.Sprintf("%x %x %d", enc.Min, enc.Max, enc.NullCount)
+			}
+			encs := slices.Clone(cc.Encodings())
+			slices.Sort(encs)
+			fmt.Fprintf(&sb, "  column %d: values %d encodings %v dictionary %v stats %s\n", c, cc.NumValues(), encs, cc.HasDictionaryPage(), stats)
+			if layout {
 				es := cc.EncodingStats()
 				slices.SortFunc(es, func(a, b metadata.PageEncodingStats) int {
 					return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
 				})
-				fmt.Fprintf(&sb, "  column %d: values %d encodings %v dict %d data %d sizes %d/%d stats %s pages %v\n",
-					c, cc.NumValues(), cc.Encodings(), cc.DictionaryPageOffset(), cc.DataPageOffset(),
-					cc.TotalCompressedSize(), cc.TotalUncompressedSize(), stats, es)
+				fmt.Fprintf(&sb, "    dict %d data %d sizes %d/%d pages %v\n", cc.DictionaryPageOffset(), cc.DataPageOffset(),
+					cc.TotalCompressedSize(), cc.TotalUncompressedSize(), es)
 			}
 		}
-		return sb.String()
 	}
-	if g, w := describe(got), describe(want); g != w {
-		t.Fatalf("footers differ:\npqFile:\n%s\npqarrow.FileWriter:\n%s", g, w)
+	return sb.String()
+}
+
+// pageStatsOwn checks every data page of the string columns of the Parquet object data, written
+// from recs: its statistics (minimum, maximum, nulls) are those of its own rows.
+func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
+	t.Helper()
+	r, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var all []arrow.RecordBatch
+	for _, rec := range recs {
+		if rec.NumRows() > 0 {
+			all = append(all, rec)
+		}
+	}
+	sc := recs[0].Schema()
+	tbl := array.NewTableFromRecords(sc, all)
+	defer tbl.Release()
+	start := int64(0) // the row group's first row in tbl
+	pages := 0
+	for rg := range r.NumRowGroups() {
+		for c := range sc.NumFields() {
+			if sc.Field(c).Type.ID() != arrow.STRING {
+				continue
+			}
+			col, err := array.Concatenate(tbl.Column(c).Data().Chunks(), memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals := col.(*array.String)
+			pr, err := r.RowGroup(rg).GetColumnPageReader(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := start
+			for pr.Next() {
+				dp, ok := pr.Page().(file.DataPage)
+				if !ok {
+					continue // the dictionary page
+				}
+				pages++
+				n := int64(dp.NumValues())
+				var lo, hi string
+				var nulls int64
+				seen := false
+				for i := row; i < row+n; i++ {
+					if vals.IsNull(int(i)) {
+						nulls++
+						continue
+					}
+					v := vals.Value(int(i))
+					if !seen || v < lo {
+						lo = v
+					}
+					if !seen || v > hi {
+						hi = v
+					}
+					seen = true
+				}
+				st := dp.Statistics()
+				if st.NullCount != nulls || (seen && (string(st.Min) != lo || string(st.Max) != hi)) || (!seen && st.HasMin) {
+					t.Fatalf("row group %d column %s, page of rows [%d, %d): statistics min %q max %q nulls %d, its rows' %q %q %d",
+						rg, sc.Field(c).Name, row, row+n, st.Min, st.Max, st.NullCount, lo, hi, nulls)
+				}
+				row += n
+			}
+			if err := pr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			col.Release()
+		}
+		start += r.MetaData().RowGroup(rg).NumRows()
+	}
+	if pages == 0 {
+		t.Fatal("no data page of a string column checked")
 	}
 }
