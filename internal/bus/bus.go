@@ -341,13 +341,16 @@ func authOptions(cfg Config) ([]nats.Option, error) {
 // MaxPayload is the largest message the connected server accepts.
 func (b *Bus) MaxPayload() int64 { return b.NC.MaxPayload() }
 
-// Close drains the connection and stops the embedded server, if any.
+// Close drains the connection (for up to 5 s) and stops the embedded server, if any.
 func (b *Bus) Close() {
 	if b.NC != nil {
-		_ = b.NC.Drain()
-		deadline := time.Now().Add(5 * time.Second)
-		for !b.NC.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		closed := make(chan struct{})
+		b.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if err := b.NC.Drain(); err == nil {
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		b.NC.Close()
 	}
@@ -356,7 +359,41 @@ func (b *Bus) Close() {
 
 func (b *Bus) shutdownServer() {
 	if b.Server != nil {
+		dropStalePulls(b.Server, b.Cfg.Token)
 		b.Server.Shutdown()
 		b.Server.WaitForShutdown()
+	}
+}
+
+// dropStalePulls has the embedded server forget the pull requests of subscriptions that are gone,
+// before it shuts down. A pull consumer keeps a request until it expires, even when its subscriber
+// has left; nats-server's Shutdown tells every R1 consumer's pending requesters that it is going
+// away and then sleeps 50 ms for those messages to get out, whether anyone is listening or not —
+// a quarter of `sluice run --once`'s shutdown, which follows every run. Consumer info drops the
+// requests that have no subscriber left (TestConsumerInfoDropsStalePulls), so this lists every
+// stream's consumers over a short in-process connection. Best effort, bounded by 2 s.
+func dropStalePulls(srv *server.Server, token string) {
+	opts := []nats.Option{nats.InProcessServer(srv), nats.Name("sluice shutdown")}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		for range st.ListConsumers(ctx).Info() {
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 )
@@ -83,5 +85,59 @@ func TestPartitionSpreadsCorrelatedNames(t *testing.T) {
 				t.Errorf("%d partitions: partition %d got %d of %d names, want about %d", parts, p, c, n, want)
 			}
 		}
+	}
+}
+
+// TestConsumerInfoDropsStalePulls is the canary of dropStalePulls (run on every Close of an
+// embedded server): a pull consumer keeps a waiting request while its subscriber is there and
+// drops it at the first consumer info once the subscriber is gone, long before it expires. When a
+// nats-server upgrade stops doing that, this fails and dropStalePulls no longer saves Shutdown its
+// 50 ms sleep.
+func TestConsumerInfoDropsStalePulls(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	stream := b.Subjects.RowsStream()
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "canary", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bustest.Connect(t, b)
+	inbox := nats.NewInbox()
+	if _, err := other.NC.SubscribeSync(inbox); err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"batch":1,"expires":%d}`, (5 * time.Minute).Nanoseconds())
+	if err := other.NC.PublishRequest(fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.canary", stream), inbox, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumWaiting
+	}
+	// The request is registered and kept while its subscriber is there.
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull request was not registered: %d waiting", waiting())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := waiting(); n != 1 {
+		t.Fatalf("a pull request with a live subscriber was dropped: %d waiting", n)
+	}
+	other.NC.Close()
+	// Gone with its subscriber, 5 minutes before it expires.
+	deadline = time.Now().Add(10 * time.Second)
+	for waiting() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("consumer info kept the pull request of a closed connection: dropStalePulls no longer works")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
