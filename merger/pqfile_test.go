@@ -19,13 +19,15 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// TestPQFileMatchesPQArrow: pqFile (columns encoded in parallel, dictionary strings indexed by
-// writeStringDict) writes byte for byte what pqarrow.FileWriter writes (columns one after the other,
-// strings hashed by arrow-go) for the same record batches and writer properties, every page's
-// statistics are its own rows', and the rows read back. The cases cover every column type of a
-// table schema, nulls (none, some, all), several data pages per column chunk (dictionary-encoded
-// strings among them), a dictionary falling back to PLAIN, a record batch split at
-// MaxRowGroupLength, and an empty record batch.
+// TestPQFileMatchesPQArrow: pqFile (columns encoded in parallel, string dictionary indices assigned
+// by writeStringDict) writes what pqarrow.FileWriter writes (columns one after the other, values hashed by
+// arrow-go) for the same record batches and writer properties (sameParquet: the same bytes but for
+// the width of the dictionary indices on the pages written while arrow-go's dictionary was still
+// growing), every page's statistics are its own rows', the same rows encode to the same bytes
+// twice, and the rows read back. The cases cover every column type of a table schema, nulls (none,
+// some, all), several data pages per column chunk (dictionary-encoded ones among them), a
+// dictionary falling back to PLAIN, a record batch split at MaxRowGroupLength, and an empty record
+// batch.
 func TestPQFileMatchesPQArrow(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Log("GOMAXPROCS 1: one worker (the parallel path is not exercised)")
@@ -41,6 +43,11 @@ func TestPQFileMatchesPQArrow(t *testing.T) {
 		{Name: "empty", Type: arrow.BinaryTypes.String, Nullable: true},
 		// 5,000 distinct values: a dictionary whose indices (13 bits) fill several pages.
 		{Name: "code", Type: arrow.BinaryTypes.String, Nullable: true},
+		// Values that rise with the row: each page holds a narrow range of a large dictionary, so
+		// statistics of the whole dictionary on a page would show.
+		{Name: "rising", Type: arrow.BinaryTypes.String, Nullable: true},
+		// A timestamp without nulls, each value three times (departure times).
+		{Name: "at", Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
 	}, nil)
 	batch := func(off, rows, nullEvery int) arrow.RecordBatch {
 		null := func(i int, v any) any {
@@ -64,6 +71,8 @@ func TestPQFileMatchesPQArrow(t *testing.T) {
 				}
 				return fmt.Sprintf("c%04d", (i+off)*7919%5000)
 			}),
+			column(t, sc.Field(9).Type, rows, func(i int) any { return fmt.Sprintf("v%06d", (i+off)/50) }),
+			column(t, sc.Field(10).Type, rows, func(i int) any { return int64(1_740_000_000_000_000 + (i+off)/3*60_000_000) }),
 		}
 		rec := array.NewRecordBatch(sc, cols, int64(rows))
 		for _, c := range cols {
@@ -346,8 +355,8 @@ func describe(t *testing.T, b []byte, layout bool) string {
 	return sb.String()
 }
 
-// pageStatsOwn checks every data page of the string columns of the Parquet object data, written
-// from recs: its statistics (minimum, maximum, nulls) are those of its own rows.
+// pageStatsOwn checks every data page of the string, int64 and timestamp columns of the Parquet
+// object data, written from recs: its statistics (minimum, maximum, nulls) are those of its own rows.
 func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 	t.Helper()
 	r, err := file.NewParquetReader(bytes.NewReader(data))
@@ -368,14 +377,26 @@ func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 	pages := 0
 	for rg := range r.NumRowGroups() {
 		for c := range sc.NumFields() {
-			if sc.Field(c).Type.ID() != arrow.STRING {
+			// value returns row i as its statistics encode it (PLAIN), and a key that orders like it.
+			var value func(a arrow.Array, i int) (enc []byte, key int64, s string)
+			switch sc.Field(c).Type.ID() {
+			case arrow.STRING:
+				value = func(a arrow.Array, i int) ([]byte, int64, string) {
+					v := a.(*array.String).Value(i)
+					return []byte(v), 0, v
+				}
+			case arrow.INT64, arrow.TIMESTAMP:
+				value = func(a arrow.Array, i int) ([]byte, int64, string) {
+					v := arrow.Int64Traits.CastFromBytes(a.Data().Buffers()[1].Bytes())[a.Data().Offset()+i]
+					return binary.LittleEndian.AppendUint64(nil, uint64(v)), v, ""
+				}
+			default:
 				continue
 			}
 			col, err := array.Concatenate(tbl.Column(c).Data().Chunks(), memory.DefaultAllocator)
 			if err != nil {
 				t.Fatal(err)
 			}
-			vals := col.(*array.String)
 			pr, err := r.RowGroup(rg).GetColumnPageReader(c)
 			if err != nil {
 				t.Fatal(err)
@@ -388,26 +409,28 @@ func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 				}
 				pages++
 				n := int64(dp.NumValues())
-				var lo, hi string
+				var lo, hi []byte
+				var loK, hiK int64
+				var loS, hiS string
 				var nulls int64
 				seen := false
 				for i := row; i < row+n; i++ {
-					if vals.IsNull(int(i)) {
+					if col.IsNull(int(i)) {
 						nulls++
 						continue
 					}
-					v := vals.Value(int(i))
-					if !seen || v < lo {
-						lo = v
+					enc, k, str := value(col, int(i))
+					if !seen || k < loK || (k == loK && str < loS) {
+						lo, loK, loS = enc, k, str
 					}
-					if !seen || v > hi {
-						hi = v
+					if !seen || k > hiK || (k == hiK && str > hiS) {
+						hi, hiK, hiS = enc, k, str
 					}
 					seen = true
 				}
 				st := dp.Statistics()
-				if st.NullCount != nulls || (seen && (string(st.Min) != lo || string(st.Max) != hi)) || (!seen && st.HasMin) {
-					t.Fatalf("row group %d column %s, page of rows [%d, %d): statistics min %q max %q nulls %d, its rows' %q %q %d",
+				if st.NullCount != nulls || (seen && (!bytes.Equal(st.Min, lo) || !bytes.Equal(st.Max, hi))) || (!seen && st.HasMin) {
+					t.Fatalf("row group %d column %s, page of rows [%d, %d): statistics min %x max %x nulls %d, its rows' %x %x %d",
 						rg, sc.Field(c).Name, row, row+n, st.Min, st.Max, st.NullCount, lo, hi, nulls)
 				}
 				row += n
@@ -420,6 +443,6 @@ func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 		start += r.MetaData().RowGroup(rg).NumRows()
 	}
 	if pages == 0 {
-		t.Fatal("no data page of a string column checked")
+		t.Fatal("no data page checked")
 	}
 }
