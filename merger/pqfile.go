@@ -28,8 +28,9 @@ import (
 // archive's largest table ends a run), so that left one core idle for as long as the encoding took.
 // pqFile encodes each column into its own in-memory buffer (arrow-go's buffered row group) on up to
 // GOMAXPROCS goroutines, and closes the columns in order, each as soon as its values are written:
-// closing appends the column chunk to the object. The bytes are the same as pqarrow.FileWriter's
-// (TestPQFileSameBytes): the same writer properties, the same column writers, the same order.
+// closing appends the column chunk to the object. The bytes are pqarrow.FileWriter's
+// (TestPQFileMatchesPQArrow): the same writer properties, the same column writers, the same order;
+// only dictionary-encoded string columns may differ, in the width of their indices (writeStringDict).
 // What it costs: a row group's encoded columns are held in memory until they are appended (one
 // compressed row group, about a fifth of RowGroupBytes of typical CSV).
 type pqFile struct {
