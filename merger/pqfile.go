@@ -41,9 +41,10 @@ type pqFile struct {
 	closed     bool
 }
 
-// newPQFile starts a Parquet object on w with schema sc, as pqarrow.NewFileWriter does: the Parquet
-// schema from pqarrow.ToParquet, the schema's metadata and, when arrowProps says so, the serialized
-// Arrow schema (ARROW:schema) in the footer.
+// newPQFile starts a Parquet object on w with schema sc, as pqarrow.NewFileWriter does given
+// pqarrow.WithStoreSchema (as the merger's properties are): the Parquet schema from
+// pqarrow.ToParquet, and the schema's metadata and the serialized Arrow schema (ARROW:schema) in
+// the footer.
 func newPQFile(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties, arrowProps pqarrow.ArrowWriterProperties) (*pqFile, error) {
 	for _, f := range sc.Fields() {
 		if _, nested := f.Type.(arrow.NestedType); nested {
@@ -58,8 +59,7 @@ func newPQFile(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties, a
 	for i, k := range sc.Metadata().Keys() {
 		meta.Append(k, sc.Metadata().Values()[i])
 	}
-	// pqarrow stores the schema whenever WithStoreSchema was given (ArrowWriterProperties does not
-	// say); the merger always gives it.
+	// Stored always: ArrowWriterProperties does not tell whether WithStoreSchema was given.
 	meta.Append("ARROW:schema", base64.StdEncoding.EncodeToString(flight.SerializeSchema(sc, props.Allocator())))
 	fw, err := file.NewParquetWriterWithError(w, pqschema.Root(), file.WithWriterProps(props), file.WithWriteMetadata(meta))
 	if err != nil {
