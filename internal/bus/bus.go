@@ -261,9 +261,16 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("embedded nats-server did not become ready in 30s")
+	// ReadyForConnections sleeps 25 ms between its checks, and the server is ready a few ms after
+	// Start: every run paid ~24 ms. Check every millisecond instead (a call with a 1 µs bound checks
+	// once).
+	deadline := time.Now().Add(30 * time.Second)
+	for !srv.ReadyForConnections(time.Microsecond) {
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, errors.New("embedded nats-server did not become ready in 30s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return srv, nil
 }
