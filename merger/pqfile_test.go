@@ -71,7 +71,12 @@ func TestPQFileMatchesPQArrow(t *testing.T) {
 				}
 				return fmt.Sprintf("c%04d", (i+off)*7919%5000)
 			}),
-			column(t, sc.Field(9).Type, rows, func(i int) any { return fmt.Sprintf("v%06d", (i+off)/50) }),
+			column(t, sc.Field(9).Type, rows, func(i int) any {
+				if (i+off)%13 == 5 { // a null's index points at the dictionary's first value, the lowest
+					return nil
+				}
+				return fmt.Sprintf("v%06d", (i+off)/50)
+			}),
 			column(t, sc.Field(10).Type, rows, func(i int) any { return int64(1_740_000_000_000_000 + (i+off)/3*60_000_000) }),
 		}
 		rec := array.NewRecordBatch(sc, cols, int64(rows))

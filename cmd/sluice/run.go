@@ -19,18 +19,18 @@ import (
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
-// cmdRun starts every stage in one process. With --once it ingests what is in the landing area,
-// waits until each archive is committed and summarized, prints the summary and exits
-// 0 (everything ingested), 2 (finished, but something was rejected or quarantined — all recorded)
-// or 1 (a reconciliation mismatch or an internal error).
 // runHeapHeadroom is what `run`'s soft Go memory limit allows above the merger's budget: the heap
 // the budget does not account (the embedded server's message-block buffers and caches, about 50–100
 // MB while archives arrive; extraction buffers; Parquet encoders) plus room for garbage. With 160 MiB
 // the live heap sat within ~80 MB of the limit and the collector ran back to back: 0.3–0.4 CPU-s more
-// on the flights preset (27 collections instead of 19) and 2.9 CPU-s more on the 1 GiB member, for
-// 100–160 MiB less peak RSS (docs/BENCHMARKS.md, "Heap headroom").
+// on the flights preset (27 collections instead of 19) and 2.8 CPU-s more on the 1 GiB member, for
+// ~100 MiB less peak RSS (docs/BENCHMARKS.md, section "Session 7", item 2).
 const runHeapHeadroom = 256 << 20
 
+// cmdRun starts every stage in one process. With --once it ingests what is in the landing area,
+// waits until each archive is committed and summarized, prints the summary and exits
+// 0 (everything ingested), 2 (finished, but something was rejected or quarantined — all recorded)
+// or 1 (a reconciliation mismatch or an internal error).
 func cmdRun(ctx context.Context, args []string) error {
 	c := newCommon("run")
 	var s stageFlags

@@ -366,7 +366,9 @@ func (b *Bus) Close() {
 
 func (b *Bus) shutdownServer() {
 	if b.Server != nil {
-		dropStalePulls(b.Server, b.Cfg.Token)
+		if b.Cfg.ClusterListen == "" { // a cluster node's consumers are replicated: Shutdown does not wait for them
+			dropStalePulls(b.Server, b.Cfg.Token)
+		}
 		b.Server.Shutdown()
 		b.Server.WaitForShutdown()
 	}
@@ -376,7 +378,7 @@ func (b *Bus) shutdownServer() {
 // before it shuts down. A pull consumer keeps a request until it expires, even when its subscriber
 // has left; nats-server's Shutdown tells every R1 consumer's pending requesters that it is going
 // away and then sleeps 50 ms for those messages to get out, whether anyone is listening or not —
-// a quarter of `sluice run --once`'s shutdown, which follows every run. Consumer info drops the
+// a third of the embedded server's shutdown, which ends every `sluice run --once`. Consumer info drops the
 // requests that have no subscriber left (TestConsumerInfoDropsStalePulls), so this lists every
 // stream's consumers over a short in-process connection. Best effort, bounded by 2 s.
 func dropStalePulls(srv *server.Server, token string) {
