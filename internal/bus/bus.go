@@ -260,17 +260,14 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
-	go srv.Start()
-	// ReadyForConnections sleeps 25 ms between its checks, and the server is ready a few ms after
-	// Start: every run paid ~24 ms. Check every millisecond instead (a call with a 1 µs bound checks
-	// once).
-	deadline := time.Now().Add(30 * time.Second)
-	for !srv.ReadyForConnections(time.Microsecond) {
-		if time.Now().After(deadline) {
-			srv.Shutdown()
-			return nil, errors.New("embedded nats-server did not become ready in 30s")
-		}
-		time.Sleep(time.Millisecond)
+	// Start does not block, and returns with the client listener up; ReadyForConnections then
+	// passes at its first look (a cluster node's route listener comes up on a goroutine of its own,
+	// for which it may wait). Started on a goroutine instead, the first look came too early and
+	// ReadyForConnections slept 25 ms before the next: every run paid it.
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats-server did not become ready in 30s")
 	}
 	return srv, nil
 }
