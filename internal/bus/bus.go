@@ -374,10 +374,10 @@ func (b *Bus) shutdownServer() {
 // dropStalePulls has the embedded server forget the pull requests of subscriptions that are gone,
 // before it shuts down. A pull consumer keeps a request until it expires, even when its subscriber
 // has left; nats-server's Shutdown tells every R1 consumer's pending requesters that it is going
-// away and then sleeps 50 ms for those messages to get out, whether anyone is listening or not —
-// a third of the embedded server's shutdown, which ends every `sluice run --once`. Consumer info drops the
-// requests that have no subscriber left (TestConsumerInfoDropsStalePulls), so this lists every
-// stream's consumers over a short in-process connection. Best effort, bounded by 2 s.
+// away and then sleeps 50 ms for those messages to get out, whether anyone is listening or not:
+// a third of the embedded server's shutdown, which ends every `sluice run --once`. Consumer info
+// drops the requests that have no subscriber left (TestConsumerInfoDropsStalePulls), so this lists
+// every stream's consumers over a short in-process connection. Best effort, bounded by 2 s.
 func dropStalePulls(srv *server.Server, token string) {
 	opts := []nats.Option{nats.InProcessServer(srv), nats.Name("sluice shutdown")}
 	if token != "" {
