@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // ProbeTimeout bounds Probe: an endpoint that does not answer is retried this long, then given up.
@@ -19,7 +22,8 @@ var errProbeStop = errors.New("probe: stop listing")
 // unreachable endpoint fails within seconds with its reason instead of surfacing as retries deep
 // inside a commit. With write it puts a small object under _sluice/, reads it back and deletes
 // it; without, it lists one key. Permanent answers (403, missing bucket) fail at once; transport
-// errors are retried for at most ProbeTimeout.
+// errors, and a 409 Conflict on the probe's fresh key (a race inside the store), are retried for
+// at most ProbeTimeout.
 func Probe(ctx context.Context, b Bucket, write bool) error {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
@@ -30,6 +34,27 @@ func Probe(ctx context.Context, b Bucket, write bool) error {
 		}
 		return nil
 	}
+	// A 409 Conflict on a fresh key is a race inside the store, not an answer about the bucket:
+	// versitygw's POSIX backend removes a directory left empty by a delete, so processes starting
+	// together, each probing under _sluice/, can catch one another's parent directory half made
+	// ("ExistingObjectIsDirectory"). The probe is then tried again with another key.
+	var last error
+	bo := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond)), ctx)
+	err := backoff.Retry(func() error {
+		last = probeWrite(ctx, b)
+		if last != nil && httpStatus(last) != http.StatusConflict {
+			return backoff.Permanent(last)
+		}
+		return last
+	}, bo)
+	if err != nil && last != nil {
+		return last
+	}
+	return err
+}
+
+// probeWrite puts a small object under a fresh key, reads it back and deletes it.
+func probeWrite(ctx context.Context, b Bucket) error {
 	key := "_sluice/probe-" + rand.Text()[:12]
 	payload := []byte("sluice start-up probe " + time.Now().UTC().Format(time.RFC3339Nano))
 	if err := b.Put(ctx, key, bytes.NewReader(payload)); err != nil {
