@@ -235,18 +235,14 @@ func csvChunks(data []byte, size int) [][]byte {
 // column after the other), for comparison.
 func benchWriteObjects(b *testing.B, objs []benchObj, total int64) {
 	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
-	type writer interface {
-		Write(arrow.RecordBatch) error
-		Close() error
-	}
 	for _, w := range []struct {
 		name string
-		open func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error)
+		open func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (parquetWriter, error)
 	}{
-		{"pqFile", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error) {
+		{"pqFile", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (parquetWriter, error) {
 			return newPQFile(sc, w, props, arrowProps)
 		}},
-		{"pqarrow", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (writer, error) {
+		{"pqarrow", func(sc *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (parquetWriter, error) {
 			return pqarrow.NewFileWriter(sc, w, props, arrowProps)
 		}},
 	} {

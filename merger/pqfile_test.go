@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -105,50 +106,19 @@ func TestPQFileMatchesPQArrow(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var want, got bytes.Buffer
-			fw, err := pqarrow.NewFileWriter(sc, &want, tc.props(), arrowProps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pf, err := newPQFile(sc, &got, tc.props(), arrowProps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs {
-				if err := fw.Write(r); err != nil {
-					t.Fatal(err)
-				}
-				if err := pf.Write(r); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := fw.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := pf.Close(); err != nil {
-				t.Fatal(err)
-			}
-			sameParquet(t, got.Bytes(), want.Bytes())
-			pageStatsOwn(t, got.Bytes(), recs)
-			var again bytes.Buffer
-			pf2, err := newPQFile(sc, &again, tc.props(), arrowProps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs {
-				if err := pf2.Write(r); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := pf2.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(again.Bytes(), got.Bytes()) && !sameButStatsOrder(got.Bytes(), again.Bytes()) {
+			want := encode(t, recs, func(w io.Writer) (parquetWriter, error) {
+				return pqarrow.NewFileWriter(sc, w, tc.props(), arrowProps)
+			})
+			open := func(w io.Writer) (parquetWriter, error) { return newPQFile(sc, w, tc.props(), arrowProps) }
+			got := encode(t, recs, open)
+			sameParquet(t, got, want)
+			pageStatsOwn(t, got, recs)
+			if again := encode(t, recs, open); !bytes.Equal(again, got) && !sameButStatsOrder(got, again) {
 				t.Fatal("the same rows encoded to different bytes")
 			}
 
 			// The rows read back (so the comparison above is not between two equal wrong files).
-			rdr, err := file.NewParquetReader(bytes.NewReader(got.Bytes()))
+			rdr, err := file.NewParquetReader(bytes.NewReader(got))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,6 +160,31 @@ func TestPQFileMatchesPQArrow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parquetWriter is what pqFile and pqarrow.FileWriter have in common.
+type parquetWriter interface {
+	Write(arrow.RecordBatch) error
+	Close() error
+}
+
+// encode writes recs with the writer open returns and returns the object's bytes.
+func encode(t *testing.T, recs []arrow.RecordBatch, open func(io.Writer) (parquetWriter, error)) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := open(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // TestPQFileSchemaMismatch: a record batch of another schema is refused before anything of it is
