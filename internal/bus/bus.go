@@ -364,10 +364,29 @@ func (b *Bus) Close() {
 func (b *Bus) shutdownServer() {
 	if b.Server != nil {
 		if b.Cfg.ClusterListen == "" { // a cluster node's consumers are replicated: Shutdown does not wait for them
+			disconnectClients(b.Server)
 			dropStalePulls(b.Server, b.Cfg.Token)
 		}
 		b.Server.Shutdown()
 		b.Server.WaitForShutdown()
+	}
+}
+
+// disconnectClients closes the connections other processes still have to the embedded server
+// (a `sluice merger` beside `sluice run --once`, say) before it shuts down. Shutdown closes them
+// anyway, but first tells each of their waiting pull requests that the server is going away and
+// sleeps 50 ms for those messages to get out: a remote merger idling on its pulls made every
+// `run --once` it joined 50 ms longer (scripts/bench-scale.sh). Closed first, their requests
+// lose their subscribers and dropStalePulls drops them; the remote client sees its connection
+// end as it would a moment later. This process's own connections are closed before this is
+// called.
+func disconnectClients(srv *server.Server) {
+	cz, err := srv.Connz(&server.ConnzOptions{Limit: 1 << 16})
+	if err != nil {
+		return
+	}
+	for _, c := range cz.Conns {
+		_ = srv.DisconnectClientByID(c.Cid)
 	}
 }
 

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,41 +96,8 @@ func TestPartitionSpreadsCorrelatedNames(t *testing.T) {
 // 50 ms sleep.
 func TestConsumerInfoDropsStalePulls(t *testing.T) {
 	b := bustest.New(t)
-	ctx := context.Background()
-	stream := b.Subjects.RowsStream()
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "canary", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := bustest.Connect(t, b)
-	inbox := nats.NewInbox()
-	sub, err := other.NC.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := fmt.Sprintf(`{"batch":1,"expires":%d}`, (5 * time.Minute).Nanoseconds())
-	if err := other.NC.PublishRequest(fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.canary", stream), inbox, []byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func() int {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.NumWaiting
-	}
-	// The consumer takes the request on a goroutine of its own (the flush above only says the
-	// server read it), and says so by nothing but its info: poll that, up to 10 s.
-	deadline := time.Now().Add(10 * time.Second)
-	for waiting() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the pull request was not registered: %d waiting", waiting())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sub, waiting := parkPull(t, b, other)
 	// Kept while its subscriber is there.
 	if n := waiting(); n != 1 {
 		t.Fatalf("a pull request with a live subscriber was dropped: %d waiting", n)
@@ -145,4 +113,67 @@ func TestConsumerInfoDropsStalePulls(t *testing.T) {
 	if n := waiting(); n != 0 {
 		t.Fatalf("consumer info kept the pull request of a gone subscriber (%d waiting): dropStalePulls no longer works", n)
 	}
+}
+
+// TestCloseDisconnectsRemoteClientsFirst: another process's pull request waiting on the embedded
+// server when it closes does not get Shutdown's "409 Server Shutdown" (the message nats-server
+// sleeps 50 ms for): Close disconnects the other processes first, so the request has no
+// subscriber left and is dropped before Shutdown looks.
+func TestCloseDisconnectsRemoteClientsFirst(t *testing.T) {
+	b := bustest.New(t)
+	other := bustest.Connect(t, b)
+	gone := make(chan struct{})
+	var once sync.Once
+	other.NC.SetDisconnectErrHandler(func(*nats.Conn, error) { once.Do(func() { close(gone) }) })
+	sub, _ := parkPull(t, b, other)
+	b.Close()
+	select {
+	case <-gone: // the client has read everything the server sent before the connection ended
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other process was not disconnected")
+	}
+	if msg, err := sub.NextMsg(0); err == nil {
+		t.Fatalf("the waiting pull request got %q before the connection ended: Shutdown signalled it (and slept)", msg.Header.Get("Status")+" "+msg.Header.Get("Description"))
+	}
+}
+
+// parkPull has other send a pull request (expiring in 5 minutes) to a new consumer of b's rows
+// stream and waits until the consumer holds it; waiting reports the consumer's waiting requests.
+func parkPull(t *testing.T, b, other *bus.Bus) (sub *nats.Subscription, waiting func() int) {
+	t.Helper()
+	ctx := context.Background()
+	stream := b.Subjects.RowsStream()
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "canary", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := nats.NewInbox()
+	sub, err = other.NC.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"batch":1,"expires":%d}`, (5 * time.Minute).Nanoseconds())
+	if err := other.NC.PublishRequest(fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.canary", stream), inbox, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waiting = func() int {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumWaiting
+	}
+	// The consumer takes the request on a goroutine of its own (the flush above only says the
+	// server read it), and says so by nothing but its info: poll that, up to 10 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull request was not registered: %d waiting", waiting())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return sub, waiting
 }
