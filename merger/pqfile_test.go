@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -444,5 +445,134 @@ func pageStatsOwn(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 	}
 	if pages == 0 {
 		t.Fatal("no data page checked")
+	}
+}
+
+// TestPQFileMatchesPQArrowRandom is TestPQFileMatchesPQArrow's comparison over generated tables:
+// string columns of random cardinality (one value to all distinct), value length (empty to a few
+// KiB, some of them multi-byte), null share (none to all) and order (random or rising), beside an
+// int64 and a timestamp column, written in one to three record batches under random data page
+// sizes, dictionary page limits (a dictionary that outgrows its limit partway through a column
+// chunk falls back to PLAIN) and row group lengths. Seeded: a failure names the seed that
+// reproduces it.
+func TestPQFileMatchesPQArrowRandom(t *testing.T) {
+	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 15))
+			rows := 1 + rng.IntN(20_000)
+			fields := []arrow.Field{
+				{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+				{Name: "at", Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
+			}
+			gens := []func(i int) any{
+				func(i int) any { return int64(i) * int64(1+rng.IntN(3)) },
+				func(i int) any { return int64(1_740_000_000_000_000 + int64(rng.IntN(1+i))*1_000_000) },
+			}
+			for c := range 2 + rng.IntN(4) {
+				fields = append(fields, arrow.Field{Name: fmt.Sprint("s", c), Type: arrow.BinaryTypes.String, Nullable: true})
+				distinct := []int{1, 2, 50, 5_000, rows}[rng.IntN(5)]
+				minLen, maxLen := []int{0, 3, 20, 200}[rng.IntN(4)], 0
+				maxLen = minLen + []int{0, 4, 40, 3_000}[rng.IntN(4)]
+				nulls := []float64{0, 0, 0.05, 0.5, 1}[rng.IntN(5)]
+				rising := rng.IntN(3) == 0
+				wide := rng.IntN(3) == 0 // multi-byte runes
+				// value k is a deterministic string of its own length: the same k, the same string
+				value := func(k int) string {
+					r := rand.New(rand.NewPCG(uint64(k), seed))
+					n := minLen + r.IntN(maxLen-minLen+1)
+					var sb strings.Builder
+					fmt.Fprintf(&sb, "%08d", k) // distinct values stay distinct, and rising ones sort
+					for sb.Len() < n {
+						if wide {
+							sb.WriteRune(rune(0x00e0 + r.IntN(400)))
+						} else {
+							sb.WriteByte(byte('a' + r.IntN(26)))
+						}
+					}
+					return sb.String()
+				}
+				gens = append(gens, func(i int) any {
+					if rng.Float64() < nulls {
+						return nil
+					}
+					if rising {
+						return value(i * distinct / rows)
+					}
+					return value(rng.IntN(distinct))
+				})
+			}
+			sc := arrow.NewSchema(fields, nil)
+			cols := make([]arrow.Array, len(fields))
+			for c := range fields {
+				cols[c] = column(t, fields[c].Type, rows, gens[c])
+			}
+			whole := array.NewRecordBatch(sc, cols, int64(rows))
+			for _, c := range cols {
+				c.Release()
+			}
+			defer whole.Release()
+			// one to three record batches (slices of the whole: offsets other than 0)
+			var recs []arrow.RecordBatch
+			for start, parts := 0, 1+rng.IntN(3); start < rows; parts-- {
+				end := rows
+				if parts > 1 {
+					end = start + rng.IntN(rows-start+1)
+				}
+				recs = append(recs, whole.NewSlice(int64(start), int64(end)))
+				start = end
+			}
+			defer func() {
+				for _, r := range recs {
+					r.Release()
+				}
+			}()
+			props := append(opts[:len(opts):len(opts)],
+				parquet.WithDataPageSize([]int64{4 << 10, 64 << 10, 1 << 20}[rng.IntN(3)]),
+				parquet.WithDictionaryPageSizeLimit([]int64{2 << 10, 64 << 10, parquet.DefaultDictionaryPageSizeLimit}[rng.IntN(3)]),
+				parquet.WithMaxRowGroupLength([]int64{int64(1 + rows/3), 64 << 20}[rng.IntN(2)]))
+			t.Logf("rows %d, %d record batches, %d string columns", rows, len(recs), len(fields)-2)
+			want := encode(t, recs, func(w io.Writer) (parquetWriter, error) {
+				return pqarrow.NewFileWriter(sc, w, parquet.NewWriterProperties(props...), arrowProps)
+			})
+			got := encode(t, recs, func(w io.Writer) (parquetWriter, error) {
+				return newPQFile(sc, w, parquet.NewWriterProperties(props...), arrowProps)
+			})
+			sameParquet(t, got, want)
+			pageStatsOwn(t, got, recs)
+			readsBack(t, got, whole)
+		})
+	}
+}
+
+// readsBack fails t unless the Parquet object data reads back as the rows of want.
+func readsBack(t *testing.T, data []byte, want arrow.RecordBatch) {
+	t.Helper()
+	rdr, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != want.NumRows() {
+		t.Fatalf("%d rows read back, want %d", tbl.NumRows(), want.NumRows())
+	}
+	for c := range int(want.NumCols()) {
+		got, err := array.Concatenate(tbl.Column(c).Data().Chunks(), memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !array.Equal(got, want.Column(c)) {
+			t.Errorf("column %s differs after reading back", want.ColumnName(c))
+		}
+		got.Release()
 	}
 }

@@ -135,3 +135,29 @@ func BenchmarkCheck(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchRows, "ns/row")
 	})
 }
+
+// BenchmarkWriteProfiles: the profiles Parquet object of one batch of the benchmark's ten columns (one is
+// written per committed batch).
+func BenchmarkWriteProfiles(b *testing.B) {
+	header, data := benchCSV(0)
+	mem := memory.NewGoAllocator()
+	s, rec := benchRecord(b, mem, header, data)
+	defer rec.Release()
+	none, _ := Compile("bench", nil, nil)
+	bt := none.NewBatch(mem, BatchMeta{ArchiveID: "a", ProcessDate: "2025-03-01", BatchID: "1", Schema: s})
+	keep, _, err := bt.Check(rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keep.Release()
+	_, _, profiles := bt.Finish(FinishInput{})
+	var out bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		out.Reset()
+		if err := WriteProfiles(&out, mem, profiles); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(out.Len()), "bytes")
+}
