@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -464,10 +465,36 @@ func TestPQFileMatchesPQArrowRandom(t *testing.T) {
 			fields := []arrow.Field{
 				{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 				{Name: "at", Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
+				{Name: "x", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+				{Name: "day", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+				{Name: "ok", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
 			}
+			specials := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0}
 			gens := []func(i int) any{
 				func(i int) any { return int64(i) * int64(1+rng.IntN(3)) },
 				func(i int) any { return int64(1_740_000_000_000_000 + int64(rng.IntN(1+i))*1_000_000) },
+				func(i int) any {
+					switch r := rng.IntN(50); {
+					case r == 0:
+						return nil
+					case r < 3:
+						return specials[rng.IntN(len(specials))]
+					default:
+						return float64(rng.IntN(10_000)) / 8
+					}
+				},
+				func(i int) any {
+					if rng.IntN(10) == 0 {
+						return nil
+					}
+					return int64(20_000 + rng.IntN(40))
+				},
+				func(i int) any {
+					if rng.IntN(7) == 0 {
+						return nil
+					}
+					return rng.IntN(3) == 0
+				},
 			}
 			for c := range 2 + rng.IntN(4) {
 				fields = append(fields, arrow.Field{Name: fmt.Sprint("s", c), Type: arrow.BinaryTypes.String, Nullable: true})
@@ -531,7 +558,7 @@ func TestPQFileMatchesPQArrowRandom(t *testing.T) {
 				parquet.WithDataPageSize([]int64{4 << 10, 64 << 10, 1 << 20}[rng.IntN(3)]),
 				parquet.WithDictionaryPageSizeLimit([]int64{2 << 10, 64 << 10, parquet.DefaultDictionaryPageSizeLimit}[rng.IntN(3)]),
 				parquet.WithMaxRowGroupLength([]int64{int64(1 + rows/3), 64 << 20}[rng.IntN(2)]))
-			t.Logf("rows %d, %d record batches, %d string columns", rows, len(recs), len(fields)-2)
+			t.Logf("rows %d, %d record batches, %d string columns", rows, len(recs), len(fields)-5)
 			want := encode(t, recs, func(w io.Writer) (parquetWriter, error) {
 				return pqarrow.NewFileWriter(sc, w, parquet.NewWriterProperties(props...), arrowProps)
 			})
@@ -570,7 +597,7 @@ func readsBack(t *testing.T, data []byte, want arrow.RecordBatch) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !array.Equal(got, want.Column(c)) {
+		if !array.ApproxEqual(got, want.Column(c), array.WithNaNsEqual(true), array.WithAbsTolerance(0)) { // exact, NaN = NaN
 			t.Errorf("column %s differs after reading back", want.ColumnName(c))
 		}
 		got.Release()
