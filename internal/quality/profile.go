@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -148,29 +149,23 @@ func (p *colProfile) see(h uint64) (isNew bool) {
 
 // seeAll counts the values of the non-null rows of a, whose hashes are h (one per row).
 func (p *colProfile) seeAll(h []uint64, a arrow.Array) {
-	nulls := a.NullN() > 0
-	for i, x := range h {
-		if nulls && a.IsNull(i) {
-			continue
-		}
-		if p.regs == nil {
-			p.see(x)
-			continue
-		}
-		// registers from here on: the loop inlined
-		regs := p.regs
-		for j := i; j < len(h); j++ {
-			if nulls && a.IsNull(j) {
+	validRuns(a, func(from, to int) {
+		for i := from; i < to; i++ {
+			if p.regs == nil {
+				p.see(h[i])
 				continue
 			}
-			x := h[j]
-			k := x >> (64 - hllP)
-			if r := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1; r > regs[k] {
-				regs[k] = r
+			// registers from here on: the loop inlined
+			regs := p.regs
+			for _, x := range h[i:to] {
+				k := x >> (64 - hllP)
+				if r := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1; r > regs[k] {
+					regs[k] = r
+				}
 			}
+			return
 		}
-		return
-	}
+	})
 }
 
 // add folds a column of a record batch; scratch is reusable space for one hash per row.
@@ -252,31 +247,79 @@ func (p *colProfile) minMaxInt(v int64) {
 
 // numbers returns the min, max, count, mean and m2 (sum of squared deviations) of the non-null values of a column
 // (vals with a's validity; at least one value): two passes, exact, no division per value. The caller folds them
-// into the running moments by Chan et al.'s rule (Welford's update for a group of values).
+// into the running moments by Chan et al.'s rule (Welford's update for a group of values). The valid values are
+// visited in runs (validRuns), so a column with a few nulls costs about what one without does.
 func numbers[T int64 | float64](vals []T, a arrow.Array) (lo, hi T, cnt int64, mean, m2 float64) {
-	nulls := a.NullN() > 0
 	first := true
 	var sum float64
-	for i, v := range vals {
-		if nulls && a.IsNull(i) {
-			continue
-		}
+	// (the loops work on locals: variables the closures share would be read and written through memory)
+	validRuns(a, func(from, to int) {
 		if first {
-			lo, hi, first = v, v, false
+			lo, hi, first = vals[from], vals[from], false
 		}
-		lo, hi = min(lo, v), max(hi, v)
-		sum += float64(v)
-		cnt++
-	}
+		l, h, s := lo, hi, sum
+		for _, v := range vals[from:to] {
+			l, h = min(l, v), max(h, v)
+			s += float64(v)
+		}
+		lo, hi, sum = l, h, s
+		cnt += int64(to - from)
+	})
 	mean = sum / float64(cnt)
-	for i, v := range vals {
-		if nulls && a.IsNull(i) {
-			continue
+	validRuns(a, func(from, to int) {
+		mu, acc := mean, m2
+		for _, v := range vals[from:to] {
+			d := float64(v) - mu
+			acc += d * d
 		}
-		d := float64(v) - mean
-		m2 += d * d
-	}
+		m2 = acc
+	})
 	return lo, hi, cnt, mean, m2
+}
+
+// validRuns calls f for each maximal run [from, to) of non-null rows of a, in order.
+func validRuns(a arrow.Array, f func(from, to int)) {
+	n := a.Len()
+	if a.NullN() == 0 {
+		if n > 0 {
+			f(0, n)
+		}
+		return
+	}
+	bm, off := a.NullBitmapBytes(), a.Data().Offset()
+	start := -1 // the open run's first row, -1 when none is open
+	for i := 0; i < n; {
+		// a whole byte of the bitmap at once where the rows are byte-aligned
+		if j := off + i; j%8 == 0 && i+8 <= n {
+			switch bm[j/8] {
+			case 0xff:
+				if start < 0 {
+					start = i
+				}
+				i += 8
+				continue
+			case 0:
+				if start >= 0 {
+					f(start, i)
+					start = -1
+				}
+				i += 8
+				continue
+			}
+		}
+		if bitutil.BitIsSet(bm, off+i) {
+			if start < 0 {
+				start = i
+			}
+		} else if start >= 0 {
+			f(start, i)
+			start = -1
+		}
+		i++
+	}
+	if start >= 0 {
+		f(start, n)
+	}
 }
 
 // combine folds a group of cnt values with mean and m2 (sum of squared deviations) into the running ones.

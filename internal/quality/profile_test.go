@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/axiomhq/hyperloglog"
 
@@ -335,5 +336,43 @@ func TestIsASCII(t *testing.T) {
 		if got := isASCII([]byte(c.s)); got != c.want {
 			t.Errorf("isASCII(%q) = %v", c.s, got)
 		}
+	}
+}
+
+// TestValidRuns: the runs validRuns reports are the non-null rows, maximal and in order, for arrays with
+// no, some and only nulls, sliced at offsets that are and are not byte-aligned.
+func TestValidRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 8))
+	for round := range 300 {
+		n := r.IntN(200)
+		nullP := []float64{0, 0.02, 0.3, 0.9, 1}[round%5]
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		for i := range n {
+			if r.Float64() < nullP {
+				b.AppendNull()
+			} else {
+				b.Append(int64(i))
+			}
+		}
+		whole := b.NewArray()
+		b.Release()
+		from := r.IntN(n + 1)
+		to := from + r.IntN(n-from+1)
+		a := array.NewSlice(whole, int64(from), int64(to))
+		var want [][2]int
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && (len(want) == 0 || want[len(want)-1][1] != i) {
+				want = append(want, [2]int{i, i + 1})
+			} else if a.IsValid(i) {
+				want[len(want)-1][1] = i + 1
+			}
+		}
+		var got [][2]int
+		validRuns(a, func(from, to int) { got = append(got, [2]int{from, to}) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (slice [%d, %d) of %d rows): runs %v, want %v", round, from, to, n, got, want)
+		}
+		a.Release()
+		whole.Release()
 	}
 }
