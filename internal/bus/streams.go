@@ -29,8 +29,14 @@ func (b *Bus) Ensure(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	for {
-		err := b.ensureOnce(ctx)
+	for attempt := 0; ; attempt++ {
+		// Each attempt has a bound of its own, 2 s doubling up to 10 s: a JetStream API request a
+		// node takes while its cluster is still electing a meta leader may never be answered, and
+		// waiting for it until the budget ran out left three embedded nodes started together
+		// without streams (TestRunClusterSurvivesKill).
+		actx, acancel := context.WithTimeout(ctx, min(ensureFirstAttempt<<min(attempt, 8), ensureAttempt))
+		err := b.ensureOnce(actx)
+		acancel()
 		if err == nil || !Transient(err) {
 			out.OK()
 			return err
@@ -40,6 +46,10 @@ func (b *Bus) Ensure(ctx context.Context) error {
 		}
 	}
 }
+
+// ensureFirstAttempt and ensureAttempt bound the passes of Ensure. A pass cut short is simply
+// taken again: what it created is found the next time.
+const ensureFirstAttempt, ensureAttempt = 2 * time.Second, 10 * time.Second
 
 func (b *Bus) ensureOnce(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
