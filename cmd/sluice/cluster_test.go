@@ -22,8 +22,8 @@ import (
 // deployments without a separate NATS, share one landing folder and one output folder. One of them
 // is killed with SIGKILL (its node, its merger's pins and whatever its stages held die with it)
 // once the first Parquet object is written. The two left (a quorum of two nodes) ingest every
-// archive: every row is in the Parquet exactly once, every date's summary says check OK, and both
-// stop cleanly on SIGTERM.
+// archive: every row is in the Parquet exactly once, every object whole, every date's summary says
+// check OK, and both stop cleanly on SIGTERM.
 func TestRunClusterSurvivesKill(t *testing.T) {
 	bin := buildSluice(t)
 	c := newCorpus(t, 41, 2, 3, 5, 20000, nil)
@@ -80,7 +80,8 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 		want[table] = int64(tt.Rows)
 	}
 	done := func() bool {
-		return sameRows(liveParquetRows(c.out), want) && summariesOK(c.out, []string{"2025-03-01", "2025-03-02"})
+		rows, _, _ := parquetRows(c.out) // an object being renamed into place may not open yet
+		return sameRows(rows, want) && summariesOK(c.out, []string{"2025-03-01", "2025-03-02"})
 	}
 	deadline := time.Now().Add(4 * time.Minute)
 	for !done() {
@@ -92,7 +93,8 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the two nodes left did not ingest everything in 4 minutes: rows %v, want %v\n%s", liveParquetRows(c.out), want, logs())
+			rows, _, _ := parquetRows(c.out)
+			t.Fatalf("the two nodes left did not ingest everything in 4 minutes: rows %v, want %v\n%s", rows, want, logs())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -112,7 +114,19 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 		}
 	}
 	t.Logf("both stopped %s after SIGTERM", time.Since(stopping).Round(time.Millisecond))
-	checkRows(t, c.m, c.out) // and no temporary file left
+	// Every visible object whole and every row once. A temporary file the killed node was writing
+	// may be left: on a cluster node no merger clears --out at start (the others write the same
+	// output); the next merger start-up after StaleUploadAge (1 h) removes it.
+	rows, tmp, bad := parquetRows(c.out)
+	for _, rel := range tmp {
+		t.Logf("temporary file left by the killed node: %s", rel)
+	}
+	for _, err := range bad {
+		t.Error(err)
+	}
+	if !sameRows(rows, want) {
+		t.Errorf("rows after the stop %v, want %v", rows, want)
+	}
 	if t.Failed() {
 		t.Log(logs())
 	}
@@ -137,27 +151,32 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// liveParquetRows is countParquetRows for a folder still being written: temporary files are
-// skipped, and a file that cannot be read yet counts nothing.
-func liveParquetRows(out string) map[string]int64 {
-	rows := map[string]int64{}
+// parquetRows sums the footers' row counts of every table's Parquet objects under out (a folder
+// that may still be written), and lists the temporary files and the objects that do not open.
+func parquetRows(out string) (rows map[string]int64, tmp []string, bad []error) {
+	rows = map[string]int64{}
 	_ = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
 		rel, _ := filepath.Rel(out, p)
-		if !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(rel, "_") || strings.HasPrefix(d.Name(), ".tmp-") {
+		switch {
+		case strings.HasPrefix(d.Name(), ".tmp-"):
+			tmp = append(tmp, rel)
+			return nil
+		case !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(rel, "_"):
 			return nil
 		}
 		r, err := file.OpenParquetFile(p, false)
 		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", rel, err))
 			return nil
 		}
 		rows[strings.Split(rel, string(filepath.Separator))[0]] += r.NumRows()
 		r.Close()
 		return nil
 	})
-	return rows
+	return rows, tmp, bad
 }
 
 func sameRows(got, want map[string]int64) bool {
