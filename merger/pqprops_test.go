@@ -2,7 +2,6 @@ package merger
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -200,40 +199,7 @@ func TestObjectPropsParquet(t *testing.T) {
 		}
 	}
 
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
-	for c := range sc.NumFields() {
-		if !arrow.TypeEqual(tbl.Schema().Field(c).Type, sc.Field(c).Type) {
-			t.Fatalf("column %s read back as %s", sc.Field(c).Name, tbl.Schema().Field(c).Type)
-		}
-		var got []string
-		for _, ch := range tbl.Column(c).Data().Chunks() {
-			for i := range ch.Len() {
-				got = append(got, cell(ch, i))
-			}
-		}
-		var want []string
-		for _, r := range recs {
-			for i := range int(r.NumRows()) {
-				want = append(want, cell(r.Column(c), i))
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("column %s: %d values, want %d", sc.Field(c).Name, len(got), len(want))
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("column %s row %d: %q, want %q", sc.Field(c).Name, i, got[i], want[i])
-			}
-		}
-	}
+	readsBack(t, data, recs)
 }
 
 // An object without rows gets the base properties (every column may use a dictionary).
