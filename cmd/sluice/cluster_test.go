@@ -3,18 +3,16 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
-	"net"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 )
 
 // TestRunClusterSurvivesKill: three `sluice run` processes whose embedded servers form a JetStream
@@ -27,14 +25,17 @@ import (
 func TestRunClusterSurvivesKill(t *testing.T) {
 	bin := buildSluice(t)
 	c := newCorpus(t, 41, 2, 3, 5, 20000, nil)
-	ports := freePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	var routes, listen []string
+	for range 3 {
+		addr, err := bustest.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen, routes = append(listen, addr), append(routes, "nats-route://"+addr)
 	}
 	type node struct {
 		cmd    *exec.Cmd
-		log    *syncBuffer
+		log    string // its stdout and stderr
 		exited chan error
 	}
 	nodes := make([]*node, 3)
@@ -42,13 +43,18 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 	for i := range nodes {
 		state := filepath.Join(c.dir, fmt.Sprintf("state%d", i))
 		cmd := exec.Command(bin, "run", "--landing", c.landing, "--out", c.out, "--state", state,
-			"--replicas", "3", "--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			"--replicas", "3", "--nats-cluster-listen", listen[i],
 			"--nats-routes", strings.Join(routes, ","), "--progress", "off", "--log-level", "info")
-		n := &node{cmd: cmd, log: &syncBuffer{}, exited: make(chan error, 1)}
-		cmd.Stdout, cmd.Stderr = n.log, n.log
+		n := &node{cmd: cmd, log: filepath.Join(c.dir, fmt.Sprintf("node%d.log", i)), exited: make(chan error, 1)}
+		f, err := os.Create(n.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = f, f
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		f.Close() // the process has its own descriptor
 		go func() { n.exited <- cmd.Wait() }()
 		nodes[i] = n
 	}
@@ -60,7 +66,8 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 	logs := func() string {
 		var sb strings.Builder
 		for i, n := range nodes {
-			fmt.Fprintf(&sb, "──── node %d ────\n%s\n", i, n.log.String())
+			b, _ := os.ReadFile(n.log)
+			fmt.Fprintf(&sb, "──── node %d ────\n%s\n", i, b)
 		}
 		return sb.String()
 	}
@@ -79,24 +86,26 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 	for table, tt := range c.m.Tables {
 		want[table] = int64(tt.Rows)
 	}
+	// Done: every summary says check OK (cheap to read) and then every row is there; or one of the
+	// two nodes left exited, which fails the test.
+	survivorExited := func() bool { return len(nodes[0].exited) > 0 || len(nodes[2].exited) > 0 }
 	done := func() bool {
-		rows, _, _ := parquetRows(c.out) // an object being renamed into place may not open yet
-		return sameRows(rows, want) && summariesOK(c.out, []string{"2025-03-01", "2025-03-02"})
+		if !summariesOK(c.out, []string{"2025-03-01", "2025-03-02"}) {
+			return false
+		}
+		rows, _, _ := parquetRows(c.out)
+		return maps.Equal(rows, want)
 	}
-	deadline := time.Now().Add(4 * time.Minute)
-	for !done() {
-		for _, i := range []int{0, 2} {
-			select {
-			case err := <-nodes[i].exited:
-				t.Fatalf("node %d exited before the work was done: %v\n%s", i, err, logs())
-			default:
-			}
+	if !waitFor(t, 4*time.Minute, "every row and every summary", func() bool { return survivorExited() || done() }) {
+		rows, _, _ := parquetRows(c.out)
+		t.Fatalf("the two nodes left did not ingest everything in 4 minutes: rows %v, want %v\n%s", rows, want, logs())
+	}
+	for _, i := range []int{0, 2} {
+		select {
+		case err := <-nodes[i].exited:
+			t.Fatalf("node %d exited before the work was done: %v\n%s", i, err, logs())
+		default:
 		}
-		if time.Now().After(deadline) {
-			rows, _, _ := parquetRows(c.out)
-			t.Fatalf("the two nodes left did not ingest everything in 4 minutes: rows %v, want %v\n%s", rows, want, logs())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("every row committed and every summary OK %s after the kill", time.Since(killed).Round(time.Millisecond))
 	stopping := time.Now()
@@ -124,71 +133,12 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 	for _, err := range bad {
 		t.Error(err)
 	}
-	if !sameRows(rows, want) {
+	if !maps.Equal(rows, want) {
 		t.Errorf("rows after the stop %v, want %v", rows, want)
 	}
 	if t.Failed() {
 		t.Log(logs())
 	}
-}
-
-// freePorts returns n loopback TCP ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return ports
-}
-
-// parquetRows sums the footers' row counts of every table's Parquet objects under out (a folder
-// that may still be written), and lists the temporary files and the objects that do not open.
-func parquetRows(out string) (rows map[string]int64, tmp []string, bad []error) {
-	rows = map[string]int64{}
-	_ = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		rel, _ := filepath.Rel(out, p)
-		switch {
-		case strings.HasPrefix(d.Name(), ".tmp-"):
-			tmp = append(tmp, rel)
-			return nil
-		case !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(rel, "_"):
-			return nil
-		}
-		r, err := file.OpenParquetFile(p, false)
-		if err != nil {
-			bad = append(bad, fmt.Errorf("%s: %w", rel, err))
-			return nil
-		}
-		rows[strings.Split(rel, string(filepath.Separator))[0]] += r.NumRows()
-		r.Close()
-		return nil
-	})
-	return rows, tmp, bad
-}
-
-func sameRows(got, want map[string]int64) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // summariesOK reports whether every date's summary.txt under out says check OK.
@@ -200,22 +150,4 @@ func summariesOK(out string, dates []string) bool {
 		}
 	}
 	return true
-}
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -107,30 +108,45 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) bool 
 	return true
 }
 
-// countParquetRows sums the footers' row counts of every table's Parquet objects under out, and
-// fails on a temporary or partial file left behind.
-func countParquetRows(t *testing.T, out string) map[string]int64 {
-	t.Helper()
-	rows := map[string]int64{}
+// parquetRows sums the footers' row counts of every table's Parquet objects under out (a folder
+// that may still be written), and lists the temporary files and the objects that do not open.
+func parquetRows(out string) (rows map[string]int64, tmp []string, bad []error) {
+	rows = map[string]int64{}
 	_ = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
-			return err
+			return nil
 		}
 		rel, _ := filepath.Rel(out, p)
-		if strings.HasPrefix(d.Name(), ".tmp-") {
-			t.Errorf("temporary file left: %s", rel)
-		}
-		if !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(rel, "_") {
+		switch {
+		case strings.HasPrefix(d.Name(), ".tmp-"):
+			tmp = append(tmp, rel)
+			return nil
+		case !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(rel, "_"):
 			return nil
 		}
 		r, err := file.OpenParquetFile(p, false)
 		if err != nil {
-			t.Fatalf("%s: %v", rel, err)
+			bad = append(bad, fmt.Errorf("%s: %w", rel, err))
+			return nil
 		}
 		rows[strings.Split(rel, string(filepath.Separator))[0]] += r.NumRows()
 		r.Close()
 		return nil
 	})
+	return rows, tmp, bad
+}
+
+// countParquetRows sums the footers' row counts of every table's Parquet objects under out, and
+// fails on a temporary or partial file left behind.
+func countParquetRows(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	rows, tmp, bad := parquetRows(out)
+	for _, rel := range tmp {
+		t.Errorf("temporary file left: %s", rel)
+	}
+	for _, err := range bad {
+		t.Fatal(err)
+	}
 	return rows
 }
 
