@@ -8,7 +8,7 @@ RUN CGO_ENABLED=0 go build -trimpath -o /sluice ./cmd/sluice && mkdir -p /empty/
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /sluice /sluice
-# The merger spills to /state; a named volume mounted there inherits this owner.
+# The embedded JetStream store and the merger's scratch files live in /state; a named volume mounted there inherits this owner.
 COPY --from=build --chown=65532:65532 /empty/state /state
 USER 65532:65532
 ENTRYPOINT ["/sluice"]

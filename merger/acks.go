@@ -9,7 +9,7 @@ import (
 )
 
 // handle is what the merger keeps of a held message: its ack subject and position, never its
-// payload. A spilled chunk therefore costs a few dozen bytes of memory until it is acked.
+// payload. A released chunk therefore costs a few dozen bytes of memory until it is acked.
 type handle struct {
 	reply     string // the JetStream ack subject
 	seq       uint64 // stream sequence

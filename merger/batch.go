@@ -1,10 +1,9 @@
 package merger
 
 import (
-	"bufio"
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
@@ -38,9 +39,9 @@ type member struct {
 	names []string // ParseHeader(raw)
 }
 
-// chunk is one received Chunk. Its data is kept as received (compressed when codec is S2): in
-// data until the batch is spilled, then at [off, off+stored) of the batch's spill file. payload
-// decodes it.
+// chunk is one received Chunk. Its data is kept as received (compressed when codec is S2) until
+// the memory budget releases it; a released chunk is fetched back from the rows stream, where its
+// message stays until the stream's limits remove it, by its stream sequence. payload decodes it.
 type chunk struct {
 	index       uint32
 	member      uint32 // member_index
@@ -50,19 +51,25 @@ type chunk struct {
 	firstLine   int64
 	rows        int64
 	size        int64 // decoded data bytes (CSV): what the marker's bytes count
-	stored      int64 // len(data) as received: what the memory budget and the spill file count
+	stored      int64 // len(data) as received: what the memory budget counts
 	codec       sluicev1.Chunk_Codec
 	memberChunk uint32
 	last        bool   // last_in_member
-	data        []byte // as received; nil once spilled
-	off         int64
-	spilled     bool
+	data        []byte // as received; nil once released
+	seq         uint64 // stream sequence of the message data came from
+	released    bool
+}
+
+// rowsStream is where a released chunk is fetched back from: the rows stream (a jetstream.Stream).
+type rowsStream interface {
+	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
 }
 
 // batch is the state of one open batch.
 //
 // Fields above mu belong to the partition that owns the batch (guarded by partition.mu); fields
 // below mu may also be touched by the spiller and the InProgress ticker of other goroutines.
+// rows is nil only in tests that never release.
 type batch struct {
 	key     batchKey
 	part    *partition
@@ -77,15 +84,14 @@ type batch struct {
 	members    map[uint32]*member
 	poison     string // why the batch can never commit (dead-lettered when its marker arrives)
 	committing bool
+	rows       rowsStream
 
-	mu        sync.Mutex
-	chunks    map[uint32]*chunk
-	handles   map[uint64]handle // by stream sequence
-	memBytes  atomic.Int64      // stored payload bytes in memory (read without mu by the spiller's choice)
-	inCommit  atomic.Bool       // being committed: spilled only when nothing else can be
-	spill     *os.File
-	spillSize int64
-	closed    bool
+	mu       sync.Mutex
+	chunks   map[uint32]*chunk
+	handles  map[uint64]handle // by stream sequence
+	memBytes atomic.Int64      // stored payload bytes in memory (read without mu by the spiller's choice)
+	inCommit atomic.Bool       // being committed: released only when nothing else can be
+	closed   bool
 
 	// The rows parsed on arrival, per group (process date, batch id): guarded by collectMu (taken
 	// by addChunk, the commit, and the spiller that drops them under memory pressure).
@@ -115,8 +121,9 @@ type collected struct {
 	noEarly   bool               // the start failed (the schema registry did not answer): not again
 }
 
-func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, now time.Time) *batch {
+func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, rows rowsStream, now time.Time) *batch {
 	return &batch{
+		rows:    rows,
 		collect: collect,
 		key:     key,
 		partner: partner,
@@ -156,9 +163,10 @@ func (b *batch) removeHandle(h handle) bool {
 // caller's reusable buffer; the decoded bytes are not kept). It returns the payload bytes now
 // held in memory (0 for a chunk index already received: redeliveries are de-duplicated by
 // chunk_index). Data that cannot be decoded (a corrupt S2 block, data_bytes not matching)
-// poisons the batch: it is dead-lettered with the reason when its marker arrives. Called by the
+// poisons the batch: it is dead-lettered with the reason when its marker arrives. seq is the
+// stream sequence of c's message (where a released chunk is fetched back from). Called by the
 // owning partition with partition.mu held (which also guards its scratch), or by a replay.
-func (b *batch) addChunk(c *sluicev1.Chunk, scratch *[]byte) (int64, error) {
+func (b *batch) addChunk(c *sluicev1.Chunk, seq uint64, scratch *[]byte) (int64, error) {
 	b.mu.Lock()
 	if _, dup := b.chunks[c.ChunkIndex]; dup || b.closed {
 		b.mu.Unlock()
@@ -178,6 +186,7 @@ func (b *batch) addChunk(c *sluicev1.Chunk, scratch *[]byte) (int64, error) {
 		memberChunk: c.MemberChunk,
 		last:        c.LastInMember,
 		data:        c.Data,
+		seq:         seq,
 	}
 	b.chunks[c.ChunkIndex] = ch
 	b.memBytes.Add(ch.stored)
@@ -491,66 +500,43 @@ func indexList(xs []uint32) string {
 	return strings.Join(parts, ",")
 }
 
-// spillOut writes every in-memory chunk payload, as received (compressed or not), to the batch's
-// spill file (append-only) and drops it from memory. It returns the bytes freed. Safe from any
-// goroutine.
-func (b *batch) spillOut(dir string) (int64, error) {
+// release drops every in-memory chunk payload (the memory budget's relief): each stays in the rows
+// stream, where stored fetches it back if the commit needs it (a group parsed from its CSV at
+// commit, a batch moved to the tail). A group whose rows were parsed on arrival, or written early,
+// never reads its chunks again, so releasing them costs nothing. It returns the bytes freed. Safe
+// from any goroutine.
+func (b *batch) release() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || b.memBytes.Load() == 0 {
-		return 0, nil
-	}
-	if b.spill == nil {
-		f, err := os.CreateTemp(dir, "batch-*.spill")
-		if err != nil {
-			return 0, fmt.Errorf("create spill file: %w", err)
-		}
-		b.spill = f
-	}
-	idx := make([]uint32, 0, len(b.chunks))
-	for i, c := range b.chunks {
-		if !c.spilled {
-			idx = append(idx, i)
-		}
-	}
-	slices.Sort(idx)
-	w := bufio.NewWriterSize(io.NewOffsetWriter(b.spill, b.spillSize), 1<<20)
-	off := b.spillSize
-	for _, i := range idx {
-		if _, err := w.Write(b.chunks[i].data); err != nil {
-			return 0, fmt.Errorf("write spill file: %w", err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("write spill file: %w", err)
+		return 0
 	}
 	var freed int64
-	for _, i := range idx {
-		c := b.chunks[i]
-		c.off, c.spilled, c.data = off, true, nil
-		off += c.stored
-		freed += c.stored
+	for _, c := range b.chunks {
+		if !c.released {
+			c.released, c.data = true, nil
+			freed += c.stored
+		}
 	}
-	b.spillSize = off
 	b.memBytes.Add(-freed)
-	return freed, nil
+	return freed
 }
 
-// payload returns c's records, decoded. Raw data comes from memory as is, or is read from the
-// spill file into buf; compressed data is decoded into buf (read first, when spilled, into buf's
-// tail past the decoded length: the two never overlap). It returns the records and the buffer to
-// pass to the next call, which may reuse the records' memory.
-func (b *batch) payload(c *chunk, buf []byte) ([]byte, []byte, error) {
+// payload returns c's records, decoded. Raw data comes from memory as is, or is fetched back
+// from the rows stream; compressed data is decoded into buf. It returns the records and the
+// buffer to pass to the next call, which may reuse the records' memory.
+func (b *batch) payload(ctx context.Context, c *chunk, buf []byte) ([]byte, []byte, error) {
 	if c.codec == sluicev1.Chunk_CODEC_NONE {
-		return b.stored(c, buf)
+		data, err := b.stored(ctx, c)
+		return data, buf, err
 	}
 	if c.size > bus.MaxChunkData { // checked before allocating for it
 		return nil, buf, fmt.Errorf("chunk %d of member %s: data_bytes %d above the %d-byte limit", c.index, c.memberName, c.size, bus.MaxChunkData)
 	}
-	if need := c.size + c.stored; int64(cap(buf)) < need {
-		buf = make([]byte, need)
+	if int64(cap(buf)) < c.size {
+		buf = make([]byte, c.size)
 	}
-	data, _, err := b.stored(c, buf[c.size:c.size:cap(buf)])
+	data, err := b.stored(ctx, c)
 	if err != nil {
 		return nil, buf, err
 	}
@@ -561,47 +547,58 @@ func (b *batch) payload(c *chunk, buf []byte) ([]byte, []byte, error) {
 	return records, buf, nil
 }
 
-// stored returns c's data as received (compressed when c.codec is S2), from memory or read from
-// the spill file into buf (grown when too small). It returns the data and the buffer to reuse.
-func (b *batch) stored(c *chunk, buf []byte) ([]byte, []byte, error) {
+// stored returns c's data as received (compressed when c.codec is S2): from memory, or fetched
+// back from the rows stream by its sequence when released. A message the stream no longer holds
+// (its max_age or max_bytes removed it before the batch committed), or one that is not this
+// chunk, is a permanent error: the batch is dead-lettered with the reason. Any other error (the
+// stream has no leader for a moment) is for the caller to retry.
+func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 	b.mu.Lock()
-	data, spilled, f := c.data, c.spilled, b.spill
+	data, released := c.data, c.released
 	b.mu.Unlock()
-	if !spilled {
-		return data, buf, nil
+	if !released {
+		return data, nil
 	}
-	if int64(cap(buf)) < c.stored {
-		buf = make([]byte, c.stored)
+	what := fmt.Sprintf("chunk %d of member %s (stream sequence %d)", c.index, c.memberName, c.seq)
+	if b.rows == nil {
+		return nil, permanent(fmt.Errorf("%s: released with no stream to fetch it from", what))
 	}
-	buf = buf[:c.stored]
-	if _, err := f.ReadAt(buf, c.off); err != nil {
-		return nil, buf, fmt.Errorf("read spill file: %w", err)
+	msg, err := b.rows.GetMsg(ctx, c.seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, permanent(fmt.Errorf("%s: no longer in the rows stream (its limits removed it before the batch committed): %w", what, err))
 	}
-	return buf, buf, nil
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", what, err)
+	}
+	var pc sluicev1.Chunk
+	if err := proto.Unmarshal(msg.Data, &pc); err != nil {
+		return nil, permanent(fmt.Errorf("%s: fetched message does not decode: %w", what, err))
+	}
+	if pc.ArchiveId != b.key.archive || pc.Attempt != b.key.attempt || pc.Table != b.key.table || pc.ChunkIndex != c.index || int64(len(pc.Data)) != c.stored {
+		return nil, permanent(fmt.Errorf("%s: the stream holds another message there (archive %s attempt %d table %s chunk %d, %d bytes)",
+			what, pc.ArchiveId, pc.Attempt, pc.Table, pc.ChunkIndex, len(pc.Data)))
+	}
+	if b.part != nil {
+		b.part.m.met.refetchedTotal.Add(float64(len(pc.Data)))
+	}
+	return pc.Data, nil
 }
 
-// close drops the batch's payload and spill file and returns what it held: the handles, the
-// payload bytes that were in memory and the bytes that were in the spill file.
-func (b *batch) close() (hs []handle, mem, spilled int64) {
+// close drops the batch's payload and returns what it held: the handles and the bytes that were
+// in memory.
+func (b *batch) close() (hs []handle, mem int64) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, 0, 0
+		return nil, 0
 	}
 	b.closed = true
 	hs = sortedHandles(b.handles)
 	mem = b.memBytes.Swap(0)
-	spilled = b.spillSize
-	if b.spill != nil {
-		name := b.spill.Name()
-		_ = b.spill.Close()
-		_ = os.Remove(name)
-		b.spill = nil
-	}
 	b.chunks, b.handles = nil, nil
 	b.mu.Unlock()
 	mem += b.dropCollected("batch closed", true, true) // after batch.mu: both are leaf locks
-	return hs, mem, spilled
+	return hs, mem
 }
 
 // csvBytes is the decoded (CSV) size of the chunks received.

@@ -373,11 +373,11 @@ func BenchmarkMergerBudget(b *testing.B) {
 		b.ReportMetric(float64(base)/(1<<20), "heap-before-MiB")
 		b.ReportMetric(float64(peakAcct.Load())/(1<<20), "peak-accounted-MiB")
 		b.ReportMetric(float64(total)/(1<<20), "csv-MiB")
-		var spilled dto.Metric
-		if err := m.met.spilledTotal.Write(&spilled); err != nil {
+		var released dto.Metric
+		if err := m.met.releasedTotal.Write(&released); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(spilled.GetCounter().GetValue()/(1<<20), "spilled-MiB")
+		b.ReportMetric(released.GetCounter().GetValue()/(1<<20), "released-MiB")
 		b.StartTimer()
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // budget is the one memory accountant of a Merger: buffered chunk bytes of every open batch on
 // every partition, plus the Arrow builders of the commits in progress. Going over the limit makes
-// the merger spill the largest in-memory batch (spiller.relieve) and, while still over, pause
+// the merger release the largest in-memory batch's chunks (spiller.relieve) and, while still over, pause
 // fetching (partition loops wait in waitUnder while keeping their pins alive).
 type budget struct {
 	limit int64
@@ -74,25 +74,23 @@ func (b *budget) waitUnder(ctx context.Context, d time.Duration) bool {
 }
 
 // spiller is the memory budget and what relieves it: the open batches whose buffered chunks may
-// be moved to spill files. The partitions of a Merger (or a Replay) register the batches they
-// buffer; commits account their Arrow builders against the same budget and call relieve when
-// over it.
+// be released (dropped from memory: they stay in the rows stream, batch.release). The partitions
+// of a Merger (or a Replay) register the batches they buffer; commits account their Arrow
+// builders against the same budget and call relieve when over it.
 type spiller struct {
 	*budget
-	dir string // spill files
 	log *slog.Logger
 	met *metrics
 
 	mu   sync.Mutex // guards open
 	open map[*batch]struct{}
 
-	spillMu sync.Mutex // one relieve at a time (held around batch.spillOut, which takes batch.mu)
+	spillMu sync.Mutex // one relieve at a time (held around batch.release, which takes batch.mu)
 }
 
-func newSpiller(limit int64, dir string, log *slog.Logger, met *metrics) *spiller {
+func newSpiller(limit int64, log *slog.Logger, met *metrics) *spiller {
 	return &spiller{
 		budget: newBudget(limit, func(d int64) { met.memoryInUse.Add(float64(d)) }),
-		dir:    dir,
 		log:    log,
 		met:    met,
 		open:   map[*batch]struct{}{},
@@ -122,9 +120,10 @@ func (s *spiller) openBatches() []*batch {
 	return bs
 }
 
-// relieve spills the largest in-memory batches until memory is under the budget, preferring
-// batches that are not being committed, then drops the rows batches parsed on arrival. When nothing is left to spill, the partition loops pause
-// fetching until commits release their builders.
+// relieve releases the chunks of the largest in-memory batches until memory is under the budget,
+// preferring batches that are not being committed, then drops the rows batches parsed on arrival.
+// When nothing is left to free, the partition loops pause fetching until commits release their
+// builders.
 func (s *spiller) relieve() {
 	s.spillMu.Lock()
 	defer s.spillMu.Unlock()
@@ -143,25 +142,20 @@ func (s *spiller) relieve() {
 			}
 		}
 		if pick == nil {
-			// Nothing left to spill: give up rows parsed on arrival (those batches are parsed
+			// No chunk left in memory: give up rows parsed on arrival (those batches are parsed
 			// from their CSV at commit), largest first.
 			if !s.dropCollected() {
 				return
 			}
 			continue
 		}
-		freed, err := pick.spillOut(s.dir)
-		if err != nil {
-			s.log.Error("spill", "batch", pick.key.String(), "err", err)
-			return
-		}
+		freed := pick.release()
 		if freed == 0 {
 			continue
 		}
 		s.add(-freed)
-		s.met.spillBytes.Add(float64(freed))
-		s.met.spilledTotal.Add(float64(freed))
-		s.log.Debug("spilled batch", "batch", pick.key.String(), "bytes", freed)
+		s.met.releasedTotal.Add(float64(freed))
+		s.log.Debug("released chunks", "batch", pick.key.String(), "bytes", freed)
 	}
 }
 

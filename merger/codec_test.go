@@ -2,6 +2,7 @@ package merger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
@@ -20,10 +22,18 @@ import (
 
 // TestBatchKeepsCompressedData: a batch holds S2 chunks as received (memory counts the compressed
 // bytes), checks the marker against decoded bytes, and payload returns the exact records from
-// memory and after spilling (the spill file holds the compressed bytes).
+// memory and, once released, fetched back from the rows stream by their sequences (a real
+// embedded JetStream). A released chunk whose message the stream no longer holds, or whose
+// sequence holds another chunk, is a permanent error naming it.
 func TestBatchKeepsCompressedData(t *testing.T) {
-	key := batchKey{archive: "c0000000000000000001", table: "t"}
-	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, time.Now())
+	bs := bustest.New(t)
+	ctx := t.Context()
+	rows, err := bs.JS.Stream(ctx, bs.Subjects.RowsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := batchKey{archive: "c0000000000000000001", attempt: 2, table: "t"}
+	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, rows, time.Now())
 	recs := map[uint32]string{
 		0: strings.Repeat("1,aaaaaaaaaaaaaaaa\n", 500),
 		1: "2,raw\n",
@@ -32,12 +42,22 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 	}
 	var scratch []byte
 	var raw, stored int64
-	mk := &sluicev1.BatchComplete{ArchiveId: key.archive, Table: key.table, Chunks: uint32(len(recs))}
+	seqs := map[uint32]uint64{}
+	mk := &sluicev1.BatchComplete{ArchiveId: key.archive, Attempt: key.attempt, Table: key.table, Chunks: uint32(len(recs))}
 	for i := range uint32(len(recs)) {
-		c := &sluicev1.Chunk{ArchiveId: key.archive, Table: key.table, Member: "m.csv", Header: []byte("id,v"),
+		c := &sluicev1.Chunk{ArchiveId: key.archive, Attempt: key.attempt, Table: key.table, Member: "m.csv", Header: []byte("id,v"),
 			ChunkIndex: i, FirstLine: 2, Rows: uint32(strings.Count(recs[i], "\n"))}
 		encodeData(c, []byte(recs[i]), []string{"s2", "none"}[i%2])
-		n, err := b.addChunk(c, &scratch)
+		payload, err := proto.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := bs.JS.Publish(ctx, bs.Subjects.Rows(0, key.table), payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[i] = ack.Sequence
+		n, err := b.addChunk(c, ack.Sequence, &scratch)
 		if err != nil || n != int64(len(c.Data)) {
 			t.Fatalf("chunk %d: addChunk = %d, %v; %d bytes stored", i, n, err, len(c.Data))
 		}
@@ -62,7 +82,7 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 		t.Helper()
 		var buf []byte
 		for _, c := range b.orderedChunks() {
-			data, nbuf, err := b.payload(c, buf)
+			data, nbuf, err := b.payload(ctx, c, buf)
 			buf = nbuf
 			if err != nil || string(data) != recs[c.index] {
 				t.Fatalf("%s: chunk %d: payload %q, %v", what, c.index, data, err)
@@ -70,15 +90,46 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 		}
 	}
 	readAll("in memory")
-	freed, err := b.spillOut(t.TempDir())
-	if err != nil || freed != stored || b.spillSize != stored || b.memBytes.Load() != 0 {
-		t.Fatalf("spill: freed %d (stored %d), file %d, %v", freed, stored, b.spillSize, err)
+	if freed := b.release(); freed != stored || b.memBytes.Load() != 0 {
+		t.Fatalf("release: freed %d (stored %d), %d left in memory", freed, stored, b.memBytes.Load())
 	}
-	readAll("spilled")
-	_, mem, spilled := b.close()
-	if mem != 0 || spilled != stored {
-		t.Fatalf("close: mem %d spilled %d", mem, spilled)
+	for _, c := range b.orderedChunks() {
+		if c.data != nil || !c.released {
+			t.Fatalf("chunk %d still in memory after release", c.index)
+		}
 	}
+	readAll("released")
+
+	// Sequence 1 now names chunk 2's place: the stream holds another chunk there.
+	byIndex := map[uint32]*chunk{}
+	for _, c := range b.orderedChunks() {
+		byIndex[c.index] = c
+	}
+	byIndex[2].seq = seqs[0]
+	if _, _, err := b.payload(ctx, byIndex[2], nil); !isPermanent(err) || !strings.Contains(err.Error(), "another message") {
+		t.Fatalf("chunk 2 at chunk 0's sequence: %v", err)
+	}
+	byIndex[2].seq = seqs[2]
+	// The stream's limits removed chunk 0 before the commit.
+	if err := rows.DeleteMsg(ctx, seqs[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.payload(ctx, byIndex[0], nil)
+	if !isPermanent(err) || !strings.Contains(err.Error(), fmt.Sprintf("chunk 0 of member m.csv (stream sequence %d): no longer in the rows stream", seqs[0])) {
+		t.Fatalf("chunk 0 gone from the stream: %v", err)
+	}
+	if _, _, err := b.payload(ctx, byIndex[2], nil); err != nil {
+		t.Fatalf("chunk 2 after chunk 0 was removed: %v", err)
+	}
+	if _, mem := b.close(); mem != 0 {
+		t.Fatalf("close: mem %d", mem)
+	}
+}
+
+// isPermanent reports whether err is one the committer does not retry.
+func isPermanent(err error) bool {
+	var perm *permanentError
+	return errors.As(err, &perm)
 }
 
 // TestBatchPoisonedByBadChunkData: data that does not decode poisons the batch with the reason;
@@ -114,12 +165,12 @@ func TestBatchPoisonedByBadChunkData(t *testing.T) {
 		}, "above the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, time.Now())
+			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, nil, time.Now())
 			c := &sluicev1.Chunk{ArchiveId: "c0000000000000000002", Table: "t", Member: "m.csv", Header: []byte("id,v"),
 				ChunkIndex: 3, FirstLine: 2, Rows: 100}
 			tc.chunk(c)
 			var scratch []byte
-			n, err := b.addChunk(c, &scratch)
+			n, err := b.addChunk(c, 1, &scratch)
 			if err != nil || n != int64(len(c.Data)) {
 				t.Fatalf("addChunk = %d, %v", n, err)
 			}

@@ -39,10 +39,11 @@ type Config struct {
 	// Partitions to serve; nil serves every partition (bus.Subjects.Partitions).
 	Partitions []int
 	// MemoryBudget bounds buffered chunk bytes plus Arrow builders across ALL open batches of this
-	// process (default 256 MiB). Over it, the largest in-memory batch is spilled to SpillDir and
-	// fetching pauses until memory is back under the budget.
+	// process (default 256 MiB). Over it, the largest in-memory batch's chunks are released (they
+	// stay in the rows stream, fetched back by a commit that needs them), then rows parsed on
+	// arrival are given up, then fetching pauses until memory is back under the budget.
 	MemoryBudget int64
-	// SpillDir holds spill and quarantine scratch files (default
+	// SpillDir holds quarantine scratch files (default
 	// os.TempDir()/sluice-spill-<instance>). Files of ours left there by a crash are removed at
 	// start; the directory is removed when Run returns if it is empty.
 	SpillDir string
@@ -54,7 +55,7 @@ type Config struct {
 	PinnedTTL time.Duration
 	// MaxAckPending of each partition consumer (default 200 000).
 	//
-	// Rule: a held (un-acked) message carries no payload in memory once its chunk is spilled, so
+	// Rule: a held (un-acked) message carries no payload in memory once its chunk is released, so
 	// MaxAckPending bounds handles, not bytes. It must exceed the largest number of chunks that can
 	// be outstanding on one partition before their markers arrive: roughly the sum, over archives
 	// being extracted at the same time, of their chunks on that partition. With 1 MiB chunks,

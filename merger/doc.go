@@ -28,10 +28,11 @@
 // One budget covers the buffered chunk payloads of all open batches on all partitions plus the
 // Arrow builders of commits in progress. Payloads are kept and counted as received: an S2 chunk
 // (Chunk.codec) stays compressed, decoded into a per-partition scratch buffer only to infer types
-// on arrival and again, chunk by chunk, at commit. Over the budget, the largest in-memory batch
-// is written to an append-only spill file (compressed bytes as received, offsets kept; only the
-// ack handle stays in memory) and, while still over, fetching pauses (pins and InProgress are
-// kept alive) instead of failing. Chunk data that does not decode poisons its batch, which is
+// on arrival and again, chunk by chunk, at commit. Over the budget, the largest in-memory batch's
+// chunks are released: dropped from memory, keeping only the ack handle and stream sequence, since
+// the rows stream holds every message until its limits remove it (a commit that needs one fetches
+// it back by sequence); while still over, fetching pauses (pins and InProgress are kept alive)
+// instead of failing. Chunk data that does not decode poisons its batch, which is
 // dead-lettered with the reason when its marker arrives.
 //
 // # Acks and commit
@@ -49,7 +50,7 @@
 //
 // # MaxAckPending
 //
-// A held message carries no payload in memory once its chunk is spilled, so MaxAckPending bounds
+// A held message carries no payload in memory once its chunk is released, so MaxAckPending bounds
 // only handles. It must exceed the largest number of chunks that can be outstanding on one
 // partition before their markers arrive, about the sum over concurrently extracting archives of
 // their chunks on that partition; with 1 MiB chunks the default 200 000 covers 200 GiB of

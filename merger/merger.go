@@ -28,7 +28,7 @@ type Merger struct {
 	met    *metrics
 	tables *tableSettings
 	ack    acker
-	mem    *spiller     // the memory budget and the open batches it may spill
+	mem    *spiller     // the memory budget and the open batches whose chunks it may release
 	commit *committer   // the commit path, shared with Replay
 	early  *earlyConfig // large groups written as they arrive (early.go); set by Run
 
@@ -57,7 +57,7 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, tables: tables, ready: make(chan struct{})}
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
-	m.mem = newSpiller(cfg.MemoryBudget, cfg.SpillDir, m.log, m.met)
+	m.mem = newSpiller(cfg.MemoryBudget, m.log, m.met)
 	m.commit = newCommitter(cfg, deps, m.mem)
 	m.commit.blockedGauge = m.met.outputBlocked
 	m.commit.parsed = m.met.parsed
@@ -198,8 +198,8 @@ func (m *Merger) start(ctx context.Context) error {
 	return nil
 }
 
-// cleanSpillDir removes spill and quarantine scratch files left in the spill dir (only ours: the
-// directory may be shared).
+// cleanSpillDir removes quarantine scratch files left in the spill dir, and the spill files of
+// versions before chunks were released to the stream (only ours: the directory may be shared).
 func (m *Merger) cleanSpillDir() {
 	for _, pat := range []string{"batch-*.spill", "quarantine-*.jsonl"} {
 		names, _ := filepath.Glob(filepath.Join(m.cfg.SpillDir, pat))

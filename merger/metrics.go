@@ -9,18 +9,18 @@ import (
 // metrics of one Merger. Registered on Deps.Metrics when it is set; a second Merger on the same
 // registerer shares the already registered collectors.
 type metrics struct {
-	committed     prometheus.Counter
-	aborted       prometheus.Counter
-	deadLettered  prometheus.Counter
-	handedBack    prometheus.Counter
-	rowsOut       prometheus.Counter
-	bytesWritten  prometheus.Counter
-	commitSeconds prometheus.Histogram
-	held          prometheus.Gauge
-	memoryInUse   prometheus.Gauge
-	spillBytes    prometheus.Gauge
-	spilledTotal  prometheus.Counter
-	quarantined   *prometheus.CounterVec
+	committed      prometheus.Counter
+	aborted        prometheus.Counter
+	deadLettered   prometheus.Counter
+	handedBack     prometheus.Counter
+	rowsOut        prometheus.Counter
+	bytesWritten   prometheus.Counter
+	commitSeconds  prometheus.Histogram
+	held           prometheus.Gauge
+	memoryInUse    prometheus.Gauge
+	releasedTotal  prometheus.Counter
+	refetchedTotal prometheus.Counter
+	quarantined    *prometheus.CounterVec
 	// Data quality: label values come from the configured rules only (bounded cardinality).
 	dqResults     *prometheus.CounterVec // table, rule, status
 	dqFailedRows  *prometheus.CounterVec // table, rule, column
@@ -40,10 +40,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "bytes_written_total", Help: "Parquet bytes committed."}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sluice", Subsystem: "merger", Name: "commit_seconds",
 			Help: "Time from a batch's marker to its acks.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12)}),
-		held:         prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "held_messages", Help: "Rows messages held un-acked."}),
-		memoryInUse:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "memory_bytes", Help: "Buffered chunk bytes plus builder bytes accounted against the memory budget."}),
-		spillBytes:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "spill_bytes", Help: "Bytes currently in spill files."}),
-		spilledTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "spilled_bytes_total", Help: "Bytes written to spill files."}),
+		held:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "held_messages", Help: "Rows messages held un-acked."}),
+		memoryInUse: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "memory_bytes", Help: "Buffered chunk bytes plus builder bytes accounted against the memory budget."}),
+		releasedTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "released_bytes_total",
+			Help: "Chunk bytes (as received) dropped from memory over the budget; they stay in the rows stream."}),
+		refetchedTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "refetched_bytes_total",
+			Help: "Released chunk bytes (as received) fetched back from the rows stream by a commit."}),
 		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "quarantined_rows_total", Help: "Rows quarantined, by table."},
 			[]string{"table"}),
 		dqResults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_results_total",
@@ -74,8 +76,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.commitSeconds = register(reg, m.commitSeconds)
 	m.held = register(reg, m.held)
 	m.memoryInUse = register(reg, m.memoryInUse)
-	m.spillBytes = register(reg, m.spillBytes)
-	m.spilledTotal = register(reg, m.spilledTotal)
+	m.releasedTotal = register(reg, m.releasedTotal)
+	m.refetchedTotal = register(reg, m.refetchedTotal)
 	m.quarantined = register(reg, m.quarantined)
 	m.dqResults = register(reg, m.dqResults)
 	m.dqFailedRows = register(reg, m.dqFailedRows)

@@ -227,7 +227,7 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, nbuf, err := b.payload(ch, buf)
+		data, nbuf, err := b.payload(ctx, ch, buf)
 		buf = nbuf
 		if err != nil {
 			return err

@@ -171,7 +171,7 @@ func (p *partition) run(ctx context.Context) error {
 // releases its memory.
 func (p *partition) dropBatch(b *batch, settle func(handle) error) {
 	p.m.mem.forget(b)
-	hs, mem, spilled := b.close()
+	hs, mem := b.close()
 	for _, h := range hs {
 		if err := settle(h); err != nil {
 			p.log.Warn("settle message", "seq", h.seq, "err", err)
@@ -179,7 +179,6 @@ func (p *partition) dropBatch(b *batch, settle func(handle) error) {
 	}
 	p.addHeld(-int64(len(hs)))
 	p.m.mem.add(-mem)
-	p.m.met.spillBytes.Sub(float64(spilled))
 }
 
 func (p *partition) addHeld(n int64) {
@@ -227,7 +226,7 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 	p.nextOrder++
 	cc := p.m.commit.collectConfig()
 	cc.early = p.m.early
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), cc, p.m.now())
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), cc, p.m.stream, p.m.now())
 	p.batches[key] = b
 	p.m.mem.remember(b)
 	return b
@@ -299,7 +298,7 @@ func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	if b.addHandle(h) {
 		p.addHeld(1)
 	}
-	n, _ := b.addChunk(&c, &p.decodeBuf)
+	n, _ := b.addChunk(&c, h.seq, &p.decodeBuf)
 	p.mu.Unlock()
 	if b.collect.early != nil {
 		n += b.writeEarly(c.ProcessDate, c.BatchId)

@@ -120,7 +120,7 @@ const (
 // archive the latest attempt in the range wins (older ones are Superseded, an aborted latest
 // attempt is reported Aborted and skipped), then the archive and process-date filters select
 // batches by their markers. A second pass buffers only the selected batches' chunks (deduplicated
-// by chunk_index, spilled over the memory budget like the merger) and commits each one once its
+// by chunk_index, released over the memory budget like the merger) and commits each one once its
 // counts match its marker; a chunk stored after its marker (e.g. published late, after a dead
 // letter) still completes it. The unit is the batch: a batch holding rows of the selected date
 // and of other dates is rewritten whole, so that its BatchCommitted stays complete.
@@ -158,7 +158,7 @@ func Replay(ctx context.Context, cfg Config, deps Deps, spec ReplaySpec) (Replay
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	deps.Log = deps.Log.With("replay", spec.ID, "table", spec.Table)
-	mem := newSpiller(cfg.MemoryBudget, cfg.SpillDir, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
+	mem := newSpiller(cfg.MemoryBudget, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
 	c := newCommitter(cfg, deps, mem)
 	c.replayID = spec.ID
 	c.force = spec.Force
@@ -443,11 +443,11 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil {
-					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.c.collectConfig(), r.now())
+					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.c.collectConfig(), r.stream, r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}
-				if n, _ := b.addChunk(&c, &decodeBuf); n != 0 {
+				if n, _ := b.addChunk(&c, seq, &decodeBuf); n != 0 {
 					r.mem.add(n)
 					if r.mem.over() {
 						r.mem.relieve()
@@ -468,7 +468,7 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil { // a batch without chunks
-					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.c.collectConfig(), r.now())
+					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.c.collectConfig(), r.stream, r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}
@@ -547,9 +547,9 @@ func (r *replay) commit(ctx context.Context, b *batch, s *selection) error {
 	return nil
 }
 
-// closeBatch drops a batch's payload and spill file and its memory accounting.
+// closeBatch drops a batch's payload and its memory accounting.
 func (r *replay) closeBatch(b *batch) {
 	r.mem.forget(b)
-	_, mem, _ := b.close()
+	_, mem := b.close()
 	r.mem.add(-mem)
 }

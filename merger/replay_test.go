@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,49 @@ func TestReplay(t *testing.T) {
 	t.Run("HintChange", func(t *testing.T) { testReplayHintChange(t, dir) })
 	t.Run("AttemptsAbortsRanges", func(t *testing.T) { testReplayAttempts(t, dir) })
 	t.Run("WhileMerging", func(t *testing.T) { testReplayWhileMerging(t, dir) })
+	t.Run("OverBudget", func(t *testing.T) { testReplayOverBudget(t, dir) })
+}
+
+// testReplayOverBudget: a replay whose budget holds a fraction of the batch releases its chunks
+// as they arrive and gives up their parsed rows; the commit fetches every chunk back from the
+// rows stream and parses it. The rows read back are the merger's, in the same order.
+func testReplayOverBudget(t *testing.T, sk sink) {
+	e := newEnv(t, sk)
+	ev := e.committedEvents()
+	e.start(testConfig("m1"), nil, nil)
+	const rows = 100000
+	rng := rand.New(rand.NewPCG(1, 2))
+	tb := tbatch{archive: archiveOn("rb", "big", 0, 4), table: "big", per: 400, members: []tmember{
+		{name: "big.csv", date: "2025-01-01", batch: "1", header: "id,v,pad", records: csvRows(rows, func(i int) string {
+			return fmt.Sprintf("%d,%d,%x", i, rng.Int64(), rng.Uint64())
+		})},
+	}}
+	e.publishBatch(tb)
+	ev.nextCommitted(t, 60*time.Second)
+	e.allAcked()
+	read := func() (ids, vs []string) {
+		for _, k := range e.keys("big/") {
+			td := e.readParquet(k)
+			i, _, _ := td.column("id")
+			v, _, _ := td.column("v")
+			ids, vs = append(ids, i...), append(vs, v...)
+		}
+		return ids, vs
+	}
+	ids, vs := read()
+	if len(ids) != rows {
+		t.Fatalf("merger wrote %d rows", len(ids))
+	}
+	res := e.replay(ReplaySpec{Table: "big"}, nil, nil, func(c *Config) { c.MemoryBudget, c.RowGroupBytes = 1<<20, 256<<10 })
+	if got := committedArchives(res); !slices.Equal(got, []string{tb.archive + "/0"}) {
+		t.Fatalf("replay committed %v", got)
+	}
+	if bc := ev.nextCommitted(t, 10*time.Second); !bc.Replay || bc.RowsOut != rows {
+		t.Fatalf("replay event %v", bc)
+	}
+	if rids, rvs := read(); !slices.Equal(rids, ids) || !slices.Equal(rvs, vs) {
+		t.Fatalf("replay over the budget read back %d rows, not the merger's %d", len(rids), len(ids))
+	}
 }
 
 // ordersBatch is one member of table orders for date: id (string), zip and score (int64), note.
@@ -40,11 +84,14 @@ func ordersBatch(archive string, attempt uint32, date string, n int) tbatch {
 }
 
 // replay runs Replay against the env's bus and bucket with a checked allocator of its own.
-func (e *env) replay(spec ReplaySpec, partners *config.File, led *ledger.Ledger) ReplayResult {
+func (e *env) replay(spec ReplaySpec, partners *config.File, led *ledger.Ledger, mutate ...func(*Config)) ReplayResult {
 	e.t.Helper()
 	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	cfg := testConfig("replay")
 	cfg.SpillDir = e.t.TempDir()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Replay(ctx, cfg, Deps{Bus: e.bus, Out: e.out, Partners: partners, Log: e.log.With("merger", "replay"),

@@ -62,10 +62,8 @@ func (p *partition) ackPendingFull(ctx context.Context) {
 func (p *partition) requeue(ctx context.Context, b *batch) error {
 	subj := p.m.deps.Bus.Subjects.Rows(p.n, b.key.table)
 	gen := time.Now().UnixNano()
-	var buf []byte
 	for _, c := range b.orderedChunks() {
-		data, nbuf, err := b.stored(c, buf)
-		buf = nbuf
+		data, err := b.stored(ctx, c)
 		if err != nil {
 			return err
 		}

@@ -62,7 +62,7 @@ func newCommon(name string) *common {
 	f.StringVar(&c.natsTLSKey, "nats-tls-key", "", "client key for NATS TLS")
 	f.StringVar(&c.natsTLSCA, "nats-tls-ca", "", "CA bundle for NATS TLS")
 	f.StringVar(&c.natsListen, "nats-listen", "", "embedded server: also listen on host:port so other sluice processes can join")
-	f.StringVar(&c.state, "state", ".state", "state directory (embedded JetStream store, spill files)")
+	f.StringVar(&c.state, "state", ".state", "state directory (embedded JetStream store, scratch files)")
 	f.StringVar(&c.prefix, "prefix", "sluice", "subject prefix")
 	f.IntVar(&c.partitions, "partitions", 8, "row partitions (fixed for the life of the streams)")
 	f.DurationVar(&c.rowsMaxAge, "retention", 72*time.Hour, "how long the rows stream keeps data for replay")

@@ -31,7 +31,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 	c.fs.StringVar(&spec.ProcessDate, "process-date", "", "only batches holding rows of this date (YYYY-MM-DD)")
 	c.fs.Uint64Var(&spec.FromSeq, "from-seq", 0, "start at this rows-stream sequence (default: the stream's first)")
 	c.fs.StringVar(&since, "since", "", "start at this time: RFC 3339, YYYY-MM-DD (UTC), or a duration ago (e.g. 6h)")
-	c.fs.Var(sizeValue{&memoryBudget}, "memory-budget", "memory budget for buffered chunks and builders (spills beyond), bytes or with a unit: 256MiB")
+	c.fs.Var(sizeValue{&memoryBudget}, "memory-budget", "memory budget for buffered chunks and builders (chunks are released beyond: fetched back from the stream), bytes or with a unit: 256MiB")
 	zstdLevel := merger.DefaultZstdLevel
 	c.fs.IntVar(&zstdLevel, "parquet-zstd-level", zstdLevel, "zstd level of the rewritten Parquet objects (use the mergers' level for byte-identical rewrites)")
 	c.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")

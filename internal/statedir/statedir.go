@@ -1,4 +1,4 @@
-// Package statedir guards a state directory (the embedded JetStream store, spill files) so that
+// Package statedir guards a state directory (the embedded JetStream store, scratch files) so that
 // one process at a time owns it, and lets the other commands of the same directory find the
 // owner's server.
 //
