@@ -29,6 +29,7 @@ const (
 	DefaultRowGroupBytes  = 32 << 20
 	DefaultMaxObjectBytes = 1 << 30
 	DefaultStaleUploadAge = time.Hour
+	DefaultStaleSweep     = time.Hour
 	DefaultZstdLevel      = 1
 )
 
@@ -85,6 +86,16 @@ type Config struct {
 	MaxObjectBytes int64
 	// StaleUploadAge: unfinished uploads older than this are aborted at start-up (default 1h).
 	StaleUploadAge time.Duration
+	// StaleSweep: while running, every StaleSweep the merger aborts the unfinished uploads older
+	// than StaleSweepAge (default 1h; negative: never). Those are what a killed writer left (an
+	// S3 multipart upload, billed until aborted; a temporary file), on a merger that does not
+	// restart: a cluster node, a long-running `sluice run`. On S3 a sweep lists the unfinished
+	// uploads only; in a folder it walks the output tree, as the start-up sweep does.
+	StaleSweep time.Duration
+	// StaleSweepAge (default DefaultStaleUploadAge, 1h) must be well past the longest write: an
+	// S3 upload's age counts from its creation, and a write whose upload is aborted fails (an
+	// early write then falls back to writing the group at commit; a commit is retried).
+	StaleSweepAge time.Duration
 	// RetryDelay is the Nak delay of a marker whose counts do not match yet (default AckWait/2).
 	// (MaxDeliver-1)·RetryDelay must exceed AckWait: when an owner dies holding some chunks of a
 	// batch, its successor may receive the marker before those chunks, which come back only when
@@ -200,6 +211,12 @@ func (c Config) withDefaults(partitions int) Config {
 	if c.StaleUploadAge == 0 {
 		c.StaleUploadAge = DefaultStaleUploadAge
 	}
+	if c.StaleSweep == 0 {
+		c.StaleSweep = DefaultStaleSweep
+	}
+	if c.StaleSweepAge == 0 {
+		c.StaleSweepAge = DefaultStaleUploadAge
+	}
 	if c.RetryDelay == 0 {
 		c.RetryDelay = c.AckWait / 2
 	}
@@ -250,7 +267,7 @@ func (c Config) Validate(partitions int) error {
 	if c.ZstdLevel < 1 || c.ZstdLevel > 22 {
 		errs = append(errs, fmt.Errorf("zstd level %d outside [1,22]", c.ZstdLevel))
 	}
-	if c.StaleUploadAge < 0 || c.RetryDelay < 0 {
+	if c.StaleUploadAge < 0 || c.StaleSweepAge < 0 || c.RetryDelay < 0 {
 		errs = append(errs, errors.New("negative duration"))
 	}
 	if c.MaxDeliver > 1 && time.Duration(c.MaxDeliver-1)*c.RetryDelay <= c.AckWait {

@@ -83,6 +83,7 @@ func (m *Merger) Run(ctx context.Context) error {
 	m.early = newEarlyConfig(gctx, m.commit, m.met.earlyGroups)
 	g.Go(func() error { return m.presenceLoop(gctx) })
 	g.Go(func() error { return m.progressLoop(gctx) })
+	g.Go(func() error { return m.staleLoop(gctx) })
 	for _, p := range m.parts {
 		g.Go(func() error {
 			// Labelled for CPU profiles (SLUICE_CPU_PROFILE): the work of each partition, commits
@@ -138,11 +139,7 @@ func (m *Merger) Run(ctx context.Context) error {
 // start prepares everything Run needs: stale uploads, spill dir, buckets, consumers.
 func (m *Merger) start(ctx context.Context) error {
 	cfg, b := m.cfg, m.deps.Bus
-	if n, err := m.deps.Out.AbortStale(ctx, "", m.now().Add(-cfg.StaleUploadAge)); err != nil {
-		m.log.Warn("abort stale uploads", "err", err)
-	} else if n > 0 {
-		m.log.Info("aborted stale uploads", "count", n)
-	}
+	m.abortStale(ctx, cfg.StaleUploadAge)
 	if err := os.MkdirAll(cfg.SpillDir, 0o700); err != nil {
 		return fmt.Errorf("create spill dir: %w", err)
 	}
@@ -205,6 +202,38 @@ func (m *Merger) cleanSpillDir() {
 		names, _ := filepath.Glob(filepath.Join(m.cfg.SpillDir, pat))
 		for _, n := range names {
 			_ = os.Remove(n)
+		}
+	}
+}
+
+// abortStale aborts the unfinished uploads in the output older than age (what killed writers
+// left); a failure is logged and left for the next sweep.
+func (m *Merger) abortStale(ctx context.Context, age time.Duration) {
+	n, err := m.deps.Out.AbortStale(ctx, "", m.now().Add(-age))
+	m.met.staleAborted.Add(float64(n))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.log.Warn("abort stale uploads", "err", err, "aborted", n)
+	case n > 0:
+		m.log.Info("aborted stale uploads", "count", n, "older_than", age)
+	}
+}
+
+// staleLoop aborts the unfinished uploads older than StaleSweepAge every StaleSweep, so that a
+// merger that runs for weeks does not keep what killed writers left (a start-up sweep alone
+// would).
+func (m *Merger) staleLoop(ctx context.Context) error {
+	if m.cfg.StaleSweep < 0 {
+		return nil
+	}
+	t := time.NewTicker(m.cfg.StaleSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.abortStale(ctx, m.cfg.StaleSweepAge)
 		}
 	}
 }

@@ -36,7 +36,42 @@ func TestMerger(t *testing.T) {
 			t.Run("JoinMidStream", func(t *testing.T) { testJoinMidStream(t, sk) })
 			t.Run("BudgetInterleaved", func(t *testing.T) { testBudget(t, sk, false) })
 			t.Run("BudgetInterleavedWrittenEarly", func(t *testing.T) { testBudget(t, sk, true) })
+			t.Run("StaleSweep", func(t *testing.T) { testStaleSweep(t, sk) })
 		})
+	}
+}
+
+// testStaleSweep: a running merger aborts what a killed writer left in the output after it
+// started (an S3 multipart upload with a part, a temporary file) once it is older than
+// StaleSweepAge, without a restart; the abandoned writer can no longer commit.
+func testStaleSweep(t *testing.T, sk sink) {
+	e := newEnv(t, sk)
+	cfg := testConfig("m1")
+	cfg.StaleSweep, cfg.StaleSweepAge = 50*time.Millisecond, time.Second
+	r := e.start(cfg, nil, nil)
+	if got := r.metric(t, "sluice_merger_stale_uploads_aborted_total"); got != 0 {
+		t.Fatalf("%v uploads aborted at start-up in an empty output", got)
+	}
+	ctx := t.Context()
+	w, err := e.out.Create(ctx, "t/process_date=2025-01-01/batch_id=1/part-killed.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than a 5 MiB part (s3test's part size): S3 has started a multipart upload.
+	if _, err := w.Write(make([]byte, objstore.MinPartSize+10)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the abandoned upload aborted by the sweep", func() bool {
+		return r.metric(t, "sluice_merger_stale_uploads_aborted_total") == 1
+	})
+	if err := w.Commit(ctx); err == nil {
+		t.Fatal("the abandoned writer committed after the sweep aborted its upload")
+	}
+	if n := e.leftoverUploads(); n != 0 {
+		t.Fatalf("%d unfinished uploads left", n)
+	}
+	if keys := e.keys(""); len(keys) != 0 {
+		t.Fatalf("objects %v", keys)
 	}
 }
 

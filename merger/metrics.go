@@ -28,6 +28,7 @@ type metrics struct {
 	outputBlocked prometheus.Gauge
 	parsed        *prometheus.CounterVec // when: early, arrival, commit
 	earlyGroups   prometheus.Gauge
+	staleAborted  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,6 +62,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"when"}),
 		earlyGroups: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "early_groups",
 			Help: "Output groups being written early: large groups whose row groups are encoded and uploaded as their chunks arrive, and committed (made visible) with their batch."}),
+		staleAborted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "stale_uploads_aborted_total",
+			Help: "Unfinished uploads (S3 multipart uploads, temporary files) that killed writers left, aborted at start-up or by the periodic sweep."}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
@@ -85,6 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.outputBlocked = register(reg, m.outputBlocked)
 	m.parsed = register(reg, m.parsed)
 	m.earlyGroups = register(reg, m.earlyGroups)
+	m.staleAborted = register(reg, m.staleAborted)
 	return m
 }
 

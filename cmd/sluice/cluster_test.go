@@ -125,7 +125,7 @@ func TestRunClusterSurvivesKill(t *testing.T) {
 	t.Logf("both stopped %s after SIGTERM", time.Since(stopping).Round(time.Millisecond))
 	// Every visible object whole and every row once. A temporary file the killed node was writing
 	// may be left: on a cluster node no merger clears --out at start (the others write the same
-	// output); the next merger start-up after StaleUploadAge (1 h) removes it.
+	// output); the mergers' hourly sweep removes it once it is an hour old (merger.Config.StaleSweep).
 	rows, tmp, bad := parquetRows(c.out)
 	for _, rel := range tmp {
 		t.Logf("temporary file left by the killed node: %s", rel)
