@@ -116,6 +116,14 @@ func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
 			delete(st.watched, d)
 		}
 	}
+	st.pruneArchives(s.bus.Cfg.EventsMaxAge)
+}
+
+// pruneArchives forgets the archives and duplicates whose newest event is more than maxAge older
+// than the newest event folded, by stream time: the stream (max age maxAge) has dropped their
+// events, so a fold started now would not know them either. It returns how many it forgot;
+// maxAge <= 0 forgets nothing.
+func (st *state) pruneArchives(maxAge time.Duration) int {
 	var newest int64
 	for _, a := range st.archives {
 		newest = max(newest, a.lastMs)
@@ -123,18 +131,22 @@ func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
 	for _, d := range st.dups {
 		newest = max(newest, d.lastMs)
 	}
-	horizon := newest - s.bus.Cfg.EventsMaxAge.Milliseconds()
-	if s.bus.Cfg.EventsMaxAge <= 0 || horizon <= 0 {
-		return
+	horizon := newest - maxAge.Milliseconds()
+	if maxAge <= 0 || horizon <= 0 {
+		return 0
 	}
+	n := 0
 	for id, a := range st.archives {
 		if a.lastMs < horizon {
 			delete(st.archives, id)
+			n++
 		}
 	}
 	for k, d := range st.dups {
 		if d.lastMs < horizon {
 			delete(st.dups, k)
+			n++
 		}
 	}
+	return n
 }

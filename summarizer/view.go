@@ -3,6 +3,7 @@ package summarizer
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,8 +17,9 @@ import (
 // CheckResult events the summarizer published. Dates carry only their archive counts: readiness
 // and the summary state travel in SummaryWritten events, which the fold does not read.
 //
-// A Fold is not safe for concurrent use; it never forgets an archive (its memory follows the
-// events stream's retention).
+// A Fold is not safe for concurrent use. It forgets an archive only when Prune is called, as the
+// summarizer does after each settle: a long-running reader calls Prune with the events stream's
+// max age so that its memory follows the stream's retention.
 type Fold struct {
 	s *Summarizer
 }
@@ -44,6 +46,11 @@ func (f *Fold) Apply(m jetstream.Msg) error {
 	f.s.st.seq = meta.Sequence.Stream
 	return nil
 }
+
+// Prune forgets the archives and duplicates whose newest event is more than maxAge older than
+// the newest event folded (the events stream's max age: the stream has dropped their events). It
+// returns how many it forgot; maxAge <= 0 forgets nothing.
+func (f *Fold) Prune(maxAge time.Duration) int { return f.s.st.pruneArchives(maxAge) }
 
 // Status is the snapshot of what was folded (Status.CaughtUp is always false: the caller knows).
 func (f *Fold) Status() Status { return f.s.st.snapshot() }

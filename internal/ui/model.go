@@ -30,6 +30,10 @@ import (
 // still holds; the summary.json of a date is read from Out once per SummaryWritten event. Stream
 // and consumer figures (cluster.go) are asked of the server when a page asks, at most every
 // Config.Refresh.
+//
+// Memory follows the events stream's retention, not the dashboard's uptime (prune): archives
+// whose events the stream has dropped are forgotten, and with them their committed ledger
+// records, as a dashboard started now would not show them either.
 type Model struct {
 	sub bus.Subjects
 	js  jetstream.JetStream
@@ -50,6 +54,10 @@ type Model struct {
 	schemas   map[string]map[uint32]table.Schema // table → version → registry document
 	ledgerOK  bool                               // the ledger watch delivered its initial values
 	views     viewCache
+
+	eventsMaxAge time.Duration // the events stream's max age (0: unknown or unlimited: nothing is pruned)
+	pruneEvery   time.Duration // prune at most this often
+	prunedAt     time.Time
 
 	summaryWork chan string // dates whose summary.json should be (re)read
 
@@ -80,6 +88,42 @@ func newModel(b *bus.Bus, out Reader, now func() time.Time, log *slog.Logger, re
 		schemas:     map[string]map[uint32]table.Schema{},
 		summaryWork: make(chan string, 1024),
 		cluster:     clusterCache{every: refresh},
+		pruneEvery:  time.Minute,
+	}
+}
+
+// prune keeps the model to what the events stream still holds, at most every pruneEvery; m.mu is
+// held. The fold forgets the archives whose newest event is older than the stream's max age, the
+// check times go with them, and a committed ledger record is kept only while its archive is folded
+// or its last transition is within the max age. Records in progress or failed are always kept:
+// they are what an operator must see.
+func (m *Model) prune() {
+	now := m.now()
+	if m.eventsMaxAge <= 0 || now.Sub(m.prunedAt) < m.pruneEvery {
+		return
+	}
+	m.prunedAt = now
+	m.fold.Prune(m.eventsMaxAge)
+	for id := range m.checkedMs {
+		if _, ok := m.fold.Events(id); !ok {
+			delete(m.checkedMs, id)
+		}
+	}
+	horizon := now.Add(-m.eventsMaxAge).UnixMilli()
+	for id, r := range m.records {
+		if r.State != ledger.Committed {
+			continue
+		}
+		if _, ok := m.fold.Events(id); ok {
+			continue
+		}
+		var last int64
+		for _, t := range r.History {
+			last = max(last, t.AtMs)
+		}
+		if last < horizon {
+			delete(m.records, id)
+		}
 	}
 }
 
@@ -123,6 +167,7 @@ func (m *Model) followEvents(ctx context.Context) error {
 	}
 	startSeq := info.State.LastSeq
 	m.mu.Lock()
+	m.eventsMaxAge = info.Config.MaxAge
 	if startSeq == 0 {
 		m.caughtUp = true
 		m.touch()
@@ -202,6 +247,7 @@ func (m *Model) apply(msg jetstream.Msg, startSeq uint64) {
 		}
 	}
 	_ = m.fold.Apply(msg)
+	m.prune()
 }
 
 // addThroughput counts an extraction's CSV rows and bytes in its minute; m.mu is held. Only the
@@ -228,7 +274,8 @@ func (m *Model) addThroughput(atMs int64, ev *sluicev1.ArchiveExtracted) {
 	}
 }
 
-// followLedger keeps every archive record of the ledger.
+// followLedger keeps the archive records of the ledger (prune drops committed ones past the events
+// stream's retention).
 func (m *Model) followLedger(ctx context.Context) error {
 	kv, err := m.js.KeyValue(ctx, m.sub.LedgerBucket())
 	if err != nil {
@@ -259,6 +306,7 @@ func (m *Model) followLedger(ctx context.Context) error {
 					m.records[r.ArchiveID] = r
 				}
 			}
+			m.prune()
 			m.touch()
 			m.mu.Unlock()
 		}

@@ -189,25 +189,6 @@ func (f *fixture) getJSON(path string, v any) {
 	}
 }
 
-// eventually checks cond every 20ms until it holds; it fails the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.After(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("%s: not after %s; last: %s", what, d, state)
-		case <-tick.C:
-		}
-	}
-}
-
 // TestAPI: the JSON API says what the summaries say (rows per table and date, dates' totals
 // and checks), lists every archive with its timeline, serves summary.txt as written, and
 // refuses a Host that is not a loopback name.
@@ -223,7 +204,7 @@ func TestAPI(t *testing.T) {
 		}
 	}
 	var tables ui.Tables
-	eventually(t, 30*time.Second, "tables match the summaries", func() (bool, string) {
+	ui.Eventually(t, 30*time.Second, "tables match the summaries", func() (bool, string) {
 		f.getJSON("/api/tables", &tables)
 		got := map[string]int64{}
 		for _, tv := range tables.Tables {
@@ -242,7 +223,7 @@ func TestAPI(t *testing.T) {
 	}
 
 	var dates ui.Dates
-	eventually(t, 30*time.Second, "dates match the summaries", func() (bool, string) {
+	ui.Eventually(t, 30*time.Second, "dates match the summaries", func() (bool, string) {
 		f.getJSON("/api/dates", &dates)
 		if len(dates.Dates) != len(sums) {
 			return false, jsonString(dates)

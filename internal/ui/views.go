@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/ledger"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
@@ -51,8 +52,11 @@ type Overview struct {
 	} `json:"rate"`
 	Ledger   map[ledger.State]int `json:"ledger"` // archives per ledger state now
 	LedgerOK bool                 `json:"ledger_ok"`
-	Totals   Totals               `json:"totals"`
-	Cluster  ClusterInfo          `json:"cluster"`
+	// LedgerWindowSec: committed records count only while their archive is within the events
+	// stream's retention (its max age, in seconds; 0: unlimited).
+	LedgerWindowSec int64       `json:"ledger_window_sec"`
+	Totals          Totals      `json:"totals"`
+	Cluster         ClusterInfo `json:"cluster"`
 }
 
 // Totals sum every archive the events stream holds (summarizer.Totals).
@@ -77,7 +81,7 @@ func (m *Model) overview() Overview {
 	o := Overview{Version: m.version, NowMs: m.now().UnixMilli(), CaughtUp: m.caughtUp, Seq: m.seq,
 		Totals: Totals{Archives: t.Archives, Pending: t.Pending, Committed: t.Committed, Failed: t.Failed, Duplicates: t.Duplicates,
 			RowsIn: t.RowsIn, RowsOut: t.RowsOut, Quarantined: t.Quarantined, Rejected: t.RejectedMembers, Skipped: t.SkippedMembers},
-		Ledger: map[ledger.State]int{}, LedgerOK: m.ledgerOK}
+		Ledger: map[ledger.State]int{}, LedgerOK: m.ledgerOK, LedgerWindowSec: int64(m.eventsMaxAge / time.Second)}
 	now := m.now().UnixMilli() / 60000
 	o.Rate.BinSeconds = 60
 	o.Rate.StartMs = (now - rateMinutes + 1) * 60000

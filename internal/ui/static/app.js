@@ -139,7 +139,8 @@ async function overview(root) {
       card("Archives", h("span", { id: "archives-total" }, fmtInt(t.archives)),
         `${fmtInt(t.committed)} committed · ${fmtInt(t.pending)} pending · ${fmtInt(t.failed)} failed` + (t.duplicates ? ` · ${fmtInt(t.duplicates)} duplicates` : "")),
       card("Ledger now", h("span", { id: "ledger-now" }, `${fmtInt(L.landed)} / ${fmtInt(L.extracting)} / ${fmtInt(L.committed)} / ${fmtInt(L.failed)}`),
-        "landed / extracting / committed / failed" + (L.extracted ? ` · ${fmtInt(L.extracted)} extracted` : "")),
+        "landed / extracting / committed / failed" + (L.extracted ? ` · ${fmtInt(L.extracted)} extracted` : "") +
+        (o.ledger_window_sec ? ` · committed in the last ${fmtDur(o.ledger_window_sec * 1000)}` : "")),
       card("Dead letters", h("span", { id: "dead-letters", class: c.dead_letters ? "bad" : "" }, fmtInt(c.dead_letters)), dl || "none"),
       card("Mergers alive", h("span", { id: "mergers-alive" }, fmtInt(c.mergers.length)), c.mergers.map(m => m.instance).join(", ") || "none"),
       card("Rows stream", fmtBytes(rs.bytes), `${fmtInt(rs.msgs)} msgs · ${byteLimit} · retention ${ageLimit}` + (rs.first_ms ? ` · oldest ${ago(rs.first_ms)}` : ""), usageBar(frac)),
