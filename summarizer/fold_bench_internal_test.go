@@ -1,0 +1,122 @@
+package summarizer
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
+)
+
+// checked is a CheckResult and the fingerprint of what it checked (its HdrCheckOf header).
+type checked struct {
+	r  *sluicev1.CheckResult
+	fp string
+}
+
+// BenchmarkFoldMemory measures what the fold (the summarizer's state, and the dashboard's) holds
+// per archive: archives of 10 tables, each landed, extracted, committed (one object, three quality
+// results per table) and checked, read back from a real events stream and folded. The summarizer
+// keeps every archive of the events stream's retention (30 days), so bytes/archive × archives
+// a day × 30 is its steady-state heap for the fold.
+func BenchmarkFoldMemory(b *testing.B) {
+	const archives, tables = 2000, 10
+	bs := bustest.New(b)
+	ctx := b.Context()
+	publish := func(subject string, m proto.Message, header ...string) {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		for i := 0; i+1 < len(header); i += 2 {
+			msg.Header.Set(header[i], header[i+1])
+		}
+		if _, err := bs.JS.PublishMsgAsync(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sub := bs.Subjects
+	for a := range archives {
+		id := fmt.Sprintf("%020x", a+1)
+		name := fmt.Sprintf("partner_20250301_%d.tar.gz", a)
+		uri := "s3://landing/partner/2025-03-01/" + name
+		publish(sub.Landed(), &sluicev1.ArchiveLanded{ArchiveId: id, Sha256: id + id + id, Uri: uri, Name: name, Size: 300 << 20,
+			LandedUnixMs: 1740787200000, Partner: "partner", Attempt: 1})
+		var checks []checked
+		ex := &sluicev1.ArchiveExtracted{ArchiveId: id, Attempt: 1, Uri: uri, Name: name, Partner: "partner", CompressedBytes: 300 << 20,
+			UncompressedBytes: 1 << 30, DurationMs: 9000, ExtractedUnixMs: 1740787209000}
+		for t := range tables {
+			tbl := fmt.Sprintf("table_number_%d", t)
+			ex.Tables = append(ex.Tables, &sluicev1.TableCount{Table: tbl, Partition: uint32(t % 8), Chunks: 100, Rows: 1e6, Bytes: 100 << 20,
+				Members: []*sluicev1.MemberInfo{{Name: tbl + "_20250301_001.csv", ProcessDate: "2025-03-01", BatchId: "001", Rows: 1e6, Bytes: 100 << 20, Chunks: 100}}})
+			bc := &sluicev1.BatchCommitted{ArchiveId: id, Attempt: 1, Table: tbl, RowsIn: 1e6, RowsOut: 1e6, Bytes: 20 << 20, SchemaVersion: 3,
+				CommittedUnixMs: 1740787210000, Merger: "merger-1", DurationMs: 800,
+				Objects: []*sluicev1.CommittedObject{{Key: tbl + "/process_date=2025-03-01/batch_id=001/part-" + id + ".parquet",
+					ProcessDate: "2025-03-01", BatchId: "001", Rows: 1e6, Bytes: 20 << 20}},
+				QualityKey: "_dq/results/" + tbl + "/process_date=2025-03-01/batch_id=001/part-" + id + ".parquet"}
+			for r := range 3 {
+				bc.Quality = append(bc.Quality, &sluicev1.QualityResult{Rule: fmt.Sprintf("rule_%d", r), Column: "price", Kind: "row", Action: "warn",
+					Status: "pass", CheckedRows: 1e6, Observed: "0 rows", Expected: "0 rows", ProcessDate: "2025-03-01", BatchId: "001"})
+			}
+			publish(sub.Committed(), bc)
+			checks = append(checks, checked{&sluicev1.CheckResult{ArchiveId: id, Table: tbl, Ok: true, RowsExpected: 1e6, RowsFound: 1e6},
+				computeFingerprint(id, 1, ex.Tables[t], bc)})
+		}
+		publish(sub.Extracted(), ex)
+		for _, c := range checks {
+			publish(sub.Checked(), c.r, HdrCheckOf, c.fp)
+		}
+	}
+	select {
+	case <-bs.JS.PublishAsyncComplete():
+	case <-ctx.Done():
+		b.Fatal(ctx.Err())
+	}
+	stream, err := bs.JS.Stream(ctx, sub.EventsStream())
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := info.State.Msgs
+
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		fold := NewFold(sub, nil)
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: fold.Subjects()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		it, err := cons.Messages()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := uint64(0); n < total; n++ {
+			msg, err := it.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := fold.Apply(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		it.Stop()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if st := fold.Status(); st.Totals.Archives != archives || st.Totals.Committed != archives {
+			b.Fatalf("folded %d archives, %d committed", st.Totals.Archives, st.Totals.Committed)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/archives, "heap-B/archive")
+		runtime.KeepAlive(fold)
+	}
+}
