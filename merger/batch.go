@@ -63,6 +63,7 @@ type chunk struct {
 // rowsStream is where a released chunk is fetched back from: the rows stream (a jetstream.Stream).
 type rowsStream interface {
 	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
+	Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)
 }
 
 // batch is the state of one open batch.
@@ -549,9 +550,11 @@ func (b *batch) payload(ctx context.Context, c *chunk, buf []byte) ([]byte, []by
 
 // stored returns c's data as received (compressed when c.codec is S2): from memory, or fetched
 // back from the rows stream by its sequence when released. A message the stream no longer holds
-// (its max_age or max_bytes removed it before the batch committed), or one that is not this
-// chunk, is a permanent error: the batch is dead-lettered with the reason. Any other error (the
-// stream has no leader for a moment) is for the caller to retry.
+// because its limits removed it (max_age or max_bytes: its first sequence is past c's), or one
+// that is not this chunk, is a permanent error: the batch is dead-lettered with the reason. Any
+// other error is for the caller to retry: the stream has no leader for a moment, or a message is
+// not found although the stream still covers its sequence (a replica behind, if an operator
+// allowed direct gets, which serve from any replica).
 func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 	b.mu.Lock()
 	data, released := c.data, c.released
@@ -565,7 +568,14 @@ func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 	}
 	msg, err := b.rows.GetMsg(ctx, c.seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, permanent(fmt.Errorf("%s: no longer in the rows stream (its limits removed it before the batch committed): %w", what, err))
+		info, ierr := b.rows.Info(ctx)
+		if ierr != nil {
+			return nil, fmt.Errorf("fetch %s: %w (stream info: %w)", what, err, ierr)
+		}
+		if first := info.State.FirstSeq; first > c.seq {
+			return nil, permanent(fmt.Errorf("%s: no longer in the rows stream, which now starts at sequence %d (its limits removed it before the batch committed): %w", what, first, err))
+		}
+		return nil, fmt.Errorf("fetch %s: %w, though the stream starts at sequence %d", what, err, info.State.FirstSeq)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", what, err)

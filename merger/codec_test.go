@@ -23,8 +23,9 @@ import (
 // TestBatchKeepsCompressedData: a batch holds S2 chunks as received (memory counts the compressed
 // bytes), checks the marker against decoded bytes, and payload returns the exact records from
 // memory and, once released, fetched back from the rows stream by their sequences (a real
-// embedded JetStream). A released chunk whose message the stream no longer holds, or whose
-// sequence holds another chunk, is a permanent error naming it.
+// embedded JetStream). A released chunk whose message the stream's limits removed (its first
+// sequence past the chunk's), or whose sequence holds another chunk, is a permanent error naming
+// it; a message missing inside what the stream covers is an error the commit retries.
 func TestBatchKeepsCompressedData(t *testing.T) {
 	bs := bustest.New(t)
 	ctx := t.Context()
@@ -126,6 +127,13 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 	_, _, err = b.payload(ctx, byIndex[0], nil)
 	if !isPermanent(err) || !strings.Contains(err.Error(), fmt.Sprintf("chunk 0 of member m.csv (stream sequence %d): no longer in the rows stream", seqs[0])) {
 		t.Fatalf("chunk 0 gone from the stream: %v", err)
+	}
+	// A message missing inside what the stream covers is not taken for gone: the commit retries.
+	if err := rows.DeleteMsg(ctx, seqs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.payload(ctx, byIndex[3], nil); err == nil || isPermanent(err) {
+		t.Fatalf("chunk 3 deleted inside the stream: %v", err)
 	}
 	if _, _, err := b.payload(ctx, byIndex[2], nil); err != nil {
 		t.Fatalf("chunk 2 after chunk 0 was removed: %v", err)
