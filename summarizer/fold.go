@@ -173,6 +173,7 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 			s.log.Warn("undecodable event", "subject", m.Subject(), "seq", meta.Sequence.Stream, "err", err)
 			return false
 		}
+		intern(v.ProtoReflect())
 		return true
 	}
 	touch := func(a *archive) {
