@@ -66,11 +66,18 @@ type rowsStream interface {
 	Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)
 }
 
+// chunkSource is a batch's rows stream and what counts the bytes fetched back from it (the
+// merger's metric, a replay's result); fetched may be nil.
+type chunkSource struct {
+	rows    rowsStream
+	fetched func(bytes int64)
+}
+
 // batch is the state of one open batch.
 //
 // Fields above mu belong to the partition that owns the batch (guarded by partition.mu); fields
 // below mu may also be touched by the spiller and the InProgress ticker of other goroutines.
-// rows is nil only in tests that never release.
+// src.rows is nil only in tests that never release.
 type batch struct {
 	key     batchKey
 	part    *partition
@@ -85,7 +92,7 @@ type batch struct {
 	members    map[uint32]*member
 	poison     string // why the batch can never commit (dead-lettered when its marker arrives)
 	committing bool
-	rows       rowsStream
+	src        chunkSource
 
 	mu       sync.Mutex
 	chunks   map[uint32]*chunk
@@ -122,9 +129,9 @@ type collected struct {
 	noEarly   bool               // the start failed (the schema registry did not answer): not again
 }
 
-func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, rows rowsStream, now time.Time) *batch {
+func newBatch(key batchKey, p *partition, order uint64, partner string, opts table.Options, collect collectConfig, src chunkSource, now time.Time) *batch {
 	return &batch{
-		rows:    rows,
+		src:     src,
 		collect: collect,
 		key:     key,
 		partner: partner,
@@ -514,7 +521,7 @@ func (b *batch) release() int64 {
 	}
 	var freed int64
 	for _, c := range b.chunks {
-		if !c.released {
+		if !c.released && c.stored > 0 { // an empty chunk holds nothing to free
 			c.released, c.data = true, nil
 			freed += c.stored
 		}
@@ -550,11 +557,12 @@ func (b *batch) payload(ctx context.Context, c *chunk, buf []byte) ([]byte, []by
 
 // stored returns c's data as received (compressed when c.codec is S2): from memory, or fetched
 // back from the rows stream by its sequence when released. A message the stream no longer holds
-// because its limits removed it (max_age or max_bytes: its first sequence is past c's), or one
-// that is not this chunk, is a permanent error: the batch is dead-lettered with the reason. Any
-// other error is for the caller to retry: the stream has no leader for a moment, or a message is
-// not found although the stream still covers its sequence (a replica behind, if an operator
-// allowed direct gets, which serve from any replica).
+// (its limits removed it: the stream's first sequence is past c's; it was deleted: the stream
+// lists it as deleted; the stream was re-created: its last sequence is below c's), or one that is
+// not this chunk, is a permanent error: the batch is dead-lettered with the reason. Any other
+// error is for the caller to retry: the stream has no leader for a moment, or a message not found
+// that the stream neither dropped nor deleted (a replica behind, were direct gets allowed: they
+// are served by any replica).
 func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 	b.mu.Lock()
 	data, released := c.data, c.released
@@ -563,19 +571,12 @@ func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 		return data, nil
 	}
 	what := fmt.Sprintf("chunk %d of member %s (stream sequence %d)", c.index, c.memberName, c.seq)
-	if b.rows == nil {
+	if b.src.rows == nil {
 		return nil, permanent(fmt.Errorf("%s: released with no stream to fetch it from", what))
 	}
-	msg, err := b.rows.GetMsg(ctx, c.seq)
+	msg, err := b.src.rows.GetMsg(ctx, c.seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		info, ierr := b.rows.Info(ctx)
-		if ierr != nil {
-			return nil, fmt.Errorf("fetch %s: %w (stream info: %w)", what, err, ierr)
-		}
-		if first := info.State.FirstSeq; first > c.seq {
-			return nil, permanent(fmt.Errorf("%s: no longer in the rows stream, which now starts at sequence %d (its limits removed it before the batch committed): %w", what, first, err))
-		}
-		return nil, fmt.Errorf("fetch %s: %w, though the stream starts at sequence %d", what, err, info.State.FirstSeq)
+		return nil, b.missing(ctx, what, c.seq, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", what, err)
@@ -588,10 +589,30 @@ func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 		return nil, permanent(fmt.Errorf("%s: the stream holds another message there (archive %s attempt %d table %s chunk %d, %d bytes)",
 			what, pc.ArchiveId, pc.Attempt, pc.Table, pc.ChunkIndex, len(pc.Data)))
 	}
-	if b.part != nil {
-		b.part.m.met.refetchedTotal.Add(float64(len(pc.Data)))
+	if b.src.fetched != nil {
+		b.src.fetched(int64(len(pc.Data)))
 	}
 	return pc.Data, nil
+}
+
+// missing says why the rows stream did not find a released chunk's message at seq (notFound):
+// permanent when the stream dropped or deleted it, or no longer reaches that far, retryable
+// otherwise.
+func (b *batch) missing(ctx context.Context, what string, seq uint64, notFound error) error {
+	info, err := b.src.rows.Info(ctx, jetstream.WithDeletedDetails(true))
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w (stream info: %w)", what, notFound, err)
+	}
+	st := info.State
+	switch {
+	case st.FirstSeq > seq:
+		return permanent(fmt.Errorf("%s: no longer in the rows stream, which now starts at sequence %d (its limits removed it before the batch committed): %w", what, st.FirstSeq, notFound))
+	case st.LastSeq < seq:
+		return permanent(fmt.Errorf("%s: the rows stream ends at sequence %d (it was re-created): %w", what, st.LastSeq, notFound))
+	case slices.Contains(st.Deleted, seq):
+		return permanent(fmt.Errorf("%s: deleted from the rows stream: %w", what, notFound))
+	}
+	return fmt.Errorf("fetch %s: %w, though the stream holds sequences %d to %d", what, notFound, st.FirstSeq, st.LastSeq)
 }
 
 // close drops the batch's payload and returns what it held: the handles and the bytes that were

@@ -24,8 +24,8 @@ import (
 // bytes), checks the marker against decoded bytes, and payload returns the exact records from
 // memory and, once released, fetched back from the rows stream by their sequences (a real
 // embedded JetStream). A released chunk whose message the stream's limits removed (its first
-// sequence past the chunk's), or whose sequence holds another chunk, is a permanent error naming
-// it; a message missing inside what the stream covers is an error the commit retries.
+// sequence past the chunk's), that was deleted, that lies past the stream's end, or whose
+// sequence holds another chunk, is a permanent error naming it.
 func TestBatchKeepsCompressedData(t *testing.T) {
 	bs := bustest.New(t)
 	ctx := t.Context()
@@ -34,7 +34,8 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := batchKey{archive: "c0000000000000000001", attempt: 2, table: "t"}
-	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, rows, time.Now())
+	var fetched int64
+	b := newBatch(key, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, chunkSource{rows: rows, fetched: func(n int64) { fetched += n }}, time.Now())
 	recs := map[uint32]string{
 		0: strings.Repeat("1,aaaaaaaaaaaaaaaa\n", 500),
 		1: "2,raw\n",
@@ -51,12 +52,16 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 	for i := range uint32(len(recs)) {
 		c := &sluicev1.Chunk{ArchiveId: key.archive, Attempt: key.attempt, Table: key.table, Member: "m.csv", Header: []byte("id,v"),
 			ChunkIndex: i, FirstLine: 2, Rows: uint32(strings.Count(recs[i], "\n"))}
-		encodeData(c, []byte(recs[i]), []string{"s2", "none"}[i%2])
+		codec := []string{"s2", "none"}[i%2]
+		if recs[i] == "" {
+			codec = "none" // nothing stored: never released, never fetched
+		}
+		encodeData(c, []byte(recs[i]), codec)
 		payload, err := proto.Marshal(c)
 		if i == 3 && len(payload) < 900<<10 {
 			t.Fatalf("chunk 3 is %d bytes, not near the max payload", len(payload))
 		}
-		if i%2 == 0 && len(recs[i]) > 0 && len(c.Data) >= len(recs[i])/4 {
+		if codec == "s2" && len(c.Data) >= len(recs[i])/4 {
 			t.Fatalf("chunk %d: S2 stores %d of %d bytes", i, len(c.Data), len(recs[i]))
 		}
 		if err != nil {
@@ -104,13 +109,16 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 		t.Fatalf("release: freed %d (stored %d), %d left in memory", freed, stored, b.memBytes.Load())
 	}
 	for _, c := range b.orderedChunks() {
-		if c.data != nil || !c.released {
-			t.Fatalf("chunk %d still in memory after release", c.index)
+		if (c.released && c.data != nil) || c.released != (c.stored > 0) {
+			t.Fatalf("chunk %d (%d bytes): released %v, data %d bytes", c.index, c.stored, c.released, len(c.data))
 		}
 	}
 	readAll("released")
+	if fetched != stored {
+		t.Fatalf("fetched back %d bytes, want the %d released", fetched, stored)
+	}
 
-	// Sequence 1 now names chunk 2's place: the stream holds another chunk there.
+	// Chunk 2 now points at chunk 0's sequence: the stream holds another chunk there.
 	byIndex := map[uint32]*chunk{}
 	for _, c := range b.orderedChunks() {
 		byIndex[c.index] = c
@@ -128,12 +136,16 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 	if !isPermanent(err) || !strings.Contains(err.Error(), fmt.Sprintf("chunk 0 of member m.csv (stream sequence %d): no longer in the rows stream", seqs[0])) {
 		t.Fatalf("chunk 0 gone from the stream: %v", err)
 	}
-	// A message missing inside what the stream covers is not taken for gone: the commit retries.
+	// Deleted inside the stream (`nats stream rmm`), or past its end (the stream was re-created).
 	if err := rows.DeleteMsg(ctx, seqs[3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.payload(ctx, byIndex[3], nil); err == nil || isPermanent(err) {
+	if _, _, err := b.payload(ctx, byIndex[3], nil); !isPermanent(err) || !strings.Contains(err.Error(), "deleted from the rows stream") {
 		t.Fatalf("chunk 3 deleted inside the stream: %v", err)
+	}
+	byIndex[3].seq = seqs[3] + 1000
+	if _, _, err := b.payload(ctx, byIndex[3], nil); !isPermanent(err) || !strings.Contains(err.Error(), "it was re-created") {
+		t.Fatalf("chunk 3 past the stream's end: %v", err)
 	}
 	if _, _, err := b.payload(ctx, byIndex[2], nil); err != nil {
 		t.Fatalf("chunk 2 after chunk 0 was removed: %v", err)
@@ -182,7 +194,7 @@ func TestBatchPoisonedByBadChunkData(t *testing.T) {
 		}, "above the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, nil, time.Now())
+			b := newBatch(batchKey{archive: "c0000000000000000002", table: "t"}, nil, 0, "default", table.Options{Delimiter: ','}, collectConfig{}, chunkSource{}, time.Now())
 			c := &sluicev1.Chunk{ArchiveId: "c0000000000000000002", Table: "t", Member: "m.csv", Header: []byte("id,v"),
 				ChunkIndex: 3, FirstLine: 2, Rows: 100}
 			tc.chunk(c)

@@ -45,6 +45,7 @@ type Merger struct {
 	serving  atomic.Pointer[map[int][]string] // partition -> sorted keys of the live mergers serving it
 	parts    []*partition
 	stream   jetstream.Stream
+	src      chunkSource // the rows stream, where released chunks are fetched back from
 	presence jetstream.KeyValue
 }
 
@@ -148,6 +149,7 @@ func (m *Merger) start(ctx context.Context) error {
 	if m.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
 		return fmt.Errorf("open stream %s: %w", b.Subjects.RowsStream(), err)
 	}
+	m.src = chunkSource{rows: m.stream, fetched: func(n int64) { m.met.refetchedTotal.Add(float64(n)) }}
 	if err := m.commit.open(ctx); err != nil {
 		return err
 	}

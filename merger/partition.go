@@ -97,7 +97,7 @@ func (p *partition) run(ctx context.Context) error {
 		}
 		if m.mem.over() {
 			m.mem.relieve()
-			if m.mem.over() { // nothing left to spill: pause until commits free memory
+			if m.mem.over() { // nothing left to free: pause until commits free memory
 				m.mem.waitUnder(ctx, m.pollWait)
 				continue
 			}
@@ -226,7 +226,7 @@ func (p *partition) batchForLocked(key batchKey, partner, delim string) *batch {
 	p.nextOrder++
 	cc := p.m.commit.collectConfig()
 	cc.early = p.m.early
-	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), cc, p.m.stream, p.m.now())
+	b := newBatch(key, p, p.nextOrder, partner, p.m.tables.options(partner, key.table, delim), cc, p.m.src, p.m.now())
 	p.batches[key] = b
 	p.m.mem.remember(b)
 	return b

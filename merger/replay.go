@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -97,6 +98,9 @@ type ReplayResult struct {
 	Superseded []SkippedBatch `json:"superseded,omitempty"`
 	// Failed: the commit failed; Replay also returns an error.
 	Failed []SkippedBatch `json:"failed,omitempty"`
+	// RefetchedBytes: chunk bytes (as stored) released over the memory budget and fetched back
+	// from the rows stream by the commits.
+	RefetchedBytes int64 `json:"refetched_bytes,omitempty"`
 }
 
 // Skipped reports whether any selected batch was not committed (aborted, incomplete or failed).
@@ -190,6 +194,7 @@ type replay struct {
 	tables *tableSettings
 	bus    *bus.Bus
 	stream jetstream.Stream // the rows stream
+	src    chunkSource      // the rows stream, counting what is fetched back into res.RefetchedBytes
 	log    *slog.Logger
 	now    func() time.Time
 	spec   ReplaySpec
@@ -224,6 +229,9 @@ func (r *replay) run(ctx context.Context) error {
 	if r.stream, err = b.JS.Stream(ctx, b.Subjects.RowsStream()); err != nil {
 		return fmt.Errorf("replay: open stream %s: %w", b.Subjects.RowsStream(), err)
 	}
+	var fetched atomic.Int64
+	r.src = chunkSource{rows: r.stream, fetched: func(n int64) { fetched.Add(n) }}
+	defer func() { r.res.RefetchedBytes = fetched.Load() }()
 	if err := r.c.open(ctx); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -443,7 +451,7 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil {
-					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.c.collectConfig(), r.stream, r.now())
+					b = newBatch(key, nil, 0, c.Partner, r.tables.options(c.Partner, c.Table, c.Delimiter), r.c.collectConfig(), r.src, r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}
@@ -468,7 +476,7 @@ func (r *replay) merge(ctx context.Context) error {
 				}
 				b := open[key]
 				if b == nil { // a batch without chunks
-					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.c.collectConfig(), r.stream, r.now())
+					b = newBatch(key, nil, 0, mk.Partner, r.tables.options(mk.Partner, mk.Table, ""), r.c.collectConfig(), r.src, r.now())
 					open[key] = b
 					r.mem.remember(b)
 				}

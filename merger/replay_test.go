@@ -67,6 +67,9 @@ func testReplayOverBudget(t *testing.T, sk sink) {
 	if got := committedArchives(res); !slices.Equal(got, []string{tb.archive + "/0"}) {
 		t.Fatalf("replay committed %v", got)
 	}
+	if res.RefetchedBytes == 0 {
+		t.Fatal("no released chunk was fetched back from the stream")
+	}
 	if bc := ev.nextCommitted(t, 10*time.Second); !bc.Replay || bc.RowsOut != rows {
 		t.Fatalf("replay event %v", bc)
 	}

@@ -94,9 +94,10 @@ func newModel(b *bus.Bus, out Reader, now func() time.Time, log *slog.Logger, re
 
 // prune keeps the model to what the events stream still holds, at most every pruneEvery; m.mu is
 // held. The fold forgets the archives whose newest event is older than the stream's max age, the
-// check times go with them, and a committed ledger record is kept only while its archive is folded
-// or its last transition is within the max age. Records in progress or failed are always kept:
-// they are what an operator must see.
+// check times go with them, and, once the fold has caught up with the stream, a committed ledger
+// record is kept only while its archive is folded or its last transition is within the max age
+// (before that its archive may still be on its way: the watch would not send the record again).
+// Records in progress or failed are always kept: they are what an operator must see.
 func (m *Model) prune() {
 	now := m.now()
 	if m.eventsMaxAge <= 0 || now.Sub(m.prunedAt) < m.pruneEvery {
@@ -108,6 +109,9 @@ func (m *Model) prune() {
 		if _, ok := m.fold.Events(id); !ok {
 			delete(m.checkedMs, id)
 		}
+	}
+	if !m.caughtUp {
+		return
 	}
 	horizon := now.Add(-m.eventsMaxAge).UnixMilli()
 	for id, r := range m.records {

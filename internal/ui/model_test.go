@@ -23,7 +23,7 @@ import (
 // committed ledger record; a failed record stays (an operator must see it), and so does
 // everything of the archive that landed since.
 func TestModelForgetsPastRetention(t *testing.T) {
-	const maxAge = 2 * time.Second
+	const maxAge = 3 * time.Second
 	b := bustest.New(t, func(c *bus.Config) { c.EventsMaxAge, c.DupWindow = maxAge, time.Second })
 	m := newModel(b, nil, time.Now, slog.New(slog.DiscardHandler), time.Second)
 	m.pruneEvery = 0
@@ -52,10 +52,10 @@ func TestModelForgetsPastRetention(t *testing.T) {
 		}
 		return ack.Sequence
 	}
-	record := func(id string, state ledger.State) {
+	record := func(id string, state ledger.State, at time.Time) {
 		t.Helper()
 		doc, err := json.Marshal(ledger.Record{ArchiveID: id, Name: id + ".tar.gz", State: state,
-			History: []ledger.Transition{{State: state, AtMs: time.Now().UnixMilli()}}})
+			History: []ledger.Transition{{State: state, AtMs: at.UnixMilli()}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,11 +82,14 @@ func TestModelForgetsPastRetention(t *testing.T) {
 		})
 	}
 
+	// The records' transitions are dated before their archives' events: once the stream has dropped
+	// the events, the records are past the max age too.
+	before := time.Now()
 	event(b.Subjects.Landed(), &sluicev1.ArchiveLanded{ArchiveId: "a1", Name: "a1.tar.gz", Attempt: 1})
 	event(b.Subjects.Landed(), &sluicev1.ArchiveLanded{ArchiveId: "f1", Name: "f1.tar.gz", Attempt: 1})
 	last := event(b.Subjects.Checked(), &sluicev1.CheckResult{ArchiveId: "a1"})
-	record("a1", ledger.Committed)
-	record("f1", ledger.Failed)
+	record("a1", ledger.Committed, before)
+	record("f1", ledger.Failed, before)
 	yes := map[string]bool{"a1": true, "f1": true, "b2": false}
 	waitHeld("a1 and f1 held", yes, map[string]bool{"a1": true, "f1": false, "b2": false}, yes)
 
@@ -102,11 +105,11 @@ func TestModelForgetsPastRetention(t *testing.T) {
 		return info.State.FirstSeq > last, fmt.Sprintf("first seq %d", info.State.FirstSeq)
 	})
 	event(b.Subjects.Landed(), &sluicev1.ArchiveLanded{ArchiveId: "b2", Name: "b2.tar.gz", Attempt: 1})
-	record("b2", ledger.Committed)
+	record("b2", ledger.Committed, time.Now())
 	waitHeld("only b2 folded; f1's failed record kept",
 		map[string]bool{"a1": false, "f1": false, "b2": true}, map[string]bool{"a1": false, "f1": false, "b2": false},
 		map[string]bool{"a1": false, "f1": true, "b2": true})
-	if o := m.overview(); o.Ledger[ledger.Committed] != 1 || o.Ledger[ledger.Failed] != 1 || o.LedgerWindowSec != 2 {
+	if o := m.overview(); o.Ledger[ledger.Committed] != 1 || o.Ledger[ledger.Failed] != 1 || o.LedgerWindowSec != 3 {
 		t.Fatalf("overview ledger %v, window %d s", o.Ledger, o.LedgerWindowSec)
 	}
 }
