@@ -40,8 +40,8 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 		0: strings.Repeat("1,aaaaaaaaaaaaaaaa\n", 500),
 		1: "2,raw\n",
 		2: strings.Repeat("3,bbbbbbbbbbbbbbbbbbbbbbbb\n", 300),
-		// Uncompressed and near the 1 MiB max payload: fetched back, base64 in a JSON answer, it is
-		// a third larger than any message a client may publish.
+		// Uncompressed and near the 1 MiB max payload: fetched back as JSON (below), its data in
+		// base64, the answer is a third larger than any message a client may publish.
 		3: strings.Repeat("5,cccccccccccccccccccccccccccccccccccccccccccccc\n", 20000),
 		4: "", // header-only style: no data
 	}
@@ -116,6 +116,23 @@ func TestBatchKeepsCompressedData(t *testing.T) {
 	readAll("released")
 	if fetched != stored {
 		t.Fatalf("fetched back %d bytes, want the %d released", fetched, stored)
+	}
+	if !rows.CachedInfo().Config.AllowDirect {
+		t.Fatal("the rows stream does not allow direct gets")
+	}
+	// A rows stream created before it allowed direct gets (kept as it is without
+	// --update-streams) answers in JSON, the data in base64: the same bytes come back.
+	cfg := rows.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := bs.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if b.src.rows, err = bs.JS.Stream(ctx, bs.Subjects.RowsStream()); err != nil {
+		t.Fatal(err)
+	}
+	readAll("released, fetched as JSON")
+	if fetched != 2*stored {
+		t.Fatalf("fetched back %d bytes, want twice the %d released", fetched, stored)
 	}
 
 	// Chunk 2 now points at chunk 0's sequence: the stream holds another chunk there.

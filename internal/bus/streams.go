@@ -84,6 +84,9 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 		Compression: rowsCompression,
 		Replicas:    c.Replicas,
 		Discard:     jetstream.DiscardOld,
+		// A merger fetches released chunks back by sequence (merger/batch.go): a direct get answers
+		// with the message itself, not JSON with its data in base64.
+		AllowDirect: true,
 	}, {
 		Name:        s.EventsStream(),
 		Description: "sluice: archive landed/extracted/failed/duplicate, batch committed, checks, summaries",
@@ -151,6 +154,7 @@ func StreamDifferences(have, want jetstream.StreamConfig) []Difference {
 	add("duplicate_window", have.Duplicates, want.Duplicates)
 	add("compression", have.Compression, want.Compression)
 	add("discard", have.Discard, want.Discard)
+	add("allow_direct", have.AllowDirect, want.AllowDirect)
 	return ds
 }
 
@@ -203,7 +207,7 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	}
 	upd := have // keep what sluice does not manage (placement, description, sources, metadata …)
 	upd.MaxAge, upd.MaxBytes, upd.Duplicates, upd.Compression, upd.Discard = want.MaxAge, want.MaxBytes, want.Duplicates, want.Compression, want.Discard
-	upd.Replicas = want.Replicas
+	upd.Replicas, upd.AllowDirect = want.Replicas, want.AllowDirect
 	if max(want.Replicas, 1) < max(have.Replicas, 1) {
 		b.log.Warn("scaling the stream's replicas down, as --update-streams with --replicas asks", "stream", want.Name,
 			"from", have.Replicas, "to", want.Replicas)
