@@ -167,7 +167,8 @@ func Replay(ctx context.Context, cfg Config, deps Deps, spec ReplaySpec) (Replay
 	c.replayID = spec.ID
 	c.force = spec.Force
 	r := &replay{c: c, mem: mem, tables: tables, bus: deps.Bus, log: deps.Log, now: deps.Now, spec: spec, res: &res, ledger: deps.Ledger}
-	return res, r.run(ctx)
+	err = r.run(ctx) // fills res through r.res: read it only after the run
+	return res, err
 }
 
 func newReplayID(now time.Time) string {
