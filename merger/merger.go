@@ -228,28 +228,27 @@ func (m *Merger) staleLoop(ctx context.Context) error {
 	if m.cfg.StaleSweep < 0 {
 		return nil
 	}
-	t := time.NewTicker(m.cfg.StaleSweep)
+	return every(ctx, m.cfg.StaleSweep, func() { m.abortStale(ctx, m.cfg.StaleSweepAge) })
+}
+
+// every calls fn every d until ctx is done, then returns nil: the shape of the merger's periodic
+// loops under its errgroup.
+func every(ctx context.Context, d time.Duration, fn func()) error {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			m.abortStale(ctx, m.cfg.StaleSweepAge)
+			fn()
 		}
 	}
 }
 
 // progressLoop keeps every held message alive with InProgress every AckWait/3.
 func (m *Merger) progressLoop(ctx context.Context) error {
-	t := time.NewTicker(max(m.cfg.AckWait/3, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return every(ctx, max(m.cfg.AckWait/3, 10*time.Millisecond), func() {
 		for _, b := range m.mem.openBatches() {
 			for _, h := range b.snapshotHandles() {
 				if err := m.ack.inProgress(h); err != nil {
@@ -257,5 +256,5 @@ func (m *Merger) progressLoop(ctx context.Context) error {
 				}
 			}
 		}
-	}
+	})
 }

@@ -66,19 +66,11 @@ func (p *partition) setPin(id string) {
 // client that sends no request for PinnedTTL. It also notices a lost pin (423) early, and hands
 // the partition's batches back so that the new owner receives them whole.
 func (p *partition) keeper(ctx context.Context) error {
-	t := time.NewTicker(max(p.m.keepEvery/2, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	return every(ctx, max(p.m.keepEvery/2, 10*time.Millisecond), func() {
+		if p.isPinned() && time.Since(time.Unix(0, p.lastPull.Load())) >= p.m.keepEvery {
+			p.keepAlive(ctx)
 		}
-		if !p.isPinned() || time.Since(time.Unix(0, p.lastPull.Load())) < p.m.keepEvery {
-			continue
-		}
-		p.keepAlive(ctx)
-	}
+	})
 }
 
 // keepAlive sends a pull request that cannot take a message (max_bytes 1): it renews the pin's
