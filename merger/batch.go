@@ -13,7 +13,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/crashpoint"
@@ -582,7 +581,7 @@ func (b *batch) stored(ctx context.Context, c *chunk) ([]byte, error) {
 		return nil, fmt.Errorf("fetch %s: %w", what, err)
 	}
 	var pc sluicev1.Chunk
-	if err := proto.Unmarshal(msg.Data, &pc); err != nil {
+	if err := bus.DecodeChunk(msg.Data, &pc); err != nil {
 		return nil, permanent(fmt.Errorf("%s: fetched message does not decode: %w", what, err))
 	}
 	if pc.ArchiveId != b.key.archive || pc.Attempt != b.key.attempt || pc.Table != b.key.table || pc.ChunkIndex != c.index || int64(len(pc.Data)) != c.stored {

@@ -279,7 +279,7 @@ func (p *partition) ledgerSettled(ctx context.Context, key batchKey) bool {
 
 func (p *partition) onChunk(ctx context.Context, h handle, msg jetstream.Msg) {
 	var c sluicev1.Chunk
-	if err := proto.Unmarshal(msg.Data(), &c); err != nil {
+	if err := bus.DecodeChunk(msg.Data(), &c); err != nil { // c.Data aliases the message
 		p.m.poisonMessage(ctx, h, msg, "decode chunk: "+err.Error(), msg.Headers().Get(bus.HdrArchive), msg.Headers().Get(bus.HdrTable))
 		return
 	}

@@ -441,7 +441,7 @@ func (r *replay) merge(ctx context.Context) error {
 			switch msg.Headers().Get(bus.HdrType) {
 			case bus.TypeChunk:
 				var c sluicev1.Chunk
-				if err := proto.Unmarshal(msg.Data(), &c); err != nil {
+				if err := bus.DecodeChunk(msg.Data(), &c); err != nil {
 					r.log.Debug("replay: undecodable chunk skipped", "seq", seq, "err", err)
 					break
 				}
