@@ -13,9 +13,10 @@ import (
 // DecodeChunk decodes a Chunk message into c as proto.Unmarshal does, except that c.Data and
 // c.Header alias b instead of being copied, and that fields this version does not know are
 // skipped rather than kept. The merger decodes every chunk it receives: the copy of Chunk.data
-// that proto.Unmarshal makes (its payload, up to a message's size) was ~0.8 CPU-s of the 1 GiB
-// member's run, in copying and in collecting the copies (docs/BENCHMARKS.md, "Session 11"). b
-// must not be modified while c is in use; a message's Data is never modified after it arrives.
+// that proto.Unmarshal makes (its payload, up to a message's size) cost the 1 GiB member's run
+// 0.07–0.8 CPU-s over four series, in copying and in collecting the copies (docs/BENCHMARKS.md,
+// "Session 11"). b must not be modified while c is in use; a message's Data is never modified
+// after it arrives.
 //
 // It accepts and refuses what proto.Unmarshal does (FuzzDecodeChunk), including strings that
 // are not UTF-8 (proto3 requires it) and a field repeated (the last occurrence wins). A field
