@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -103,6 +102,4 @@ func DecodeChunk(b []byte, c *sluicev1.Chunk) error {
 	return nil
 }
 
-var errChunkWire = errors.New("chunk: malformed message")
-
-func chunkWireError(err error) error { return fmt.Errorf("%w: %w", errChunkWire, err) }
+func chunkWireError(err error) error { return fmt.Errorf("chunk: malformed message: %w", err) }
