@@ -75,7 +75,7 @@ type chunkSource struct {
 // batch is the state of one open batch.
 //
 // Fields above mu belong to the partition that owns the batch (guarded by partition.mu); fields
-// below mu may also be touched by the spiller and the InProgress ticker of other goroutines.
+// below mu may also be touched by relieve and the InProgress ticker of other goroutines.
 // src.rows is nil only in tests that never release.
 type batch struct {
 	key     batchKey
@@ -96,12 +96,12 @@ type batch struct {
 	mu       sync.Mutex
 	chunks   map[uint32]*chunk
 	handles  map[uint64]handle // by stream sequence
-	memBytes atomic.Int64      // stored payload bytes in memory (read without mu by the spiller's choice)
+	memBytes atomic.Int64      // stored payload bytes in memory (read without mu by relieve, to choose)
 	inCommit atomic.Bool       // being committed: released only when nothing else can be
 	closed   bool
 
 	// The rows parsed on arrival, per group (process date, batch id): guarded by collectMu (taken
-	// by addChunk, the commit, and the spiller that drops them under memory pressure).
+	// by addChunk, the commit, and relieve, which drops them under memory pressure).
 	collectMu    sync.Mutex
 	collected    map[[2]string]*collected
 	collectDone  bool         // closed: nothing is collected any more
@@ -384,7 +384,7 @@ func (b *batch) takeCollected(processDate, batchID string) (*table.Collector, in
 	return c, n, ""
 }
 
-// dropCollected gives up the groups' collected rows (the spiller, under memory pressure: those of
+// dropCollected gives up the groups' collected rows (relieve, under memory pressure: those of
 // groups written early only when early is true; or close: every group's) and returns the bytes
 // freed. Their groups are parsed from the CSV at commit.
 func (b *batch) dropCollected(why string, closing, early bool) int64 {

@@ -12,7 +12,7 @@ import (
 
 // budget is the one memory accountant of a Merger: buffered chunk bytes of every open batch on
 // every partition, plus the Arrow builders of the commits in progress. Going over the limit makes
-// the merger release the largest in-memory batch's chunks (spiller.relieve) and, while still over, pause
+// the merger release the largest in-memory batch's chunks (relief.relieve) and, while still over, pause
 // fetching (partition loops wait in waitUnder while keeping their pins alive).
 type budget struct {
 	limit int64
@@ -73,11 +73,11 @@ func (b *budget) waitUnder(ctx context.Context, d time.Duration) bool {
 	return !b.over()
 }
 
-// spiller is the memory budget and what relieves it: the open batches whose buffered chunks may
+// relief is the memory budget and what relieves it: the open batches whose buffered chunks may
 // be released (dropped from memory: they stay in the rows stream, batch.release). The partitions
 // of a Merger (or a Replay) register the batches they buffer; commits account their Arrow
 // builders against the same budget and call relieve when over it.
-type spiller struct {
+type relief struct {
 	*budget
 	log *slog.Logger
 	met *metrics
@@ -85,11 +85,11 @@ type spiller struct {
 	mu   sync.Mutex // guards open
 	open map[*batch]struct{}
 
-	spillMu sync.Mutex // one relieve at a time (held around batch.release, which takes batch.mu)
+	relieveMu sync.Mutex // one relieve at a time (held around batch.release, which takes batch.mu)
 }
 
-func newSpiller(limit int64, log *slog.Logger, met *metrics) *spiller {
-	return &spiller{
+func newRelief(limit int64, log *slog.Logger, met *metrics) *relief {
+	return &relief{
 		budget: newBudget(limit, func(d int64) { met.memoryInUse.Add(float64(d)) }),
 		log:    log,
 		met:    met,
@@ -98,19 +98,19 @@ func newSpiller(limit int64, log *slog.Logger, met *metrics) *spiller {
 }
 
 // remember/forget keep the registry of open batches used by relieve and the InProgress ticker.
-func (s *spiller) remember(b *batch) {
+func (s *relief) remember(b *batch) {
 	s.mu.Lock()
 	s.open[b] = struct{}{}
 	s.mu.Unlock()
 }
 
-func (s *spiller) forget(b *batch) {
+func (s *relief) forget(b *batch) {
 	s.mu.Lock()
 	delete(s.open, b)
 	s.mu.Unlock()
 }
 
-func (s *spiller) openBatches() []*batch {
+func (s *relief) openBatches() []*batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	bs := make([]*batch, 0, len(s.open))
@@ -124,9 +124,9 @@ func (s *spiller) openBatches() []*batch {
 // preferring batches that are not being committed, then drops the rows batches parsed on arrival.
 // When nothing is left to free, the partition loops pause fetching until commits release their
 // builders.
-func (s *spiller) relieve() {
-	s.spillMu.Lock()
-	defer s.spillMu.Unlock()
+func (s *relief) relieve() {
+	s.relieveMu.Lock()
+	defer s.relieveMu.Unlock()
 	for s.over() {
 		var pick *batch
 		var pickBytes int64
@@ -163,7 +163,7 @@ func (s *spiller) relieve() {
 // committed; false when there is none. Groups written early (one open segment each) are dropped
 // only when no other rows are left to drop: it aborts what they wrote, but pausing with nothing
 // left to free could wait forever.
-func (s *spiller) dropCollected() bool {
+func (s *relief) dropCollected() bool {
 	bs := s.openBatches()
 	slices.SortFunc(bs, func(a, b *batch) int { return cmp.Compare(b.collectBytes.Load(), a.collectBytes.Load()) })
 	for _, early := range []bool{false, true} {

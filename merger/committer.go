@@ -42,7 +42,7 @@ type committer struct {
 	out     objstore.Bucket // the Parquet and quarantine objects, the _schemas/ copies
 	schemas schemaStore     // the schema registry (SLUICE_SCHEMAS); set by open
 	alloc   memory.Allocator
-	mem     *spiller // the memory budget the Arrow builders are accounted against
+	mem     *relief // the memory budget the Arrow builders are accounted against
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -79,7 +79,7 @@ type schemaStore interface {
 var _ schemaStore = (jetstream.KeyValue)(nil)
 
 // newCommitter builds the commit path from a prepared configuration and dependencies (prepare).
-func newCommitter(cfg Config, deps Deps, mem *spiller) *committer {
+func newCommitter(cfg Config, deps Deps, mem *relief) *committer {
 	c := &committer{cfg: cfg, bus: deps.Bus, out: deps.Out, alloc: deps.Alloc, mem: mem, log: deps.Log, now: deps.Now,
 		quality: &qualityRules{partners: deps.Partners}}
 	c.semCap = max(cfg.MemoryBudget/2, cfg.RowGroupBytes+commitOverhead)

@@ -28,7 +28,7 @@ type Merger struct {
 	met    *metrics
 	tables *tableSettings
 	ack    acker
-	mem    *spiller     // the memory budget and the open batches whose chunks it may release
+	mem    *relief      // the memory budget and the open batches whose chunks it may release
 	commit *committer   // the commit path, shared with Replay
 	early  *earlyConfig // large groups written as they arrive (early.go); set by Run
 
@@ -58,7 +58,7 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	m := &Merger{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, tables: tables, ready: make(chan struct{})}
 	m.met = newMetrics(deps.Metrics)
 	m.ack = acker{nc: deps.Bus.NC}
-	m.mem = newSpiller(cfg.MemoryBudget, m.log, m.met)
+	m.mem = newRelief(cfg.MemoryBudget, m.log, m.met)
 	m.commit = newCommitter(cfg, deps, m.mem)
 	m.commit.blockedGauge = m.met.outputBlocked
 	m.commit.parsed = m.met.parsed

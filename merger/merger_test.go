@@ -495,7 +495,7 @@ func testBudget(t *testing.T, sk sink, early bool) {
 	cfg := testConfig("m1")
 	cfg.MemoryBudget = 2 << 20
 	cfg.RowGroupBytes = 256 << 10
-	cfg.ParseLimit = 64 << 20 // rows parsed on arrival are bounded by the budget alone: the spiller drops them
+	cfg.ParseLimit = 64 << 20 // rows parsed on arrival are bounded by the budget alone: relieve drops them
 	cfg.EarlyGroups = -1
 	if early {
 		// Every batch is written early, with open segments that fill the budget between them: the

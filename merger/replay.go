@@ -162,7 +162,7 @@ func Replay(ctx context.Context, cfg Config, deps Deps, spec ReplaySpec) (Replay
 		return res, fmt.Errorf("replay: %w", err)
 	}
 	deps.Log = deps.Log.With("replay", spec.ID, "table", spec.Table)
-	mem := newSpiller(cfg.MemoryBudget, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
+	mem := newRelief(cfg.MemoryBudget, deps.Log, newMetrics(nil)) // a replay is not a merger: no metrics
 	c := newCommitter(cfg, deps, mem)
 	c.replayID = spec.ID
 	c.force = spec.Force
@@ -191,7 +191,7 @@ func consumerToken(s string) string {
 // replay is the state of one Replay call.
 type replay struct {
 	c      *committer // the merger's commit path
-	mem    *spiller
+	mem    *relief
 	tables *tableSettings
 	bus    *bus.Bus
 	stream jetstream.Stream // the rows stream
