@@ -326,9 +326,10 @@ func writeStringDict(ctx context.Context, cw file.ColumnChunkWriter, a *array.St
 // arrow-go takes a page's statistics from the dictionary values its indices reference, which it
 // finds as the unique indices; but it counts the null among those, and when that count equals the
 // dictionary's length it takes the whole dictionary instead: a page that references all values but
-// one, and has a null, gets the statistics of all of them (TestPQFileMatchesPQArrowRandom found it;
-// the column chunk's statistics stay right, every value being on some page). Such a column is left
-// to arrow-go, which computes page statistics from the strings themselves.
+// one, and has a null, gets the statistics of all of them (TestPQFileMatchesPQArrowRandom found it,
+// TestPQFileDictionaryPageStats pins it, docs/UPSTREAM.md describes it; the column chunk's
+// statistics stay right, every value being on some page). Such a column is left to arrow-go, which
+// computes page statistics from the strings themselves.
 func statsSafe(a *array.String, idx []int32, sc *colScratch, dictLen int) bool {
 	if cap(sc.seen) < dictLen {
 		sc.seen = make([]int32, dictLen)

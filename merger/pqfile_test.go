@@ -578,3 +578,38 @@ func readsBack(t *testing.T, data []byte, recs []arrow.RecordBatch) {
 		got.Release()
 	}
 }
+
+// TestPQFileDictionaryPageStats: a page whose rows hold every value of the column chunk's
+// dictionary but one, and a null, gets the statistics of its own rows. Handed such a page as a
+// dictionary array, arrow-go counts the null as one more referenced entry, finds as many as the
+// dictionary holds, and takes the statistics of the whole dictionary (docs/UPSTREAM.md); statsSafe
+// sees it coming and leaves the column to arrow-go's own path.
+func TestPQFileDictionaryPageStats(t *testing.T) {
+	sc := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	const rows = 20_000
+	col := column(t, sc.Field(0).Type, rows, func(i int) any {
+		switch {
+		case i >= rows/2:
+			return "c" // only on the later pages
+		case i%7 == 0:
+			return nil
+		case i%2 == 0:
+			return "a"
+		default:
+			return "b"
+		}
+	})
+	rec := array.NewRecordBatch(sc, []arrow.Array{col}, rows)
+	col.Release()
+	defer rec.Release()
+	recs := []arrow.RecordBatch{rec}
+	opts, arrowProps := writerProps(memory.DefaultAllocator, DefaultZstdLevel)
+	props := func() *parquet.WriterProperties {
+		return parquet.NewWriterProperties(append(opts[:len(opts):len(opts)], parquet.WithDataPageSize(4<<10))...)
+	}
+	got := encode(t, recs, func(w io.Writer) (parquetWriter, error) { return newPQFile(sc, w, props(), arrowProps) })
+	pageStatsOwn(t, got, recs)
+	want := encode(t, recs, func(w io.Writer) (parquetWriter, error) { return pqarrow.NewFileWriter(sc, w, props(), arrowProps) })
+	sameParquet(t, got, want)
+	readsBack(t, got, recs)
+}
