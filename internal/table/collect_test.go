@@ -2,6 +2,7 @@ package table
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -121,21 +122,30 @@ func TestCollectorSegments(t *testing.T) {
 	}
 }
 
-// TestCollectorKill: a killed Collector frees its memory at once and reports why.
+// TestCollectorKill: a killed Collector frees its memory at once and reports why: "+1" (not written back as it
+// was read) in a column that turns into text, and an integer float64 cannot hold exactly arriving in a column
+// of floats (a string column in the end: the Collector gives up at that value, not at the end of the batch).
 func TestCollectorKill(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	c := NewCollector(mem, Options{}, 0)
-	in := NewInferer(Options{})
-	if _, err := in.ObserveInto([]string{"a"}, []byte("+1\n2\nx\n3\n"), 2, c); err != nil {
-		t.Fatal(err)
-	}
-	if c.Dead() == "" || mem.CurrentAlloc() != 0 {
-		t.Fatalf("dead %q, %d bytes held", c.Dead(), mem.CurrentAlloc())
-	}
-	s, _ := Evolve("t", nil, in.Columns(), Options{})
-	if _, err := c.Records(s); !errors.Is(err, ErrNotCollected) {
-		t.Fatal(err)
+	for _, tc := range []struct{ name, data, why string }{
+		{"non-canonical integer, then text", "+1\n2\nx\n3\n", "cannot be written as string exactly"},
+		{"integer beyond 2^53 after a float", "1.5\n9007199254740993\n2.5\n", "an integer beyond 2^53 in a float64 column"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			c := NewCollector(mem, Options{}, 0)
+			in := NewInferer(Options{})
+			if _, err := in.ObserveInto([]string{"a"}, []byte(tc.data), 2, c); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(c.Dead(), tc.why) || mem.CurrentAlloc() != 0 {
+				t.Fatalf("dead %q (want %q), %d bytes held", c.Dead(), tc.why, mem.CurrentAlloc())
+			}
+			s, _ := Evolve("t", nil, in.Columns(), Options{})
+			if _, err := c.Records(s); !errors.Is(err, ErrNotCollected) {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
