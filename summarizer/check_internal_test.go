@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
+	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
 // cutBucket serves range reads whose body breaks off half-way, as when the connection to S3
@@ -47,5 +48,31 @@ func TestFooterReadCutShortIsTransient(t *testing.T) {
 	// The same bytes read whole are simply not Parquet: a failed check.
 	if _, err := footerRowCount(ctx, dir, "t/part.parquet"); !errors.As(err, &bad) {
 		t.Fatalf("footerRowCount of a non-Parquet object = %v, want a badObjectError", err)
+	}
+}
+
+// TestCheckTableNamesBadObjects: a committed object that is missing, or is not Parquet, fails the
+// check by name, beside the row count it leaves short; a good one counts its footer rows.
+func TestCheckTableNamesBadObjects(t *testing.T) {
+	ctx := context.Background()
+	dir, err := objstore.Open(ctx, t.TempDir(), objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.Put(ctx, "t/junk.parquet", strings.NewReader(strings.Repeat("x", 4096))); err != nil {
+		t.Fatal(err)
+	}
+	s := &Summarizer{out: dir}
+	a := newState(nil).archive("a0000000000000000001")
+	a.commits[0] = map[string]*sluicev1.BatchCommitted{"t": {ArchiveId: a.id, Table: "t", Objects: []*sluicev1.CommittedObject{
+		{Key: "t/gone.parquet", Rows: 3}, {Key: "t/junk.parquet", Rows: 2},
+	}}}
+	r, err := s.checkTable(ctx, a, &sluicev1.TableCount{Table: "t", Rows: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ok || r.found != 0 || !strings.Contains(r.detail, "object t/gone.parquet: missing") ||
+		!strings.Contains(r.detail, "object t/junk.parquet: unreadable footer") || !strings.Contains(r.detail, "rows in 5 != footer rows 0") {
+		t.Fatalf("check %+v", r)
 	}
 }
