@@ -107,6 +107,20 @@ func TestSameBytesUnderAnotherNameIsADuplicate(t *testing.T) {
 	if res := scan(t, p); len(res.Duplicates) != 0 || res.Unchanged != 2 {
 		t.Fatalf("rescan: %+v", res)
 	}
+	// A crash after the duplicate was recorded but before its path was indexed: the next
+	// producer records it again, and the record and the events still hold it once.
+	if err := e.ledger.PutPath(context.Background(), ledger.PathEntry{URI: want.URI}); err != nil { // forget the path
+		t.Fatal(err)
+	}
+	if res := scan(t, e.producer(t, producer.Config{Landing: dir}, nil)); !slices.Equal(res.Duplicates, []producer.Duplicate{want}) {
+		t.Fatalf("scan after the crash: %+v", res)
+	}
+	if rec := e.record(t, id); !slices.Equal(rec.Duplicates, []string{want.URI}) {
+		t.Fatalf("record after the crash %+v", rec)
+	}
+	if n := len(e.events(t, e.bus.Subjects.Duplicate())); n != 1 {
+		t.Fatalf("%d duplicate events after the crash", n)
+	}
 }
 
 func TestRewrittenPathIsANewVersion(t *testing.T) {
