@@ -198,6 +198,12 @@ func TestExtractHostileAndOddMembers(t *testing.T) {
 		file("../escape_20250101_b1.csv", "a\n1\n"),
 		file("x/../../escape2_20250101_b1.csv", "a\n1\n"),
 		file(`..\win_20250101_b1.csv`, "a\n1\n"),
+		file("C:/drive_20250101_b1.csv", "a\n1\n"),
+		// A GNU sparse file (PAX format 1.0): its stored bytes are a map of data and holes, then
+		// the data; what it reads as is not what it stores.
+		paxRecords("GNU.sparse.major", "1", "GNU.sparse.minor", "0", "GNU.sparse.name", "sparse_20250101_b1.csv", "GNU.sparse.realsize", "4"),
+		file("GNUSparseFile.0/sparse_20250101_b1.csv", "1\n0\n4\n"+strings.Repeat("\x00", 512-6)+"a\n1\n"),
+		file("ctl\x01name_20250101_b1.csv", "a\n1\n"),
 		entry{name: "link_20250101_b1.csv", typeflag: tar.TypeSymlink, link: "/etc/passwd"},
 		entry{name: "hard_20250101_b1.csv", typeflag: tar.TypeLink, link: "good_20250101_b1.csv"},
 		entry{name: "dev_20250101_b1.csv", typeflag: tar.TypeChar},
@@ -227,6 +233,9 @@ func TestExtractHostileAndOddMembers(t *testing.T) {
 		"../escape_20250101_b1.csv":       "rejected: path escapes archive root",
 		"x/../../escape2_20250101_b1.csv": "rejected: path escapes archive root",
 		"../win_20250101_b1.csv":          "rejected: path escapes archive root",
+		"C:/drive_20250101_b1.csv":        "rejected: absolute path",
+		"sparse_20250101_b1.csv":          "rejected: sparse file",
+		"ctl\x01name_20250101_b1.csv":     "rejected: table name contains control characters",
 		"link_20250101_b1.csv":            "rejected: symlink",
 		"hard_20250101_b1.csv":            "rejected: hard link",
 		"dev_20250101_b1.csv":             "rejected: device",

@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +34,22 @@ type entry struct {
 	link     string
 }
 
+// paxRecords is a raw PAX extended header entry (typeflag 'x') holding records, which a tar
+// reader applies to the entry that follows. archive/tar's writer drops GNU.sparse records and
+// refuses to write such an entry itself, so tarGz writes its blocks (rawPAX).
+func paxRecords(kv ...string) entry {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		rec := " " + kv[i] + "=" + kv[i+1] + "\n"
+		n := len(rec) + 1
+		for len(strconv.Itoa(n))+len(rec) != n {
+			n++
+		}
+		b.WriteString(strconv.Itoa(n) + rec)
+	}
+	return entry{name: "PaxHeaders/x", typeflag: tar.TypeXHeader, body: b.String()}
+}
+
 func file(name, body string) entry { return entry{name: name, body: body} }
 
 // tarGz builds a .tar.gz in memory.
@@ -43,6 +62,15 @@ func tarGz(t testing.TB, entries ...entry) []byte {
 		h := &tar.Header{Name: e.name, Typeflag: e.typeflag, Linkname: e.link, Mode: 0o644, ModTime: time.Unix(1700000000, 0)}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
+		}
+		if h.Typeflag == tar.TypeXHeader {
+			if err := tw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := gz.Write(rawPAX(e.name, e.body)); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		}
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(e.body))
@@ -63,6 +91,29 @@ func tarGz(t testing.TB, entries ...entry) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// rawPAX returns the blocks of a ustar entry of type 'x' (a PAX extended header) named name with
+// body as its records: a 512-byte header, then the body padded to a multiple of 512 bytes.
+func rawPAX(name, body string) []byte {
+	h := make([]byte, 512)
+	copy(h[0:100], name)
+	copy(h[100:108], "0000644\x00")
+	copy(h[108:116], "0000000\x00")
+	copy(h[116:124], "0000000\x00")
+	copy(h[124:136], fmt.Sprintf("%011o\x00", len(body)))
+	copy(h[136:148], fmt.Sprintf("%011o\x00", 1700000000))
+	h[156] = tar.TypeXHeader
+	copy(h[257:263], "ustar\x00")
+	copy(h[263:265], "00")
+	copy(h[148:156], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	pad := (512 - len(body)%512) % 512
+	return append(append(h, body...), make([]byte, pad)...)
 }
 
 // landArchive writes archive bytes to a file and returns the landed event the producer would
