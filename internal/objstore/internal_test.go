@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -17,26 +18,28 @@ import (
 func TestCheckKey(t *testing.T) {
 	for _, tc := range []struct {
 		key string
-		ok  bool
+		why string // "" when the key is valid
 	}{
-		{"a", true},
-		{"t/process_date=2024-01-02/batch_id=x/part-0123.parquet", true},
-		{"a/.hidden", true},
-		{"a/..b", true},
-		{"", false},
-		{"/a", false},
-		{"a/", false},
-		{"a//b", false},
-		{".", false},
-		{"..", false},
-		{"a/../b", false},
-		{"a/./b", false},
-		{"a\x00b", false},
-		{"\xff", false},
-		{string(make([]byte, 1025)), false},
+		{"a", ""},
+		{"t/process_date=2024-01-02/batch_id=x/part-0123.parquet", ""},
+		{"a/.hidden", ""},
+		{"a/..b", ""},
+		{strings.Repeat("a", 1024), ""},
+		{"", "invalid object key: empty"},
+		{"/a", "absolute"},
+		{"a/", "empty path segment"},
+		{"a//b", "empty path segment"},
+		{".", `"." segment`},
+		{"..", `".." segment`},
+		{"a/../b", `".." segment`},
+		{"a/./b", `"." segment`},
+		{"a\x00b", "NUL byte"},
+		{"\xff", "not UTF-8"},
+		{strings.Repeat("a", 1025), "longer than 1024 bytes"},
 	} {
-		if err := checkKey(tc.key); (err == nil) != tc.ok {
-			t.Errorf("checkKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		err := checkKey(tc.key)
+		if (err == nil) != (tc.why == "") || err != nil && (!errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), tc.why)) {
+			t.Errorf("checkKey(%q) = %v, want %q", tc.key, err, tc.why)
 		}
 	}
 	if err := checkDirKey("a/.tmp-x"); !errors.Is(err, ErrInvalidKey) {
