@@ -44,7 +44,8 @@ func genRows(n int, seed uint64) rowData {
 	code := make([]any, n)
 	stay := make([]any, n)
 	at := make([]any, n)
-	currencies := []string{"USD", "EUR", "KRW", "USD", "EUR", "GBP", "usd"}
+	paid := make([]any, n)
+	currencies := []string{"USD", "EUR", "KRW", "USD", "EUR", "GBP", "usd", ""}
 	for i := range n {
 		rn[i] = int64(i)
 		switch x := r.IntN(100); {
@@ -116,11 +117,17 @@ func genRows(n int, seed uint64) rowData {
 		} else {
 			at[i] = ts("2025-01-01 00:00:00").Add(time.Duration(r.IntN(72*3600)) * time.Second)
 		}
+		if r.IntN(12) == 0 {
+			paid[i] = nil
+		} else {
+			paid[i] = r.IntN(4) != 0
+		}
 	}
 	return rowData{n: n, cols: []col{
 		{"rn", table.Int64, rn}, {"id", table.Int64, id}, {"price", table.Float64, price}, {"qty", table.Int64, qty},
 		{"rooms", table.Int64, rooms}, {"currency", table.String, currency}, {"email", table.String, email},
 		{"code", table.String, code}, {"stay_date", table.Date, stay}, {"at", table.TimestampTZ, at},
+		{"paid", table.Bool, paid},
 	}}
 }
 
@@ -150,6 +157,13 @@ func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\
 func TestRowRules(t *testing.T) {
 	d := genRows(3000, 1)
 	s := testSchema("rates", d.cols...)
+	var firstAt time.Time // a timestamp the data holds: the allowed timestamps must pass some rows
+	for _, v := range d.col("at") {
+		if v != nil {
+			firstAt = v.(time.Time)
+			break
+		}
+	}
 	type oracle func(v any, seen map[any]bool) (checked, fails bool)
 	nonNull := func(f func(v any) bool) oracle {
 		return func(v any, _ map[any]bool) (bool, bool) {
@@ -186,6 +200,19 @@ func TestRowRules(t *testing.T) {
 		{"allowed ints", "rooms", "allowed: [1, 2, 3]", RuleAllowed, nonNull(func(v any) bool {
 			return v.(int64) < 1 || v.(int64) > 3
 		})},
+		{"allowed floats", "price", "allowed: [100000, 0.5, 12.34]", RuleAllowed, nonNull(func(v any) bool {
+			return !slices.Contains([]float64{100000, 0.5, 12.34}, v.(float64))
+		})},
+		{"allowed dates", "stay_date", "allowed: [2024-12-25, 2025-01-01]", RuleAllowed, nonNull(func(v any) bool {
+			tt := v.(time.Time)
+			return !tt.Equal(day("2024-12-25")) && !tt.Equal(day("2025-01-01"))
+		})},
+		{"allowed timestamps", "at", fmt.Sprintf(`allowed: ["%s", "2025-01-02T00:00:00Z"]`, firstAt.UTC().Format(time.DateTime)), RuleAllowed,
+			nonNull(func(v any) bool {
+				tt := v.(time.Time)
+				return !tt.Equal(firstAt) && !tt.Equal(ts("2025-01-02 00:00:00"))
+			})},
+		{"allowed bools", "paid", "allowed: [true]", RuleAllowed, nonNull(func(v any) bool { return !v.(bool) })},
 		{"regex", "email", `regex: '^[^@\s]+@[^@\s]+$'`, RuleRegex, nonNull(func(v any) bool {
 			s := v.(string)
 			user, host, ok := strings.Cut(s, "@")
@@ -216,9 +243,10 @@ func TestRowRules(t *testing.T) {
 			tt := v.(time.Time)
 			return tt.Before(ts("2025-01-01 12:00:00")) || tt.After(ts("2025-01-03 00:00:00"))
 		})},
-		{"range timestamps by dates", "at", `range: {min: 2025-01-02, max: 2025-01-02}`, RuleRange, nonNull(func(v any) bool {
+		// A date bound on a timestamp column is its midnight: the rows of 2025-01-03 after 00:00:00 fail.
+		{"range timestamps by dates", "at", `range: {min: 2025-01-02, max: 2025-01-03}`, RuleRange, nonNull(func(v any) bool {
 			tt := v.(time.Time)
-			return tt.Before(day("2025-01-02")) || tt.After(day("2025-01-02"))
+			return tt.Before(day("2025-01-02")) || tt.After(day("2025-01-03"))
 		})},
 	}
 	for _, c := range cases {
@@ -243,8 +271,8 @@ func TestRowRules(t *testing.T) {
 						fails[i] = true
 					}
 				}
-				if failing == 0 || checked == 0 {
-					t.Fatalf("test data has no failing row for %s", c.name)
+				if failing == 0 || checked == 0 || failing == checked {
+					t.Fatalf("test data for %s: %d rows checked, %d failing: want some of each", c.name, checked, failing)
 				}
 
 				b := r.NewBatch(mem, BatchMeta{ArchiveID: "a1", ProcessDate: "2025-01-01", BatchID: "1", Schema: s})
