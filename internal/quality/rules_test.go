@@ -165,6 +165,18 @@ func TestRowRules(t *testing.T) {
 		}
 	}
 	type oracle func(v any, seen map[any]bool) (checked, fails bool)
+	// unique: the first of each value passes, every later one fails (time.Time values as instants)
+	unique := func(v any, seen map[any]bool) (bool, bool) {
+		if v == nil {
+			return false, false
+		}
+		if tt, ok := v.(time.Time); ok {
+			v = tt.UnixMicro()
+		}
+		dup := seen[v]
+		seen[v] = true
+		return true, dup
+	}
 	nonNull := func(f func(v any) bool) oracle {
 		return func(v any, _ map[any]bool) (bool, bool) {
 			if v == nil {
@@ -235,6 +247,9 @@ func TestRowRules(t *testing.T) {
 			seen[v] = true
 			return true, dup
 		}},
+		{"unique floats", "price", "unique: true", RuleUnique, unique},
+		{"unique timestamps", "at", "unique: true", RuleUnique, unique},
+		{"unique bools", "paid", "unique: true", RuleUnique, unique},
 		{"range dates", "stay_date", "range: {min: 2025-01-01, max: 2025-01-10}", RuleRange, nonNull(func(v any) bool {
 			tt := v.(time.Time)
 			return tt.Before(day("2025-01-01")) || tt.After(day("2025-01-10"))
