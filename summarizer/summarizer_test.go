@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -803,6 +804,32 @@ func TestMissingSourcesAfterDeadline(t *testing.T) {
 	}
 	if v, _ := metricValue(t, e.reg, "sluice_summarizer_missing_sources", map[string]string{"date": "2025-01-03", "partner": "acme"}); v != 2 {
 		t.Fatalf("missing_sources of the empty date: %v, want 2", v)
+	}
+}
+
+// TestMissingSourcesOfADayBeforeTheStart: a summarizer started after midnight watches the days
+// whose longest deadline (over every partner) is still ahead. No archive of 2025-01-01 ever came;
+// acme's deadline for it (30 h) is ahead at the start (2025-01-02 05:00), beta's (2 h) is not:
+// beta's source is missing at once, acme's once its deadline passes.
+func TestMissingSourcesOfADayBeforeTheStart(t *testing.T) {
+	partners := &config.File{Partners: []config.Partner{
+		{Name: "acme", Expected: &config.Expected{Sources: []string{"acme_{date}.tar.gz"}, Deadline: config.Duration{Duration: 30 * time.Hour}}},
+		{Name: "beta", Expected: &config.Expected{Sources: []string{"beta_{date}.tar.gz"}, Deadline: config.Duration{Duration: 2 * time.Hour}}},
+	}}
+	e := newEnv(t, partners)
+	e.setNow(time.Date(2025, 1, 2, 5, 0, 0, 0, time.UTC))
+	s, _ := e.start(t)
+	// The first settle, at 05:00: beta's sources of 2025-01-02 are already late (deadline 02:00).
+	st := waitStatus(t, s, func(st summarizer.Status) bool {
+		return st.Dates[day].Written && len(st.Dates[day].Missing) == 1 && st.Dates["2025-01-01"].Written
+	})
+	if d := st.Dates["2025-01-01"]; !slices.Equal(d.Missing, []string{"beta_20250101.tar.gz"}) {
+		t.Fatalf("2025-01-01 at 05:00: %+v, want beta's source missing and acme's awaited", d)
+	}
+	e.setNow(time.Date(2025, 1, 2, 6, 0, 1, 0, time.UTC))
+	st = waitStatus(t, s, func(st summarizer.Status) bool { return len(st.Dates["2025-01-01"].Missing) == 2 })
+	if m := st.Dates["2025-01-01"].Missing; !slices.Equal(m, []string{"acme_20250101.tar.gz", "beta_20250101.tar.gz"}) {
+		t.Fatalf("missing %v", m)
 	}
 }
 
