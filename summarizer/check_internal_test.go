@@ -30,17 +30,25 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// A body cut short by the network is a store failure (retried), not a bad object (a failed check).
-func TestFooterReadCutShortIsTransient(t *testing.T) {
+// notParquet returns a directory bucket holding one object at key: 4 KiB that are not Parquet.
+func notParquet(t *testing.T, key string) objstore.Bucket {
+	t.Helper()
 	ctx := context.Background()
 	dir, err := objstore.Open(ctx, t.TempDir(), objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dir.Put(ctx, "t/part.parquet", strings.NewReader(strings.Repeat("x", 4096))); err != nil {
+	if err := dir.Put(ctx, key, strings.NewReader(strings.Repeat("x", 4096))); err != nil {
 		t.Fatal(err)
 	}
-	_, err = footerRowCount(ctx, cutBucket{dir}, "t/part.parquet")
+	return dir
+}
+
+// A body cut short by the network is a store failure (retried), not a bad object (a failed check).
+func TestFooterReadCutShortIsTransient(t *testing.T) {
+	ctx := context.Background()
+	dir := notParquet(t, "t/part.parquet")
+	_, err := footerRowCount(ctx, cutBucket{dir}, "t/part.parquet")
 	var bad *badObjectError
 	if err == nil || errors.As(err, &bad) {
 		t.Fatalf("footerRowCount = %v, want a transient (non-badObjectError) error", err)
@@ -52,17 +60,10 @@ func TestFooterReadCutShortIsTransient(t *testing.T) {
 }
 
 // TestCheckTableNamesBadObjects: a committed object that is missing, or is not Parquet, fails the
-// check by name, beside the row count it leaves short; a good one counts its footer rows.
+// check by name, beside the row count it leaves short.
 func TestCheckTableNamesBadObjects(t *testing.T) {
 	ctx := context.Background()
-	dir, err := objstore.Open(ctx, t.TempDir(), objstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.Put(ctx, "t/junk.parquet", strings.NewReader(strings.Repeat("x", 4096))); err != nil {
-		t.Fatal(err)
-	}
-	s := &Summarizer{out: dir}
+	s := &Summarizer{out: notParquet(t, "t/junk.parquet")}
 	a := newState(nil).archive("a0000000000000000001")
 	a.commits[0] = map[string]*sluicev1.BatchCommitted{"t": {ArchiveId: a.id, Table: "t", Objects: []*sluicev1.CommittedObject{
 		{Key: "t/gone.parquet", Rows: 3}, {Key: "t/junk.parquet", Rows: 2},
