@@ -231,22 +231,8 @@ func TestRowRules(t *testing.T) {
 			return !ok || user == "" || host == "" || strings.Contains(host, "@") || strings.ContainsFunc(s, isSpace)
 		})},
 		{"max_length", "code", "max_length: 12", RuleMaxLength, nonNull(func(v any) bool { return utf8.RuneCountInString(v.(string)) > 12 })},
-		{"unique strings", "code", "unique: true", RuleUnique, func(v any, seen map[any]bool) (bool, bool) {
-			if v == nil {
-				return false, false
-			}
-			dup := seen[v]
-			seen[v] = true
-			return true, dup
-		}},
-		{"unique ints", "id", "unique: true", RuleUnique, func(v any, seen map[any]bool) (bool, bool) {
-			if v == nil {
-				return false, false
-			}
-			dup := seen[v]
-			seen[v] = true
-			return true, dup
-		}},
+		{"unique strings", "code", "unique: true", RuleUnique, unique},
+		{"unique ints", "id", "unique: true", RuleUnique, unique},
 		{"unique floats", "price", "unique: true", RuleUnique, unique},
 		{"unique timestamps", "at", "unique: true", RuleUnique, unique},
 		{"unique bools", "paid", "unique: true", RuleUnique, unique},
