@@ -51,7 +51,6 @@ for round in $(seq "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' <<< "$1" | grep . | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 duck=-1
 for i in $(seq 0 $(($# - 1))); do
   [[ ${*:i+1:1} == duckdb ]] && duck=$i
@@ -61,8 +60,9 @@ echo "--- $preset ($csv_mb MB of CSV), $rounds rounds, medians"
 for i in $(seq 0 $(($# - 1))); do
   c=${*:i+1:1}
   w=$(median "${walls[i]}")
-  line="$(printf '%-40s' "$c")  wall ${w}s  cpu $(median "${cpus[i]}")s  rss $(median "${rsss[i]}") MiB"
-  line+="  $(awk -v c="$(median "${cpus[i]}")" -v mb="$csv_mb" 'BEGIN{printf "%.1f CPU-s/GB", c/mb*1000}')"
+  cpu=$(median "${cpus[i]}")
+  line="$(printf '%-40s' "$c")  wall ${w}s  cpu ${cpu}s  rss $(median "${rsss[i]}") MiB"
+  line+="  $(awk -v c="$cpu" -v mb="$csv_mb" 'BEGIN{printf "%.1f CPU-s/GB", c/mb*1000}')"
   if ((duck >= 0 && i != duck)); then
     dw=$(median "${walls[duck]}")
     range=$(paste <(tr ' ' '\n' <<< "${walls[i]}" | grep .) <(tr ' ' '\n' <<< "${walls[duck]}" | grep .) |

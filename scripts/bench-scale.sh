@@ -40,5 +40,5 @@ for round in $(seq "$rounds"); do
   done
 done
 for mergers in 1 2; do
-  echo "mergers=$mergers median $(tr ' ' '\n' <<<"${walls[$mergers]}" | grep . | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')s over $rounds rounds"
+  echo "mergers=$mergers median $(median "${walls[$mergers]}")s over $rounds rounds"
 done

@@ -1,4 +1,4 @@
-# Sourced by the bench scripts (run from the project root): sets preset (PRESET, default 100mb), dir (the
+# Sourced by the bench scripts (run from the project root): defines median and sets preset (PRESET, default 100mb), dir (the
 # preset's folder under BENCH_DIR, default bench-out) and bin (./bin/sluice, built when missing), and generates
 # the preset's corpus into $dir/landing once. Presets: 100mb (~106 MB of CSV, 8 archives, 24 tables, one large
 # table), flights (107 MB in 6 archives, 70% of it one narrow numeric table of flight records), 1gb (one archive
@@ -20,3 +20,6 @@ fi
 csv_size() {
   for f in "$dir"/landing/*.tar.gz; do gzip -dc "$f"; done | wc -c
 }
+
+# median prints the median of the numbers in $1 (separated by spaces).
+median() { tr ' ' '\n' <<< "$1" | grep . | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
