@@ -32,6 +32,7 @@ type state struct {
 	dates    map[string]*dateState // process dates with a summary state
 	watched  map[string]bool       // dates watched for expected sources without archives
 	started  bool                  // the first settle after catching up has run
+	since    time.Time             // when the events stream was created (zero: unknown)
 	// missingSeries are the (date, partner) series of sluice_summarizer_missing_sources set.
 	missingSeries map[[2]string]bool
 

@@ -1,6 +1,12 @@
 package summarizer
 
-import "testing"
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+)
 
 func TestNameDate(t *testing.T) {
 	for in, want := range map[string]string{
@@ -26,5 +32,35 @@ func TestTextHelpers(t *testing.T) {
 	}
 	if got := ms(1540); got != "1.5s" {
 		t.Errorf("ms=%q", got)
+	}
+}
+
+// TestCarriedArchivesMatchSources: once the stream has dropped a date's events, its archives
+// live on only in the summary in Out (carried over). A later render of the date (a late
+// duplicate, a restart) must still count them as the sources they are, not report those
+// sources missing; and the names shared by every date's render must not change.
+func TestCarriedArchivesMatchSources(t *testing.T) {
+	s := &Summarizer{partners: &config.File{Partners: []config.Partner{{Name: "acme", Expected: &config.Expected{
+		Sources:  []string{"acme_{date}.tar.gz", "beta_{date}.tar.gz", "gamma_{date}.tar.gz"},
+		Deadline: config.Duration{Duration: 6 * time.Hour},
+	}}}}}
+	s.st = newState(s.partners)
+	ds := &dateState{
+		carried: []ArchiveJSON{{ArchiveID: "a1", Name: "acme_20250102.tar.gz"}},
+		dupsIn:  []DuplicateJSON{{ArchiveID: "a2", Name: "beta_20250102.tar.gz", URI: "file:///l/beta_20250102.tar.gz"}},
+	}
+	names := make([]string, 1, 8) // spare capacity: an append in place would show
+	names[0] = "zeta_20250102.tar.gz"
+	doc := s.buildSummary("2025-01-02", nil, nil, ds, names, time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC))
+	if len(doc.Sources) != 1 {
+		t.Fatalf("sources %+v", doc.Sources)
+	}
+	src := doc.Sources[0]
+	if !slices.Equal(src.Missing, []string{"gamma_20250102.tar.gz"}) || len(src.In) != 2 ||
+		!slices.Equal(src.In[0].Archives, []string{"acme_20250102.tar.gz"}) || !slices.Equal(src.In[1].Archives, []string{"beta_20250102.tar.gz"}) {
+		t.Fatalf("sources %+v, want acme's and beta's in (carried), gamma's missing", src)
+	}
+	if full := names[:cap(names)]; full[0] != "zeta_20250102.tar.gz" || full[1] != "" {
+		t.Fatalf("the shared names changed: %q", full)
 	}
 }

@@ -16,9 +16,17 @@ func (s *Summarizer) settle(ctx context.Context) error {
 	if ok, longest := s.expectations(); ok {
 		today := now.Truncate(24 * time.Hour)
 		st.watched[today.Format(time.DateOnly)] = true
-		if !st.started { // recent days whose deadline is still ahead: nobody could have reported them
-			for d := today.AddDate(0, 0, -1); d.Add(longest).After(now); d = d.AddDate(0, 0, -1) {
-				st.watched[d.Format(time.DateOnly)] = true
+		if !st.started {
+			// A summarizer that starts watches what one running all along would be watching:
+			// the days whose longest deadline is still ahead (nobody could have reported them
+			// yet), and the days still inside the watch window (watchGrace past that deadline)
+			// whose deadline came after the events stream was created: their sources fell due
+			// while no summarizer ran, e.g. across a restart. Days due before sluice existed
+			// are not its to report. Re-rendering a day already written changes nothing.
+			for d := today.AddDate(0, 0, -1); !pastWatch(d, longest, now); d = d.AddDate(0, 0, -1) {
+				if due := d.Add(longest); due.After(now) || due.After(st.since) {
+					st.watched[d.Format(time.DateOnly)] = true
+				}
 			}
 		}
 	}
@@ -99,8 +107,16 @@ func (s *Summarizer) sourceGauges() {
 	s.st.missingSeries = now
 }
 
+// watchGrace is how long past the longest deadline a date without archives stays watched.
+const watchGrace = 48 * time.Hour
+
+// pastWatch reports whether date (midnight UTC) has left the watch window at now.
+func pastWatch(date time.Time, longest time.Duration, now time.Time) bool {
+	return now.After(date.Add(longest + watchGrace))
+}
+
 // prune forgets archives and duplicates the stream has dropped (older than its max age, by
-// stream time), watched dates two days past their deadline, and the state of dates that have
+// stream time), watched dates past their watch window, and the state of dates that have
 // nothing left; their summaries stay in Out and are carried over if the date is ever rewritten.
 func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
 	st := s.st
@@ -112,7 +128,7 @@ func (s *Summarizer) prune(dates map[string]bool, now time.Time) {
 	st.pruneQuality(dates)
 	_, longest := s.expectations()
 	for d := range st.watched {
-		if t, err := time.Parse(time.DateOnly, d); err != nil || now.After(t.Add(longest+48*time.Hour)) {
+		if t, err := time.Parse(time.DateOnly, d); err != nil || pastWatch(t, longest, now) {
 			delete(st.watched, d)
 		}
 	}

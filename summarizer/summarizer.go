@@ -239,6 +239,7 @@ func (s *Summarizer) Run(ctx context.Context) error {
 	}
 	s.st = newState(s.partners)
 	s.st.caughtUp = backlog == 0
+	s.st.since = info.Created
 	startSeq := info.State.LastSeq
 	s.log.Info("summarizer replaying events", "backlog", backlog, "last_seq", startSeq)
 

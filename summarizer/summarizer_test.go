@@ -826,10 +826,67 @@ func TestMissingSourcesOfADayBeforeTheStart(t *testing.T) {
 	if d := st.Dates["2025-01-01"]; !slices.Equal(d.Missing, []string{"beta_20250101.tar.gz"}) {
 		t.Fatalf("2025-01-01 at 05:00: %+v, want beta's source missing and acme's awaited", d)
 	}
+	// 2024-12-31 is still inside the watch window (acme's deadline + 48 h), but it fell due
+	// before the events stream was created (now, in 2026): not sluice's to report.
+	if d, ok := st.Dates["2024-12-31"]; ok {
+		t.Fatalf("2024-12-31, due before sluice existed, is watched: %+v", d)
+	}
 	e.setNow(time.Date(2025, 1, 2, 6, 0, 1, 0, time.UTC))
 	st = waitStatus(t, s, func(st summarizer.Status) bool { return len(st.Dates["2025-01-01"].Missing) == 2 })
 	if m := st.Dates["2025-01-01"].Missing; !slices.Equal(m, []string{"acme_20250101.tar.gz", "beta_20250101.tar.gz"}) {
 		t.Fatalf("missing %v", m)
+	}
+}
+
+// TestMissingSourcesAcrossARestart: a date without archives whose deadline passed while no
+// summarizer ran is reported by the next one to start, as one running all along would have.
+// The dates are relative to when the events stream was created: a date due before sluice
+// existed is not reported (TestMissingSourcesOfADayBeforeTheStart).
+func TestMissingSourcesAcrossARestart(t *testing.T) {
+	partners := &config.File{Partners: []config.Partner{{Name: "acme", Expected: &config.Expected{
+		Sources: []string{"acme_{date}.tar.gz"}, Deadline: config.Duration{Duration: 6 * time.Hour},
+	}}}}
+	e := newEnv(t, partners)
+	stream, err := e.b.JS.Stream(context.Background(), e.b.Subjects.EventsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := info.Created.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1) // the first midnight after it
+	d2 := d1.AddDate(0, 0, 1)
+	date1, date2 := d1.Format(time.DateOnly), d2.Format(time.DateOnly)
+
+	// Running at 01:00 of d1: its deadline (06:00) is ahead; nothing is written.
+	e.setNow(d1.Add(time.Hour))
+	s1, stop1 := e.start(t)
+	if st := e.settledAfter(t, s1); st.Dates[date1].Written || len(st.Dates[date1].Missing) != 0 {
+		t.Fatalf("%s before its deadline: %+v", date1, st.Dates[date1])
+	}
+	stop1()
+	if _, err := e.out.Stat(context.Background(), summarizer.SummaryKey(date1)); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("summary of %s before its deadline: %v", date1, err)
+	}
+
+	// Down until 12:00 of d2: both deadlines passed meanwhile (d2's was never ahead of a
+	// running summarizer). The next one reports both.
+	e.setNow(d2.Add(12 * time.Hour))
+	s2, _ := e.start(t)
+	st := waitStatus(t, s2, func(st summarizer.Status) bool { return st.Dates[date1].Written && st.Dates[date2].Written })
+	for _, d := range []time.Time{d1, d2} {
+		date := d.Format(time.DateOnly)
+		want := "acme_" + d.Format("20060102") + ".tar.gz"
+		if m := st.Dates[date].Missing; !slices.Equal(m, []string{want}) {
+			t.Errorf("%s missing %v, want %s", date, m, want)
+		}
+		if doc, _ := e.summary(t, date); doc.Complete || len(doc.Sources) != 1 || !slices.Equal(doc.Sources[0].Missing, []string{want}) {
+			t.Errorf("%s summary sources %+v", date, doc.Sources)
+		}
+		if v, _ := metricValue(t, e.reg, "sluice_summarizer_missing_sources", map[string]string{"date": date, "partner": "acme"}); v != 1 {
+			t.Errorf("missing_sources %s = %v, want 1", date, v)
+		}
 	}
 }
 

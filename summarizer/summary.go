@@ -126,9 +126,13 @@ func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*dupl
 	for _, a := range archives {
 		doc.Archives = append(doc.Archives, st.archiveEntry(a, date))
 	}
+	// Archives carried over from the summary in Out arrived too, though the stream may have
+	// dropped their events: a source they match must not turn missing on a later render.
+	var carried []string
 	for _, e := range ds.carried {
 		if st.archives[e.ArchiveID] == nil {
 			doc.Archives = append(doc.Archives, e)
+			carried = append(carried, e.Name)
 		}
 	}
 	for _, d := range dups {
@@ -138,7 +142,13 @@ func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*dupl
 	for _, d := range ds.dupsIn {
 		if st.dups[d.ArchiveID+"\x00"+d.URI] == nil {
 			doc.Duplicates = append(doc.Duplicates, d)
+			carried = append(carried, d.Name)
 		}
+	}
+	if len(carried) > 0 { // names is shared by every date: extend a copy
+		names = slices.Concat(names, carried)
+		slices.Sort(names)
+		names = slices.Compact(names)
 	}
 	slices.SortFunc(doc.Archives, func(x, y ArchiveJSON) int {
 		return cmpOr(strings.Compare(x.Name, y.Name), strings.Compare(x.ArchiveID, y.ArchiveID))
