@@ -2,10 +2,14 @@ package merger
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -40,5 +44,43 @@ func TestOutputBlockedSaidOnce(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "output accepts writes again"); n != 1 {
 		t.Errorf("%d recovery lines:\n%s", n, logs.String())
+	}
+}
+
+// failFirstPut refuses the first Put of a key under prefix, then behaves.
+type failFirstPut struct {
+	objstore.Bucket
+	prefix string
+	failed atomic.Bool
+}
+
+func (b *failFirstPut) Put(ctx context.Context, key string, r io.Reader) error {
+	if strings.HasPrefix(key, b.prefix) && b.failed.CompareAndSwap(false, true) {
+		return errors.New("injected: put refused")
+	}
+	return b.Bucket.Put(ctx, key, r)
+}
+
+// TestCommitRetryLeavesNothingUnfinished: a commit that fails after its Parquet objects were
+// written (the quarantine's Put is refused) aborts them before it is retried: the retry commits
+// the batch and no unfinished upload (S3 multipart upload, temporary file) of the failed attempt
+// is left in the output.
+func TestCommitRetryLeavesNothingUnfinished(t *testing.T) {
+	for _, sk := range sinks {
+		t.Run(sk.name, func(t *testing.T) {
+			var fb *failFirstPut
+			e := newEnv(t, sink{sk.name, func(t *testing.T) objstore.Bucket {
+				fb = &failFirstPut{Bucket: sk.open(t), prefix: "_quarantine/"}
+				return fb
+			}})
+			ev := e.committedEvents()
+			r := e.start(restartConfig("m1"), nil, nil)
+			e.publishBatch(restartBatch())
+			bc := ev.nextCommitted(t, 60*time.Second)
+			if !fb.failed.Load() || bc.RowsOut != 4000 || bc.Quarantined != 1 || len(bc.Objects) < 4 {
+				t.Fatalf("commit after a refused put (refused: %v): %v", fb.failed.Load(), bc)
+			}
+			e.cleared(r)
+		})
 	}
 }

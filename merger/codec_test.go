@@ -404,6 +404,54 @@ func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
 	}
 }
 
+// TestCommittedBatchLoneMarkerIsSettled: the marker of a committed batch delivered again alone
+// (its ack lost in a crash after the chunks' acks; here a consumer reset to it) is acked as
+// settled from the ledger (ledger.BatchCommitted, recorded before the acks), not held for chunks
+// that will never come and then dead-lettered.
+func TestCommittedBatchLoneMarkerIsSettled(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ctx := context.Background()
+	kv, err := e.bus.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ledger = ledger.New(kv, time.Now)
+	ev := e.committedEvents()
+	tb := tbatch{archive: archiveOn("c1", "t", 1, 4), attempt: 1, table: "t", per: 5, members: []tmember{
+		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(15, func(i int) string { return fmt.Sprintf("%d,x", i) })},
+	}}
+	if _, _, err := e.ledger.Create(ctx, ledger.Record{ArchiveID: tb.archive, State: ledger.Extracted, Attempt: tb.attempt}); err != nil {
+		t.Fatal(err)
+	}
+	r1 := e.start(testConfig("m1"), nil, nil)
+	e.publishBatch(tb)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != tb.archive || bc.RowsOut != 15 {
+		t.Fatalf("committed %v", bc)
+	}
+	eventually(t, 10*time.Second, "acked", func() bool { return e.ackPending(1) == 0 })
+	objects := e.keys("t/")
+	r1.stop()
+
+	markerSeq := e.streamLastSeq(e.bus.Subjects.RowsStream())
+	if _, err := e.bus.JS.ResetConsumerToSequence(ctx, e.bus.Subjects.RowsStream(), "merger-p1", markerSeq); err != nil {
+		t.Fatal(err)
+	}
+	r2 := e.start(testConfig("m2"), nil, nil)
+	eventually(t, 10*time.Second, "the lone marker acked", func() bool {
+		ci := e.consumerInfo(1)
+		return ci.NumAckPending == 0 && ci.AckFloor.Stream >= markerSeq
+	})
+	if n := r2.metric(t, "sluice_merger_batches_dead_lettered_total"); n != 0 {
+		t.Fatalf("the committed batch's marker was dead-lettered (%v)", n)
+	}
+	if n := r2.metric(t, "sluice_merger_batches_committed_total"); n != 0 {
+		t.Fatalf("the committed batch was committed again (%v)", n)
+	}
+	if ks := e.keys("t/"); !slices.Equal(ks, objects) || len(ks) != 1 {
+		t.Fatalf("objects %v, before the redelivery %v", ks, objects)
+	}
+}
+
 // corruptChunk breaks the S2 block of chunks[i]: its length header is kept, its body is not.
 func corruptChunk(t *testing.T, chunks []*nats.Msg, i int) {
 	t.Helper()

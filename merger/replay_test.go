@@ -24,6 +24,7 @@ func TestReplay(t *testing.T) {
 	for _, sk := range sinks {
 		t.Run(sk.name, func(t *testing.T) {
 			t.Run("ByteIdenticalAndProcessDate", func(t *testing.T) { testReplayByteIdentical(t, sk) })
+			t.Run("FewerPartsRemovesStale", func(t *testing.T) { testReplayFewerParts(t, sk) })
 		})
 	}
 	dir := sinks[0]
@@ -31,6 +32,51 @@ func TestReplay(t *testing.T) {
 	t.Run("AttemptsAbortsRanges", func(t *testing.T) { testReplayAttempts(t, dir) })
 	t.Run("WhileMerging", func(t *testing.T) { testReplayWhileMerging(t, dir) })
 	t.Run("OverBudget", func(t *testing.T) { testReplayOverBudget(t, dir) })
+}
+
+// testReplayFewerParts: a batch committed again in fewer objects (a replay with a larger
+// MaxObjectBytes) removes the objects of the earlier commit past its own count: they hold the
+// same rows, which the table would otherwise hold twice.
+func testReplayFewerParts(t *testing.T, sk sink) {
+	e := newEnv(t, sk)
+	ev := e.committedEvents()
+	e.start(restartConfig("m1"), nil, nil)
+	tb := restartBatch()
+	e.publishBatch(tb)
+	bc := ev.nextCommitted(t, 60*time.Second)
+	e.allAcked()
+	perDate := map[string]int{}
+	for _, o := range bc.Objects {
+		perDate[o.GetProcessDate()]++
+	}
+	if perDate["2025-01-01"] < 2 || perDate["2025-01-02"] < 2 || bc.RowsOut != 4000 {
+		t.Fatalf("first commit: %d rows in objects per date %v; want several per date", bc.RowsOut, perDate)
+	}
+	before := e.keys("r/")
+
+	res := e.replay(ReplaySpec{Table: "r"}, nil, nil, func(c *Config) { c.MaxObjectBytes = 64 << 20 })
+	if got := committedArchives(res); !slices.Equal(got, []string{tb.archive + "/0"}) {
+		t.Fatalf("replay committed %v", got)
+	}
+	rb := ev.nextCommitted(t, 10*time.Second)
+	var want []string
+	for _, o := range rb.Objects {
+		want = append(want, o.GetKey())
+	}
+	slices.Sort(want)
+	if len(want) != 2 || !slices.Contains(before, want[0]) || !slices.Contains(before, want[1]) {
+		t.Fatalf("replay objects %v; want the first part of each date's group, among %v", want, before)
+	}
+	if got := e.keys("r/"); !slices.Equal(got, want) {
+		t.Fatalf("after the replay the table holds %v, want only the replay's %v", got, want)
+	}
+	n := 0
+	for _, k := range want {
+		n += len(e.readParquet(k).rows)
+	}
+	if n != 4000 {
+		t.Fatalf("%d rows read back, want 4000", n)
+	}
 }
 
 // testReplayOverBudget: a replay whose budget holds a fraction of the batch releases its chunks

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/internal/quality"
+	"github.com/sluice-dev/sluice/summarizer"
 )
 
 // plantedRates counts, in the generated archives, the hotel_rates rows whose rate_usd is the
@@ -223,6 +224,33 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 	rs := readResults(t, s3test.Open(t, out, objstore.Options{}), "competitor_prices")
 	if len(rs) == 0 || rs[0].Status != quality.StatusFail {
 		t.Fatalf("forced batch's results: %+v", rs)
+	}
+	// The summary says which batch went past its fail rule (BatchCommitted.quality_forced).
+	sums, err := filepath.Glob(filepath.Join(out, "_summaries", "process_date=*", "summary.json"))
+	if err != nil || len(sums) == 0 {
+		t.Fatalf("summaries: %v %v", sums, err)
+	}
+	forced := map[string]bool{}
+	for _, p := range sums {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc summarizer.SummaryJSON
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, tj := range doc.Tables {
+			if tj.Quality != nil && tj.Quality.Forced {
+				forced[tj.Table] = true
+				if tj.Quality.Status != summarizer.QualityFail {
+					t.Errorf("%s: forced table %s has quality %s, want FAIL", p, tj.Table, tj.Quality.Status)
+				}
+			}
+		}
+	}
+	if !forced["competitor_prices"] || forced["hotel_rates"] || len(forced) != 1 {
+		t.Fatalf("tables shown forced in the summaries: %v, want competitor_prices alone", forced)
 	}
 }
 
