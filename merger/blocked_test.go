@@ -80,6 +80,9 @@ func TestCommitRetryLeavesNothingUnfinished(t *testing.T) {
 			if !fb.failed.Load() || bc.RowsOut != 4000 || bc.Quarantined != 1 || len(bc.Objects) < 4 {
 				t.Fatalf("commit after a refused put (refused: %v): %v", fb.failed.Load(), bc)
 			}
+			if n := r.metric(t, "sluice_merger_commit_retries_total"); n != 1 {
+				t.Fatalf("%v commit retries, want 1", n)
+			}
 			e.cleared(r)
 		})
 	}

@@ -65,6 +65,7 @@ type committer struct {
 	blocked      string                 // why the output refuses writes ("" when it does not)
 	blockedGauge prometheus.Gauge       // sluice_merger_output_blocked; nil for a replay
 	parsed       *prometheus.CounterVec // sluice_merger_groups_parsed_total; nil for a replay
+	retries      prometheus.Counter     // sluice_merger_commit_retries_total; nil for a replay
 
 	schemaDocs sync.Map // _schemas/<table>/v<N>.json keys known to exist
 }
@@ -139,6 +140,9 @@ func (c *committer) commit(ctx context.Context, b *batch, mk *sluicev1.BatchComp
 		var perm *permanentError
 		if ctx.Err() != nil || errors.As(err, &perm) || attempt == retry.attempts {
 			return nil, err
+		}
+		if c.retries != nil {
+			c.retries.Inc()
 		}
 		if problem := objstore.AccessProblem(err); problem != "" {
 			// The output refuses every write until an operator fixes credentials or the bucket:

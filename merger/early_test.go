@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -50,13 +51,17 @@ func (e *env) readRows(bc *sluicev1.BatchCommitted) []string {
 }
 
 // settled checks that the one group of the test was written when said ("early", or "commit" when
-// what was written early was not adopted), that the budget and the early writers are back to zero
+// what was written early was not adopted) in one commit attempt, that the budget and the early writers are back to zero
 // and that nothing unfinished is left in the output.
 func (e *env) settled(r *running, when string) {
 	t := e.t
 	t.Helper()
 	if n := r.metricLabel(t, "sluice_merger_groups_parsed_total", "when", when); n != 1 {
 		t.Fatalf("groups written at %s: %v, want 1", when, n)
+	}
+	// In one attempt: a failed attempt's retry parses the group again (counted again too).
+	if n := r.metric(t, "sluice_merger_commit_retries_total"); n != 0 {
+		t.Fatalf("%v commit retries, want none", n)
 	}
 	e.cleared(r)
 }
@@ -148,6 +153,7 @@ func TestWrittenEarlyNotAdopted(t *testing.T) {
 			return fmt.Sprint(i)
 		}},
 		{"registry", func(i int) string { return fmt.Sprint(i) }},
+		{"registry-type", func(i int) string { return fmt.Sprint(i) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, sinks[1])
@@ -156,7 +162,7 @@ func TestWrittenEarlyNotAdopted(t *testing.T) {
 			tb, recs := bigBatch("e2000000000000000001", "wide", 20000, tc.v)
 			chunks, marker, _ := tb.msgs(e.bus.Subjects)
 			var rest []*nats.Msg
-			if tc.name == "registry" {
+			if strings.HasPrefix(tc.name, "registry") {
 				e.publish(chunks...)
 			} else {
 				e.publish(chunks[:10]...)
@@ -166,11 +172,14 @@ func TestWrittenEarlyNotAdopted(t *testing.T) {
 				return r.metric(t, "sluice_merger_early_groups") == 1
 			})
 			e.publish(rest...)
-			if tc.name == "registry" {
-				// Another archive of the table adds a column and commits first.
+			if strings.HasPrefix(tc.name, "registry") {
+				// Another archive of the table adds a column (or widens v) and commits first.
 				other := tbatch{archive: "e2000000000000000002", table: "wide", members: []tmember{
 					{name: "wide_20250102_1.csv", date: "2025-01-02", batch: "1", header: "id,name,v,extra", records: []string{"1,a,2,x\n"}},
 				}}
+				if tc.name == "registry-type" {
+					other.members[0].header, other.members[0].records = "id,name,v", []string{"1,a,1.5\n"}
+				}
 				e.publishBatch(other)
 				if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != other.archive {
 					t.Fatalf("committed %s first", bc.ArchiveId)
@@ -185,9 +194,83 @@ func TestWrittenEarlyNotAdopted(t *testing.T) {
 			if got := e.readRows(bc); !slices.Equal(got, recs) {
 				t.Fatalf("read back %d rows, want %d (first %q, want %q)", len(got), len(recs), first(got), first(recs))
 			}
+			// Every object has v as the batch's schema has it, the row groups written early too.
+			want := arrow.PrimitiveTypes.Int64
+			if tc.name == "float" || tc.name == "registry-type" {
+				want = arrow.PrimitiveTypes.Float64
+			} else if tc.name == "text" {
+				want = arrow.BinaryTypes.String
+			}
+			for _, o := range bc.Objects {
+				if _, typ, _ := e.readParquet(o.Key).column("v"); !arrow.TypeEqual(typ, want) {
+					t.Fatalf("%s: v is %s, want %s", o.Key, typ, want)
+				}
+			}
 			e.settled(r, "commit")
 		})
 	}
+}
+
+// TestWrittenEarlyMemberJoins: a second member of the group (the same process date and batch
+// id, at another path in the archive) brings a column the first one lacks, after the group began
+// to be written early with that column all null (absent: its rules are reported as a missing
+// column). What was written early is not adopted: the group is written at commit, the second
+// member's values of the column are kept and the column's rule is checked on them.
+func TestWrittenEarlyMemberJoins(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	partners := &config.File{Partners: []config.Partner{{Name: "default", Tables: map[string]config.TableConfig{
+		"join": {Quality: &config.Quality{Columns: map[string]*config.ColumnRules{"extra": {Regex: "^x[0-9]+$"}}}},
+	}}}}
+	r := e.start(earlyTestConfig("m1"), nil, partners)
+	// The registry has "extra" already: another archive of the table brought it.
+	other := tbatch{archive: "e3000000000000000002", table: "join", members: []tmember{
+		{name: "join_20250102_1.csv", date: "2025-01-02", batch: "1", header: "id,name,v,extra", records: []string{"1,a,2,x\n"}},
+	}}
+	e.publishBatch(other)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.ArchiveId != other.archive {
+		t.Fatalf("committed %s first", bc.ArchiveId)
+	}
+	tb, recs := bigBatch("e3000000000000000001", "join", 20000, func(i int) string { return fmt.Sprint(i) })
+	const late = 600
+	tb.members = append(tb.members, tmember{name: "more/join_20250101_1.csv", date: "2025-01-01", batch: "1",
+		header: "id,name,v,extra", records: csvRows(late, func(i int) string { return fmt.Sprintf("%d,late,%d,x%d", 20000+i, i, i) })})
+	chunks, marker, _ := tb.msgs(e.bus.Subjects)
+	firstMember := 20000 / tb.per
+	e.publish(chunks[:firstMember]...)
+	eventually(t, 30*time.Second, "a group written early", func() bool {
+		return r.metric(t, "sluice_merger_early_groups") == 1
+	})
+	e.publish(chunks[firstMember:]...)
+	e.publish(marker)
+	bc := ev.nextCommitted(t, 30*time.Second)
+	if bc.ArchiveId != tb.archive || bc.RowsOut != 20000+late {
+		t.Fatalf("committed %v", bc)
+	}
+	if q := bc.GetQuality(); len(q) != 1 || q[0].GetColumn() != "extra" || q[0].GetStatus() != "pass" || q[0].GetCheckedRows() != late {
+		t.Fatalf("quality %v; want extra's rule passed on the second member's %d values", q, late)
+	}
+	var extra []string
+	for _, o := range bc.Objects {
+		x, _, ok := e.readParquet(o.Key).column("extra")
+		if !ok {
+			t.Fatalf("%s has no column extra", o.Key)
+		}
+		extra = append(extra, x...)
+	}
+	if got := e.readRows(bc); len(got) != 20000+late || !slices.Equal(got[:20000], recs) {
+		t.Fatalf("read back %d rows, want %d", len(got), 20000+late)
+	}
+	for i, x := range extra {
+		want := nullCell
+		if i >= 20000 {
+			want = fmt.Sprintf("x%d", i-20000)
+		}
+		if x != want {
+			t.Fatalf("row %d: extra %q, want %q", i, x, want)
+		}
+	}
+	e.settled(r, "commit")
 }
 
 // TestWrittenEarlyHandedBack: a merger that stops while writing a group early aborts what it

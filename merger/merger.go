@@ -62,6 +62,7 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	m.commit = newCommitter(cfg, deps, m.mem)
 	m.commit.blockedGauge = m.met.outputBlocked
 	m.commit.parsed = m.met.parsed
+	m.commit.retries = m.met.commitRetries
 	m.pollWait = min(max(cfg.PinnedTTL/4, 100*time.Millisecond), 2*time.Second)
 	m.keepEvery = max(cfg.PinnedTTL/4, 50*time.Millisecond)
 	m.hbEvery = min(max(cfg.PinnedTTL/6, 100*time.Millisecond), 5*time.Second)

@@ -577,18 +577,25 @@ func testBudget(t *testing.T, sk sink, early bool) {
 }
 
 // TestAckPendingDeadlock: with MaxAckPending below what two interleaved batches need, the
-// merger hands the younger batch back so the older one can finish, then both commit.
+// merger moves the younger batch to the tail of the stream so the older one can finish, then
+// both commit. The moved chunks keep their place in their member: a ragged row is quarantined
+// with its line number in both batches.
 func TestAckPendingDeadlock(t *testing.T) {
 	e := newEnv(t, sinks[0])
 	ev := e.committedEvents()
 	cfg := testConfig("m1")
 	cfg.MaxAckPending = 6
-	e.start(cfg, nil, nil)
+	r := e.start(cfg, nil, nil)
 	var all [][]*nats.Msg
 	var markers []*nats.Msg
 	for a := range 2 {
 		tb := tbatch{archive: archiveOn(fmt.Sprintf("b%d", a), "d", 1, 4), table: "d", per: 1, members: []tmember{
-			{name: "d.csv", date: "2025-01-01", batch: "1", header: "x", records: csvRows(5, func(i int) string { return fmt.Sprint(i) })},
+			{name: "d.csv", date: "2025-01-01", batch: "1", header: "x", records: csvRows(5, func(i int) string {
+				if i == 3 {
+					return "3,ragged" // line 5 (the header is line 1)
+				}
+				return fmt.Sprint(i)
+			})},
 		}}
 		c, m, _ := tb.msgs(e.bus.Subjects)
 		all = append(all, c)
@@ -599,9 +606,56 @@ func TestAckPendingDeadlock(t *testing.T) {
 	}
 	e.publish(markers...)
 	for range 2 {
-		if bc := ev.nextCommitted(t, 60*time.Second); bc.RowsOut != 5 {
+		bc := ev.nextCommitted(t, 60*time.Second)
+		if bc.RowsOut != 4 || bc.Quarantined != 1 {
 			t.Fatalf("committed %v", bc)
 		}
+		var q quarantineLine
+		if err := json.Unmarshal(bytes.TrimSpace(e.get(bc.QuarantineKey)), &q); err != nil || q.Line != 5 || q.Member != "d.csv" || q.Raw != "3,ragged" {
+			t.Fatalf("archive %s quarantined %+v (%v), want line 5 of d.csv", bc.ArchiveId, q, err)
+		}
+	}
+	if n := r.metric(t, "sluice_merger_batches_handed_back_total"); n < 1 {
+		t.Fatalf("%v batches moved to the tail, want at least 1", n)
+	}
+}
+
+// TestHeldMessagesKeptAlive: the chunks of a batch whose marker has not come are held longer
+// than AckWait without being redelivered: the merger sends InProgress for every held message
+// every AckWait/3. Counted on the wire (the +WPI acks) and on the consumer (nothing redelivered).
+func TestHeldMessagesKeptAlive(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	cfg := testConfig("m1")
+	cfg.AckWait = 1500 * time.Millisecond
+	r := e.start(cfg, nil, nil)
+	tb := tbatch{archive: archiveOn("k1", "k", 1, 4), table: "k", per: 2, members: []tmember{
+		{name: "k.csv", date: "2025-01-01", batch: "1", header: "x", records: csvRows(6, func(i int) string { return fmt.Sprint(i) })},
+	}}
+	chunks, marker, _ := tb.msgs(e.bus.Subjects)
+	var wpi atomic.Int64
+	sub, err := e.bus.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) {
+		if string(m.Data) == "+WPI" {
+			wpi.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.bus.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(chunks...)
+	eventually(t, 10*time.Second, "chunks held", func() bool { return r.metric(t, "sluice_merger_held_messages") == float64(len(chunks)) })
+	// Five rounds of InProgress span more than AckWait (every AckWait/3).
+	eventually(t, 20*time.Second, "held messages kept alive", func() bool { return wpi.Load() >= int64(5*len(chunks)) })
+	if ci := e.consumerInfo(1); ci.NumRedelivered != 0 || ci.NumAckPending != len(chunks) {
+		t.Fatalf("consumer while the chunks are held: %d redelivered, %d pending", ci.NumRedelivered, ci.NumAckPending)
+	}
+	e.publish(marker)
+	if bc := ev.nextCommitted(t, 30*time.Second); bc.RowsOut != 6 {
+		t.Fatalf("committed %v", bc)
 	}
 }
 

@@ -29,6 +29,7 @@ type metrics struct {
 	parsed        *prometheus.CounterVec // when: early, arrival, commit
 	earlyGroups   prometheus.Gauge
 	staleAborted  prometheus.Counter
+	commitRetries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,6 +65,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Output groups being written early: large groups whose row groups are encoded and uploaded as their chunks arrive, and committed (made visible) with their batch."}),
 		staleAborted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "stale_uploads_aborted_total",
 			Help: "Unfinished uploads (S3 multipart uploads, temporary files) that killed writers left, aborted at start-up or by the periodic sweep."}),
+		commitRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sluice", Subsystem: "merger", Name: "commit_retries_total",
+			Help: "Commit attempts that failed and were retried (the output or the bus refused or failed; the batch's messages are held meanwhile)."}),
 		dqStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "merger", Name: "dq_status",
 			Help: "Data-quality status of the table's last batch: 0 pass, 1 warn, 2 fail."}, []string{"table"}),
 	}
@@ -89,6 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.parsed = register(reg, m.parsed)
 	m.earlyGroups = register(reg, m.earlyGroups)
 	m.staleAborted = register(reg, m.staleAborted)
+	m.commitRetries = register(reg, m.commitRetries)
 	return m
 }
 
