@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -145,6 +146,13 @@ func TestRunDeadLettersBadArchivesAndEvents(t *testing.T) {
 	if len(failed) != 1 || failed[0].ArchiveId != ev.ArchiveId {
 		t.Fatalf("failed events %+v", failed)
 	}
+	// The failed archive's landed event delivered again (an ack lost) is recognised as finished
+	// from the ledger: not extracted, failed and dead-lettered a second time.
+	publishLanded(t, v, ev)
+	waitFor(t, "the redelivery settled", func() bool { return v.settled(t) })
+	if n := len(dlq()); n != 2 {
+		t.Fatalf("%d dead letters after the redelivery, want 2", n)
+	}
 }
 
 func TestRunRetriesTransientFailures(t *testing.T) {
@@ -252,4 +260,74 @@ func TestRunShutdownHandsBackAndResumes(t *testing.T) {
 	if calls.Load() != 2 {
 		t.Fatalf("opened %d times", calls.Load())
 	}
+}
+
+// TestRunStaleAttemptIsSkipped: the landed event of an older attempt delivered after the archive
+// was extracted again (its ack lost before `sluice reextract` bumped the attempt) is acked as
+// finished: nothing is extracted or published for the old attempt, and the ledger keeps the newer
+// attempt.
+func TestRunStaleAttemptIsSkipped(t *testing.T) {
+	v := newEnv(t, Config{})
+	startRun(t, v)
+	old := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a,b\n1,2\n3,4\n")))
+	v.createRecord(t, old)
+	cur := proto.Clone(old).(*sluicev1.ArchiveLanded)
+	cur.Attempt = 1
+	publishLanded(t, v, cur)
+	waitFor(t, "ArchiveExtracted of attempt 1", func() bool { return len(extractedEvents(t, v)) == 1 })
+	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
+	rowsBefore := len(v.streamMsgs(t, v.b.Subjects.RowsStream()))
+
+	publishLanded(t, v, old)
+	waitFor(t, "the stale event acked", func() bool { return v.settled(t) })
+	if evs := extractedEvents(t, v); len(evs) != 1 || evs[0].Attempt != 1 {
+		t.Fatalf("extracted events %v, want attempt 1's alone", evs)
+	}
+	if n := len(v.streamMsgs(t, v.b.Subjects.RowsStream())); n != rowsBefore {
+		t.Fatalf("%d rows messages after the stale event, %d before", n, rowsBefore)
+	}
+	if rec, _, err := v.ledger.Get(context.Background(), old.ArchiveId); err != nil || rec.Attempt != 1 || rec.State != ledger.Extracted {
+		t.Fatalf("ledger %+v %v, want attempt 1 extracted", rec, err)
+	}
+}
+
+// TestRunKeepsTheLandedEventAlive: an archive that takes longer than AckWait to extract (its
+// source stalls here until the test has seen enough) is not redelivered meanwhile: the
+// extractor sends InProgress every AckWait/3. Counted on the wire (+WPI) and on the consumer.
+func TestRunKeepsTheLandedEventAlive(t *testing.T) {
+	gate := make(chan struct{})
+	v := newEnv(t, Config{AckWait: 1500 * time.Millisecond}, func(d *Deps) {
+		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return os.Open(strings.TrimPrefix(uri, "file://"))
+		}
+	})
+	var wpi atomic.Int64
+	sub, err := v.b.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) {
+		if string(m.Data) == "+WPI" {
+			wpi.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := v.b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, v)
+	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a\n1\n")))
+	publishLanded(t, v, ev)
+	// Five rounds of InProgress span more than AckWait.
+	waitFor(t, "the landed event kept alive", func() bool { return wpi.Load() >= 5 })
+	if ci := v.consumerInfo(t); ci.NumRedelivered != 0 || ci.NumAckPending != 1 {
+		t.Fatalf("consumer while extracting: %d redelivered, %d pending", ci.NumRedelivered, ci.NumAckPending)
+	}
+	close(gate)
+	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
+	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
 }
