@@ -2,9 +2,12 @@ package extractor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -330,4 +333,47 @@ func TestRunKeepsTheLandedEventAlive(t *testing.T) {
 	close(gate)
 	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
 	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
+}
+
+// TestRunUnrecordedFailureIsRetried: a permanent failure (a corrupt archive) is dead-lettered
+// only once it is recorded (ArchiveFailed published, the ledger moved to failed): when the ledger
+// cannot take it (its record vanished here), the landed event is handed back, and the next
+// delivery records the failure and dead-letters it. A dead letter without the record would
+// leave the archive pending forever for the summarizer and `run --once`.
+func TestRunUnrecordedFailureIsRetried(t *testing.T) {
+	var opens atomic.Int32
+	var v *env
+	v = newEnv(t, Config{}, func(d *Deps) {
+		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			if opens.Add(1) == 1 { // after the record was moved to extracting: take it away
+				kv, err := v.b.Ledger(ctx)
+				if err != nil {
+					return nil, err
+				}
+				id := strings.TrimSuffix(filepath.Base(uri), ".tar.gz")
+				if err := kv.Delete(ctx, "archive."+id); err != nil {
+					return nil, err
+				}
+			}
+			return os.Open(strings.TrimPrefix(uri, "file://"))
+		}
+	})
+	startRun(t, v)
+	data := []byte("this is not a gzip file at all")
+	sum := sha256.Sum256(data)
+	id := hex.EncodeToString(sum[:])[:20]
+	ev := landArchive(t, id+".tar.gz", data)
+	v.createRecord(t, ev)
+	publishLanded(t, v, ev)
+	waitFor(t, "a dead letter", func() bool { return len(v.streamMsgs(t, v.b.Subjects.DLQStream())) == 1 })
+	d := &sluicev1.DeadLetter{}
+	if err := proto.Unmarshal(v.streamMsgs(t, v.b.Subjects.DLQStream())[0].data, d); err != nil {
+		t.Fatal(err)
+	}
+	if opens.Load() != 2 || d.Deliveries != 2 || !strings.HasPrefix(d.Reason, "corrupt gzip stream") {
+		t.Fatalf("dead letter %+v after %d opens; want it on the second delivery", d, opens.Load())
+	}
+	if rec, _, err := v.ledger.Get(context.Background(), ev.ArchiveId); err != nil || rec.State != ledger.Failed {
+		t.Fatalf("ledger %+v %v, want failed", rec, err)
+	}
 }
