@@ -139,6 +139,12 @@ func TestRewrittenPathIsANewVersion(t *testing.T) {
 	if len(evs) != 2 || evs[0].ArchiveId != idOf(v1) || evs[1].ArchiveId != idOf(v2) || evs[0].Uri != evs[1].Uri {
 		t.Fatalf("events %v", evs)
 	}
+	// Rewritten again keeping the mtime (cp -p, rsync -t): the size still tells.
+	v3 := archive(t, "v3-longer-still")
+	write(t, dir, "daily.tar.gz", v3, old.Add(time.Minute))
+	if res := scan(t, p); !slices.Equal(res.Landed, []string{idOf(v3)}) {
+		t.Fatalf("rewrite keeping the mtime: %+v", res)
+	}
 }
 
 func TestNamesAndPartners(t *testing.T) {
