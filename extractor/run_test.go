@@ -299,7 +299,7 @@ func TestRunStaleAttemptIsSkipped(t *testing.T) {
 // extractor sends InProgress every AckWait/3. Counted on the wire (+WPI) and on the consumer.
 func TestRunKeepsTheLandedEventAlive(t *testing.T) {
 	gate := make(chan struct{})
-	v := newEnv(t, Config{AckWait: 1500 * time.Millisecond}, func(d *Deps) {
+	v := newEnv(t, Config{AckWait: 3 * time.Second}, func(d *Deps) {
 		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
 			select {
 			case <-gate:

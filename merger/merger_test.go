@@ -627,7 +627,7 @@ func TestHeldMessagesKeptAlive(t *testing.T) {
 	e := newEnv(t, sinks[0])
 	ev := e.committedEvents()
 	cfg := testConfig("m1")
-	cfg.AckWait = 1500 * time.Millisecond
+	cfg.AckWait, cfg.RetryDelay = 3*time.Second, time.Second // (MaxDeliver-1)×RetryDelay > AckWait
 	r := e.start(cfg, nil, nil)
 	tb := tbatch{archive: archiveOn("k1", "k", 1, 4), table: "k", per: 2, members: []tmember{
 		{name: "k.csv", date: "2025-01-01", batch: "1", header: "x", records: csvRows(6, func(i int) string { return fmt.Sprint(i) })},
