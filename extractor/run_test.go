@@ -377,3 +377,35 @@ func TestRunUnrecordedFailureIsRetried(t *testing.T) {
 		t.Fatalf("ledger %+v %v, want failed", rec, err)
 	}
 }
+
+// TestRunKeepsACommittedArchiveCommitted: an extraction that ends after the archive was
+// committed (a redelivery re-extracting an archive whose first extraction published its event
+// but died before its ledger update, while the summarizer committed the first one's output)
+// leaves the ledger at committed, with the extraction's counts: moving it back to extracted
+// would show a committed archive as not yet merged (to `sluice status`, the producer's scan).
+func TestRunKeepsACommittedArchiveCommitted(t *testing.T) {
+	var v *env
+	v = newEnv(t, Config{}, func(d *Deps) {
+		d.Open = func(ctx context.Context, uri string) (io.ReadCloser, error) {
+			id := strings.TrimSuffix(filepath.Base(uri), ".tar.gz")
+			if _, err := v.ledger.Update(ctx, id, func(r *ledger.Record) error {
+				r.SetState(ledger.Committed, "", time.Now())
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+			return os.Open(strings.TrimPrefix(uri, "file://"))
+		}
+	})
+	startRun(t, v)
+	data := tarGz(t, file("t_20250101_b1.csv", "a\n1\n"))
+	sum := sha256.Sum256(data)
+	ev := landArchive(t, hex.EncodeToString(sum[:])[:20]+".tar.gz", data)
+	v.createRecord(t, ev)
+	publishLanded(t, v, ev)
+	waitFor(t, "ArchiveExtracted", func() bool { return len(extractedEvents(t, v)) == 1 })
+	waitFor(t, "the landed event acked", func() bool { return v.settled(t) })
+	if rec, _, err := v.ledger.Get(context.Background(), ev.ArchiveId); err != nil || rec.State != ledger.Committed || rec.Tables != 1 || rec.RowsIn != 1 {
+		t.Fatalf("ledger %+v %v, want committed with the extraction's counts", rec, err)
+	}
+}
