@@ -173,6 +173,17 @@ func TestMergerDeadLettersRoundTrip(t *testing.T) {
 	poison.Data = []byte("not a proto at all")
 	poison.Header.Set(bus.HdrType, "bogus")
 	poison.Header.Set(nats.MsgIdHdr, "poison-1")
+	// An expectation that held when it was published, not when it is republished: the retry
+	// must not carry the original's Nats- headers.
+	rows, err := w.b.JS.Stream(context.Background(), w.b.Subjects.RowsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, err := rows.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(ri.State.LastSeq))
 	w.publish(poison)
 
 	eventually(t, 30*time.Second, "two dead letters", func() bool { return len(w.list(q)) == 2 })
@@ -350,5 +361,55 @@ func TestPayloadSummaryDecodesChunks(t *testing.T) {
 	}
 	if s := summary(&sluicev1.Chunk{Data: block[:3], Codec: sluicev1.Chunk_CODEC_S2, DataBytes: 400}); !strings.Contains(s, "3 data bytes S2-compressed, undecodable: chunk data: corrupt S2 block") {
 		t.Fatalf("summary %q", s)
+	}
+}
+
+// TestRetryAllOncePerBatchAndArchive: `dlq retry --all` retries each batch (archive and table)
+// and each archive once, and deletes the other dead letters of the same one only when that
+// retry succeeded. A failed retry keeps all of them; two tables of one archive are two batches.
+func TestRetryAllOncePerBatchAndArchive(t *testing.T) {
+	w := newWorld(t)
+	put := func(stage, archive, table string) {
+		d := &sluicev1.DeadLetter{Stage: stage, ArchiveId: archive, Table: table, Reason: "test"}
+		if stage == "merger" {
+			d.Headers = map[string]string{bus.HdrType: bus.TypeComplete}
+		}
+		data, err := proto.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.b.JS.Publish(context.Background(), w.b.Subjects.DLQ(stage), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("merger", "a1", "t1")
+	put("merger", "a1", "t2")
+	put("merger", "a1", "t1") // the same batch dead-lettered again
+	put("extractor", "a2", "")
+	put("extractor", "a2", "") // the same archive dead-lettered again
+	var remerged []string
+	var reextracted []string
+	q, err := dlq.New(context.Background(), dlq.Deps{Bus: w.b, Log: w.log,
+		Reextract: func(_ context.Context, id string) error {
+			reextracted = append(reextracted, id)
+			return errors.New("ledger unavailable")
+		},
+		Remerge: func(_ context.Context, archive, table string) (string, error) {
+			remerged = append(remerged, archive+"/"+table)
+			return "ok", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := q.RetryAll(context.Background())
+	if err == nil || len(outs) != 5 {
+		t.Fatalf("retry all: %d outcomes, err %v; want 5 and the re-extraction's failure", len(outs), err)
+	}
+	if strings.Join(remerged, ",") != "a1/t1,a1/t2" || strings.Join(reextracted, ",") != "a2" {
+		t.Fatalf("re-merged %v, re-extracted %v", remerged, reextracted)
+	}
+	left := w.list(q)
+	if len(left) != 2 || left[0].Archive() != "a2" || left[1].Archive() != "a2" {
+		t.Fatalf("left in the DLQ: %+v; want both of a2's (its retry failed)", left)
 	}
 }
