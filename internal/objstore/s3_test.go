@@ -265,3 +265,39 @@ func checkContent(ctx context.Context, b objstore.Bucket, key string, want []byt
 	}
 	return nil
 }
+
+// TestS3FailedCommitLeavesNothing: a multipart upload whose part failed for good, or whose
+// completion failed for good, fails its Commit, makes no object (not one missing that part) and
+// leaves no unfinished upload behind.
+func TestS3FailedCommitLeavesNothing(t *testing.T) {
+	endpoint, bucket := s3test.Start(t)
+	big := randBytes(12<<20, 7)
+	for _, tc := range []struct {
+		name  string
+		match func(*http.Request) bool
+	}{
+		{"part refused", func(r *http.Request) bool { return isUploadPart(r) && r.URL.Query().Get("partNumber") == "1" }},
+		{"completion refused", isComplete},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy, proxyURL := startFaultProxy(t, endpoint, tc.match, 100, 400, "InvalidArgument")
+			b := s3test.Open(t, "s3://"+bucket+"/failed-commit/"+strings.ReplaceAll(tc.name, " ", "-"), s3test.Options(t, proxyURL))
+			ctx := t.Context()
+			w, err := b.Create(ctx, "obj")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, werr := w.Write(big)
+			cerr := w.Commit(ctx)
+			if cerr == nil || proxy.injected.Load() == 0 {
+				t.Fatalf("commit after a refused request: write %v, commit %v, %d faults injected", werr, cerr, proxy.injected.Load())
+			}
+			if _, err := b.Stat(ctx, "obj"); !errors.Is(err, objstore.ErrNotFound) {
+				t.Fatalf("object after a failed commit: %v", err)
+			}
+			if n, err := b.AbortStale(ctx, "", time.Now().Add(time.Hour)); err != nil || n != 0 {
+				t.Fatalf("%d unfinished uploads left (%v)", n, err)
+			}
+		})
+	}
+}
