@@ -59,22 +59,9 @@ type stopState struct {
 // later as the last one. Run returns nil after a shutdown, once every archive it held is handed
 // back.
 func (e *Extractor) Run(ctx context.Context) error {
-	stream, err := e.js.Stream(ctx, e.subj.EventsStream())
+	cons, err := e.openConsumer(ctx)
 	if err != nil {
-		return fmt.Errorf("extractor: events stream: %w", err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       e.cfg.Consumer,
-		Description:   "sluice extractor: landed archives",
-		FilterSubject: e.subj.Landed(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       e.cfg.AckWait,
-		MaxDeliver:    e.cfg.MaxDeliver + handBackDeliveries,
-		MaxAckPending: e.cfg.Concurrency * 4,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("extractor: consumer %s: %w", e.cfg.Consumer, err)
+		return err
 	}
 	e.log.Info("consuming landed archives", "consumer", e.cfg.Consumer, "concurrency", e.cfg.Concurrency,
 		"chunk_bytes", e.cfg.ChunkBytes, "publish_window", e.cfg.PublishWindow, "chunk_codec", e.cfg.ChunkCodec)
@@ -133,6 +120,45 @@ func (e *Extractor) next(ctx context.Context, cons jetstream.Consumer) (jetstrea
 		return nil, err
 	}
 	return msg, nil
+}
+
+// openConsumer opens the extractor's durable consumer of landed events, creating or updating it,
+// and retries while JetStream cannot answer (a cluster node lost, a leader being elected), as
+// the fetch loop does; an error that is not transient is returned at once, and so is the last
+// one when ctx ends.
+func (e *Extractor) openConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	out := bus.NewOutage(e.log, "extractor start", 5*time.Second)
+	for {
+		cons, err := e.openConsumerOnce(ctx)
+		if err == nil {
+			out.OK()
+			return cons, nil
+		}
+		if !bus.Transient(err) || !out.Wait(ctx, err) {
+			return nil, err
+		}
+	}
+}
+
+func (e *Extractor) openConsumerOnce(ctx context.Context) (jetstream.Consumer, error) {
+	stream, err := e.js.Stream(ctx, e.subj.EventsStream())
+	if err != nil {
+		return nil, fmt.Errorf("extractor: events stream: %w", err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       e.cfg.Consumer,
+		Description:   "sluice extractor: landed archives",
+		FilterSubject: e.subj.Landed(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.cfg.AckWait,
+		MaxDeliver:    e.cfg.MaxDeliver + handBackDeliveries,
+		MaxAckPending: e.cfg.Concurrency * 4,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("extractor: consumer %s: %w", e.cfg.Consumer, err)
+	}
+	return cons, nil
 }
 
 // handle extracts the archive of one landed event and settles the message.

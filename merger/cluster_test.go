@@ -244,3 +244,65 @@ func (h *logTap) count(msg string) int {
 	}
 	return n
 }
+
+// TestStartRetriesWithoutQuorum: a merger that starts while its cluster cannot answer (two of
+// three nodes down: the rows stream, the presence bucket and the consumers cannot be reached or
+// created) retries instead of exiting, and serves once the nodes are back. It used to exit at
+// once, and `sluice run` with it (TestRunClusterSurvivesKill, when a node died during start-up).
+func TestStartRetriesWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c, b := clusterBus(t)
+	e := newEnvOn(t, sinks[0], b)
+	tap := newLogTap(e.log.Handler())
+	e.log = slog.New(tap)
+	c.Stop(1)
+	c.Stop(2)
+
+	cfg := testConfig("m1")
+	cfg.SpillDir = t.TempDir()
+	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: e.log, Alloc: e.alloc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	done := make(chan struct{}) // closed when Run has returned runErr
+	go func() {
+		defer close(done)
+		runErr = m.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, time.Minute, "the start failing", func() bool {
+		select {
+		case <-done:
+			t.Fatalf("Run returned while the cluster had no quorum: %v", runErr)
+		default:
+		}
+		return tap.count("merger start failing; retrying with backoff until it recovers") > 0
+	})
+	for _, i := range []int{1, 2} {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-m.ready:
+	case <-done:
+		t.Fatalf("Run returned: %v", runErr)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the merger did not start once the nodes were back")
+	}
+	tb := tbatch{archive: archiveOn("q", "t", 1, b.Subjects.Partitions), table: "t", per: 2, members: []tmember{
+		{name: "t.csv", date: "2025-01-01", batch: "1", header: "id,v", records: csvRows(6, func(i int) string { return fmt.Sprintf("%d,%d", i, i) })},
+	}}
+	e.publishBatch(tb)
+	eventually(t, time.Minute, "the batch committed", func() bool { return len(e.keys("t/")) == 1 })
+	if rows := e.readParquet(e.keys("t/")[0]).rows; len(rows) != 6 {
+		t.Fatalf("%d rows read back, want 6", len(rows))
+	}
+}

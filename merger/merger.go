@@ -77,7 +77,7 @@ func (m *Merger) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("merger: Run called twice")
 	}
-	if err := m.start(ctx); err != nil {
+	if err := m.startRetrying(ctx); err != nil {
 		return err
 	}
 	close(m.ready)
@@ -138,7 +138,26 @@ func (m *Merger) Run(ctx context.Context) error {
 	return err
 }
 
-// start prepares everything Run needs: stale uploads, spill dir, buckets, consumers.
+// startRetrying runs start until it succeeds, retrying while JetStream cannot answer (a cluster
+// node lost, a leader being elected: the presence bucket or a consumer cannot be created for a
+// while), as the fetch loops do; an error that is not transient (a bad configuration) is
+// returned at once, and so is the last one when ctx ends.
+func (m *Merger) startRetrying(ctx context.Context) error {
+	out := bus.NewOutage(m.log, "merger start", 5*time.Second)
+	for {
+		err := m.start(ctx)
+		if err == nil || !bus.Transient(err) {
+			out.OK()
+			return err
+		}
+		if !out.Wait(ctx, err) {
+			return err
+		}
+	}
+}
+
+// start prepares everything Run needs: stale uploads, spill dir, buckets, consumers. It can be
+// run again after a failure: what it creates is found the next time.
 func (m *Merger) start(ctx context.Context) error {
 	cfg, b := m.cfg, m.deps.Bus
 	m.abortStale(ctx, cfg.StaleUploadAge)
@@ -163,6 +182,7 @@ func (m *Merger) start(ctx context.Context) error {
 	if err := m.beat(ctx); err != nil {
 		return err
 	}
+	var parts []*partition
 	for _, n := range cfg.Partitions {
 		name := ConsumerName(n)
 		cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
@@ -186,7 +206,7 @@ func (m *Merger) start(ctx context.Context) error {
 			return fmt.Errorf("create consumer %s: %w", name, err)
 		}
 		plog := m.log.With("partition", n)
-		m.parts = append(m.parts, &partition{
+		parts = append(parts, &partition{
 			m: m, n: uint32(n), name: name, cons: cons,
 			log:     plog,
 			pullOut: bus.NewOutage(plog, "pull", m.pollWait),
@@ -194,6 +214,7 @@ func (m *Merger) start(ctx context.Context) error {
 			batches: map[batchKey]*batch{}, tomb: map[batchKey]time.Time{}, deadPins: map[string]bool{},
 		})
 	}
+	m.parts = parts
 	m.log.Info("merger started", "instance", cfg.Instance, "partitions", cfg.Partitions, "memory_budget", cfg.MemoryBudget)
 	return nil
 }

@@ -225,13 +225,9 @@ func (s *Summarizer) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
-	stream, err := s.bus.JS.Stream(ctx, s.bus.Subjects.EventsStream())
+	info, cons, iter, err := s.openEvents(ctx)
 	if err != nil {
-		return fmt.Errorf("open events stream: %w", err)
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(s.bus.Subjects.EventsAll()))
-	if err != nil {
-		return fmt.Errorf("events stream info: %w", err)
+		return err
 	}
 	var backlog uint64
 	for _, subj := range s.filterSubjects() {
@@ -242,22 +238,6 @@ func (s *Summarizer) Run(ctx context.Context) error {
 	s.st.since = info.Created
 	startSeq := info.State.LastSeq
 	s.log.Info("summarizer replaying events", "backlog", backlog, "last_seq", startSeq)
-
-	// The name must be unique per run: ordered consumers are created with CreateOrUpdate, so a
-	// fixed name would resume a consumer left by a crashed instance (inactive for up to 5m)
-	// instead of replaying from the start, or share one with a concurrent instance.
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: s.filterSubjects(),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		NamePrefix:     s.cfg.Consumer + "_" + rand.Text()[:10],
-	})
-	if err != nil {
-		return fmt.Errorf("create events consumer: %w", err)
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(512))
-	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	msgs := make(chan jetstream.Msg, 256)
@@ -287,6 +267,52 @@ func (s *Summarizer) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// openEvents reads the events stream's state and starts an ordered consumer on it from its
+// start, retrying while JetStream cannot answer (a cluster node lost, a leader being elected),
+// as the other stages do; an error that is not transient is returned at once, and so is the
+// last one when ctx ends. The state is read before the consumer starts: every event up to its
+// last sequence is then delivered before the summarizer counts itself caught up.
+func (s *Summarizer) openEvents(ctx context.Context) (*jetstream.StreamInfo, jetstream.Consumer, jetstream.MessagesContext, error) {
+	out := bus.NewOutage(s.log, "summarizer start", 5*time.Second)
+	for {
+		info, cons, iter, err := s.openEventsOnce(ctx)
+		if err == nil {
+			out.OK()
+			return info, cons, iter, nil
+		}
+		if !bus.Transient(err) || !out.Wait(ctx, err) {
+			return nil, nil, nil, err
+		}
+	}
+}
+
+func (s *Summarizer) openEventsOnce(ctx context.Context) (*jetstream.StreamInfo, jetstream.Consumer, jetstream.MessagesContext, error) {
+	stream, err := s.bus.JS.Stream(ctx, s.bus.Subjects.EventsStream())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open events stream: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(s.bus.Subjects.EventsAll()))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("events stream info: %w", err)
+	}
+	// The name must be unique per run: ordered consumers are created with CreateOrUpdate, so a
+	// fixed name would resume a consumer left by a crashed instance (inactive for up to 5m)
+	// instead of replaying from the start, or share one with a concurrent instance.
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: s.filterSubjects(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		NamePrefix:     s.cfg.Consumer + "_" + rand.Text()[:10],
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("create events consumer: %w", err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("consume events: %w", err)
+	}
+	return info, cons, iter, nil
 }
 
 // loop is the only goroutine that touches s.st.
