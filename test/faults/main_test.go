@@ -33,7 +33,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,6 +49,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 )
 
@@ -275,14 +275,9 @@ func needSetup(t *testing.T) {
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
-}
+// freeAddr is bustest.FreeAddr: a loopback port below the kernel's ephemeral range, which no
+// outgoing connection can take before the listener binds it.
+func freeAddr() (string, error) { return bustest.FreeAddr() }
 
 func randHex(n int) string {
 	b := make([]byte, n)

@@ -2,8 +2,11 @@ package bustest
 
 import (
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,14 +69,39 @@ func NewCluster(t testing.TB, n int, dir string) *Cluster {
 	return c
 }
 
-// FreeAddr returns a loopback host:port free at the time of the call.
+// FreeAddr returns a loopback host:port free at the time of the call, for a listener started
+// later (a node's client and route ports, kept across its restarts).
+//
+// The port is taken below the kernel's ephemeral range. A port the kernel handed out for
+// 127.0.0.1:0 goes back to that range when the probe closes it, and any outgoing connection
+// can take it before the listener binds it: a cluster node whose route port was taken that way
+// never became ready, and bustest.Cluster.Start kept retrying it for 25 minutes (a CI failure
+// of the fault suite). Below the range only another caller of FreeAddr can take it, and the
+// port is chosen at random among thousands.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
+	lo, hi := 20000, ephemeralStart()-1
+	for range 200 {
+		port := lo + mrand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use
+		}
+		addr := l.Addr().String()
+		return addr, l.Close()
 	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+	return "", fmt.Errorf("find a free port: none free among 200 tried in %d-%d", lo, hi)
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range (Linux), 32768 when unknown.
+func ephemeralStart() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 21000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // URL is the comma-separated client URLs of every node (a client fails over between them).
