@@ -107,10 +107,15 @@ func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 	}
 }
 
+// errCodeNoPeers is nats-server's JSClusterNoPeersErr ("no suitable peers for placement, peer
+// offline"): a replicated stream, bucket or consumer cannot be placed while its peers are down.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
 // Transient reports whether err is one a retry may cure: the server or the cluster is briefly
 // unavailable (no responders while a leader is elected or a node restarts, a timeout, a
-// disconnected client, a JetStream API answering 5xx, a pull ended by a leader change or a
-// server shutdown). A bad request, a missing stream and a closed connection are not.
+// disconnected client, a JetStream API answering 5xx, a replicated asset that cannot be placed
+// while peers are offline, a pull ended by a leader change or a server shutdown). A bad
+// request, a missing stream and a closed connection are not.
 func Transient(err error) bool {
 	if err == nil {
 		return false
@@ -125,7 +130,7 @@ func Transient(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 408 || apiErr.Code >= 500
+		return apiErr.Code == 408 || apiErr.Code >= 500 || apiErr.ErrorCode == errCodeNoPeers
 	}
 	return false
 }
