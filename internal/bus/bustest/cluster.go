@@ -74,7 +74,7 @@ func NewCluster(t testing.TB, n int, dir string) *Cluster {
 //
 // The port is taken below the kernel's ephemeral range. A port the kernel handed out for
 // 127.0.0.1:0 goes back to that range when the probe closes it, and any outgoing connection
-// can take it before the listener binds it: a cluster node whose route port was taken that way
+// can take it before the listener binds it: a cluster node whose client port was taken that way
 // never became ready, and bustest.Cluster.Start kept retrying it for 25 minutes (a CI failure
 // of the fault suite). Below the range only another caller of FreeAddr can take it, and the
 // port is chosen at random among thousands.
