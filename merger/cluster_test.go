@@ -13,26 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 )
-
-// clusterBus starts a three-node cluster and returns a bus on it with R3 streams and buckets.
-func clusterBus(t *testing.T) (*bustest.Cluster, *bus.Bus) {
-	t.Helper()
-	c := bustest.NewCluster(t, 3, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: c.URL(), Replicas: 3, Subjects: bus.Subjects{Prefix: "sluice", Partitions: 4}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	if err := b.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return c, b
-}
 
 // stepDown asks the leader of a consumer to step down and waits until another node leads it.
 func stepDown(t *testing.T, c *bustest.Cluster, nc *nats.Conn, stream, consumer string) {
@@ -146,7 +128,7 @@ func TestLeaderChangeOnReplicatedConsumer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	c, b := clusterBus(t)
+	c, b := bustest.NewClusterBus(t)
 	e := newEnvOn(t, sinks[0], b)
 	tap := newLogTap(e.log.Handler())
 	e.log = slog.New(tap)
@@ -253,7 +235,7 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	c, b := clusterBus(t)
+	c, b := bustest.NewClusterBus(t)
 	e := newEnvOn(t, sinks[0], b)
 	tap := newLogTap(e.log.Handler())
 	e.log = slog.New(tap)

@@ -1,11 +1,9 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +13,13 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 )
 
-// logBuffer is a slog text handler's output, safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func connectTo(t *testing.T, url string, mutate func(*bus.Config)) (*bus.Bus, *logBuffer) {
+func connectTo(t *testing.T, url string, mutate func(*bus.Config)) (*bus.Bus, *bustest.Logs) {
 	t.Helper()
 	cfg := bus.Config{URL: url, Subjects: bus.Subjects{Prefix: "sluice", Partitions: 4}}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	logs := &logBuffer{}
+	logs := &bustest.Logs{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := bus.Connect(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))

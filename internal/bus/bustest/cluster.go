@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -67,6 +68,24 @@ func NewCluster(t testing.TB, n int, dir string) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// NewClusterBus starts a three-node cluster under t.TempDir() and returns it with a bus
+// connected to every node, its streams and buckets created with three replicas.
+func NewClusterBus(t testing.TB) (*Cluster, *bus.Bus) {
+	t.Helper()
+	c := NewCluster(t, 3, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := bus.Connect(ctx, bus.Config{URL: c.URL(), Replicas: 3, Subjects: bus.Subjects{Prefix: "sluice", Partitions: 4}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, b
 }
 
 // FreeAddr returns a loopback host:port free at the time of the call, for a listener started
