@@ -1,7 +1,6 @@
 package extractor
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -26,37 +25,17 @@ func TestRunRetriesStartWithoutQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := &env{b: b, e: e}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	done := make(chan struct{}) // closed when Run has returned runErr
-	go func() {
-		defer close(done)
-		runErr = e.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	wait := func(what, line string, d time.Duration) {
-		t.Helper()
-		select {
-		case <-logs.Seen(line):
-		case <-done:
-			t.Fatalf("Run returned while waiting for %s: %v\n%s", what, runErr, logs.String())
-		case <-time.After(d):
-			t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
-		}
-	}
-	wait("the start failing", "extractor start failing; retrying with backoff until it recovers", time.Minute)
+	r := bustest.Start(t, e.Run)
+	r.WaitLog(t, &logs, "the start failing", "extractor start failing; retrying with backoff until it recovers", time.Minute)
 	for _, i := range []int{1, 2} {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wait("the consumer started", "consuming landed archives", 2*time.Minute)
+	r.WaitLog(t, &logs, "the consumer started", "consuming landed archives", 2*time.Minute)
 	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a,b\n1,2\n")))
 	publishLanded(t, v, ev)
-	wait("the archive extracted", "msg=extracted", time.Minute)
+	r.WaitLog(t, &logs, "the archive extracted", "msg=extracted", time.Minute)
 	if evs := extractedEvents(t, v); len(evs) != 1 || evs[0].ArchiveId != ev.ArchiveId {
 		t.Fatalf("extracted events %v", evs)
 	}

@@ -237,36 +237,18 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 	}
 	c, b := bustest.NewClusterBus(t)
 	e := newEnvOn(t, sinks[0], b)
-	tap := newLogTap(e.log.Handler())
-	e.log = slog.New(tap)
 	c.Stop(1)
 	c.Stop(2)
 
+	var logs bustest.Logs
 	cfg := testConfig("m1")
 	cfg.SpillDir = t.TempDir()
-	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: e.log, Alloc: e.alloc})
+	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: slog.New(slog.NewTextHandler(&logs, nil)), Alloc: e.alloc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	done := make(chan struct{}) // closed when Run has returned runErr
-	go func() {
-		defer close(done)
-		runErr = m.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	eventually(t, time.Minute, "the start failing", func() bool {
-		select {
-		case <-done:
-			t.Fatalf("Run returned while the cluster had no quorum: %v", runErr)
-		default:
-		}
-		return tap.count("merger start failing; retrying with backoff until it recovers") > 0
-	})
+	r := bustest.Start(t, m.Run)
+	r.WaitLog(t, &logs, "the start failing", "merger start failing; retrying with backoff until it recovers", time.Minute)
 	for _, i := range []int{1, 2} {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
@@ -274,8 +256,8 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 	}
 	select {
 	case <-m.ready:
-	case <-done:
-		t.Fatalf("Run returned: %v", runErr)
+	case <-r.Done():
+		t.Fatalf("Run returned: %v", r.Err())
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the merger did not start once the nodes were back")
 	}

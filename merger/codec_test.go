@@ -351,11 +351,7 @@ func TestCorruptChunkDeadLettersBatch(t *testing.T) {
 func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
 	e := newEnv(t, sinks[0])
 	ctx := context.Background()
-	kv, err := e.bus.Ledger(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ledger = ledger.New(kv, time.Now)
+	e.useLedger()
 	ev := e.committedEvents()
 	dlq := e.watch(e.bus.Subjects.DLQStream(), e.bus.Subjects.DLQ("merger"))
 
@@ -411,11 +407,7 @@ func TestDeadLetteredBatchRedeliveryIsSettled(t *testing.T) {
 func TestCommittedBatchLoneMarkerIsSettled(t *testing.T) {
 	e := newEnv(t, sinks[0])
 	ctx := context.Background()
-	kv, err := e.bus.Ledger(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ledger = ledger.New(kv, time.Now)
+	e.useLedger()
 	ev := e.committedEvents()
 	tb := tbatch{archive: archiveOn("c1", "t", 1, 4), attempt: 1, table: "t", per: 5, members: []tmember{
 		{name: "t_20250101_1.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(15, func(i int) string { return fmt.Sprintf("%d,x", i) })},
@@ -450,6 +442,16 @@ func TestCommittedBatchLoneMarkerIsSettled(t *testing.T) {
 	if ks := e.keys("t/"); !slices.Equal(ks, objects) || len(ks) != 1 {
 		t.Fatalf("objects %v, before the redelivery %v", ks, objects)
 	}
+}
+
+// useLedger gives the mergers started from now on a ledger (Deps.Ledger) on the env's bus.
+func (e *env) useLedger() {
+	e.t.Helper()
+	kv, err := e.bus.Ledger(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.ledger = ledger.New(kv, time.Now)
 }
 
 // corruptChunk breaks the S2 block of chunks[i]: its length header is kept, its body is not.

@@ -36,34 +36,14 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	done := make(chan struct{}) // closed when Run has returned runErr
-	go func() {
-		defer close(done)
-		runErr = s.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	wait := func(what, line string, d time.Duration) {
-		t.Helper()
-		select {
-		case <-logs.Seen(line):
-		case <-done:
-			t.Fatalf("Run returned while waiting for %s: %v\n%s", what, runErr, logs.String())
-		case <-time.After(d):
-			t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
-		}
-	}
-	wait("the start failing", "summarizer start failing; retrying with backoff until it recovers", time.Minute)
+	r := bustest.Start(t, s.Run)
+	r.WaitLog(t, &logs, "the start failing", "summarizer start failing; retrying with backoff until it recovers", time.Minute)
 	for _, i := range []int{1, 2} {
 		if err := c.Start(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wait("the stream folded", "summarizer caught up", 2*time.Minute)
+	r.WaitLog(t, &logs, "the stream folded", "summarizer caught up", 2*time.Minute)
 	if st := s.Status(); !st.CaughtUp || st.Archives[id].Name != "acme_20250102_1.tar.gz" {
 		t.Fatalf("status after catching up: %+v", st)
 	}
