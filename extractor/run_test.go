@@ -46,7 +46,11 @@ func publishLanded(t *testing.T, v *env, ev *sluicev1.ArchiveLanded) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.b.JS.Publish(context.Background(), v.b.Subjects.Landed(), data); err != nil {
+	// No responders are retried for a minute (a cluster's stream may still be electing its
+	// leader; a landed event published twice is extracted once).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := v.b.JS.Publish(ctx, v.b.Subjects.Landed(), data, jetstream.WithRetryAttempts(600), jetstream.WithRetryWait(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -69,7 +73,20 @@ func (v *env) settled(t *testing.T) bool {
 		return false
 	}
 	info, err := c.Info(context.Background())
-	return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+	if err != nil || info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 {
+		return false
+	}
+	// Right after a publish the server may not count the new event as pending yet: settled
+	// means acked up to the last landed event published.
+	stream, err := v.b.JS.Stream(context.Background(), v.b.Subjects.EventsStream())
+	if err != nil {
+		return false
+	}
+	last, err := stream.GetLastMsgForSubject(context.Background(), v.b.Subjects.Landed())
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	return err == nil && info.AckFloor.Stream >= last.Sequence
 }
 
 // consumerInfo returns the state of the extractor's durable consumer.

@@ -155,7 +155,12 @@ func TestLeaderChangeOnReplicatedConsumer(t *testing.T) {
 	e.publish(chunks...)
 	p := r.m.parts[slices.IndexFunc(r.m.parts, func(p *partition) bool { return p.n == part })]
 
-	for round := 1; round <= 2; round++ {
+	// Two leader changes at least, and more until one reached resync: the old leader drops its
+	// waiting pulls on stepping down, and the new one answers 409 only to the pulls copied to it
+	// before the election; a change that falls between two pulls reaches the merger as nothing
+	// (its next pulls wait, pin and all, until a message comes: 423 then).
+	const skipped = "replicated consumer not reset: messages lost in flight return after AckWait"
+	for round := 1; round <= 2 || (tap.count(skipped) == 0 && round <= 6); round++ {
 		// The merger holds every chunk, pinned, and waits in a pull: the leader change ends that
 		// pull with 409, and resync follows (a pull sent just after the change gets 423 instead:
 		// the pin is lost all the same, without a resync).
@@ -165,9 +170,9 @@ func TestLeaderChangeOnReplicatedConsumer(t *testing.T) {
 		})
 		seen := tap.count("lost partition ownership")
 		stepDown(t, c, b.NC, rows, consumer)
-		eventually(t, 30*time.Second, "the merger losing its pin", func() bool {
-			return tap.count("lost partition ownership") > seen
-		})
+		if !within(10*time.Second, func() bool { return tap.count("lost partition ownership") > seen }) {
+			t.Logf("round %d: the leader change reached no pull of the merger", round)
+		}
 	}
 	e.publish(marker)
 	if bc := ev.nextCommitted(t, time.Minute); bc.RowsOut != 10 {
@@ -176,7 +181,7 @@ func TestLeaderChangeOnReplicatedConsumer(t *testing.T) {
 	if n := resets.Load(); n != 0 {
 		t.Errorf("the merger reset a replicated consumer %d times", n)
 	}
-	if n := tap.count("replicated consumer not reset: messages lost in flight return after AckWait"); n == 0 {
+	if n := tap.count(skipped); n == 0 {
 		t.Errorf("no resync was skipped: the leader changes did not reach resync")
 	}
 }

@@ -318,7 +318,10 @@ func (e *env) publish(msgs ...*nats.Msg) (seq uint64) {
 		for k, v := range m.Header {
 			c.Header[k] = append([]string(nil), v...)
 		}
-		ack, err := e.bus.JS.PublishMsg(ctx, c)
+		// No responders are retried for a minute (600 × 100 ms): on a cluster whose nodes were
+		// just restarted the stream may still be electing its leader (every message has an id,
+		// so a retry stores nothing twice).
+		ack, err := e.bus.JS.PublishMsg(ctx, c, jetstream.WithRetryAttempts(600), jetstream.WithRetryWait(100*time.Millisecond))
 		if err != nil {
 			e.t.Fatalf("publish %s: %v", m.Subject, err)
 		}
@@ -607,13 +610,22 @@ func (w *nakWatch) naks(seq uint64) int {
 // eventually polls cond until it holds or d elapses.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !within(d, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// within reports whether cond holds within d (eventually without the failure: for a wait whose
+// timing out is one of the outcomes).
+func within(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }
 
 // archiveOn returns an archive id (20 hex chars) whose batch of tbl lands on partition p.

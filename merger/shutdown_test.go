@@ -45,7 +45,10 @@ func TestShutdownDoesNotWaitOutIdlePulls(t *testing.T) {
 	})
 	start := time.Now()
 	r.stop()
-	if took := time.Since(start); took > time.Second {
+	// Waiting out the pulls would take the longest remaining expiry of eight pulls sent at
+	// random moments of their 2 s: 1.5 s or more in 9 runs of 10. The shutdown's own round trips
+	// (unpin, presence, flush) take a few ms, more on a loaded machine under -race.
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("Run took %v to return after cancel; want well under the 2s pull expiry", took)
 	}
 

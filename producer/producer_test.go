@@ -314,7 +314,7 @@ func TestRunPicksUpADroppedFile(t *testing.T) {
 	}
 	took := time.Since(start)
 	t.Logf("landed %s after the drop", took)
-	if took > 1500*time.Millisecond {
+	if took > 3*time.Second { // polls of 100 ms, 200 ms of stability: ~0.4 s, more when loaded
 		t.Errorf("took %s, want about 1s at most", took)
 	}
 }

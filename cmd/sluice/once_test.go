@@ -402,7 +402,14 @@ func TestRunOnceFindings(t *testing.T) {
 		}
 	})
 	t.Run("expected sources awaited", func(t *testing.T) {
-		conf := write("expected.yaml", "partners:\n  - name: p\n    expected:\n      sources: [\"partner_{date}_*.tar.gz\", \"other_{date}.tar.gz\"]\n      deadline: 20000h\n")
+		// A deadline 30 days from now for the corpus's dates, whatever today is (a fixed one fell
+		// due some day).
+		start, err := time.Parse("20060102", gen.DefaultStartDate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := int(time.Since(start).Hours()) + 30*24
+		conf := write("expected.yaml", fmt.Sprintf("partners:\n  - name: p\n    expected:\n      sources: [\"partner_{date}_*.tar.gz\", \"other_{date}.tar.gz\"]\n      deadline: %dh\n", deadline))
 		out := filepath.Join(dir, "out2")
 		code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", filepath.Join(dir, "s2"), "--config", conf)
 		if code != 0 || strings.Contains(outp, "CHECK FAILED") || strings.Count(outp, "\n  20") > len(m.Archives) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,12 +51,10 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); logf.Close() })
 		return cmd
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	metricsAddr, err := bustest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
 	procs := []*exec.Cmd{
 		start("extractor", "extractor", "--metrics-addr", metricsAddr),
 		start("merger1", "merger", "--out", out, "--instance", "m1"),
