@@ -27,25 +27,28 @@ import (
 // ~100 MiB less peak RSS (docs/BENCHMARKS.md, section "Session 7", item 2).
 const runHeapHeadroom = 256 << 20
 
+// newRunFlags builds `sluice run`'s flag set (also for the compose test and docs/FLAGS.md).
+func newRunFlags() (c *common, s *stageFlags, rf *runFlags, quiet *bool) {
+	c, s, rf = newCommon("run"), new(stageFlags), new(runFlags)
+	s.register(c.fs, stageWants["run"]...)
+	registerRunFlags(c.fs, rf)
+	quiet = c.fs.Bool("quiet-summary", false, "with --once, print only the totals, not each date's summary.txt")
+	// One process holds every stage, so it gets smaller defaults than the stages run alone
+	// (see docs/BENCHMARKS.md): a 96 MiB merger budget, 16 chunks in flight per extraction,
+	// and a soft Go memory limit of budget + runHeapHeadroom unless GOMEMLIMIT is set.
+	s.memoryBudget = 96 << 20
+	c.fs.Lookup("memory-budget").DefValue = sizeValue{&s.memoryBudget}.String()
+	s.extractWindow = 16
+	c.fs.Lookup("publish-window").DefValue = "16"
+	return c, s, rf, quiet
+}
+
 // cmdRun starts every stage in one process. With --once it ingests what is in the landing area,
 // waits until each archive is committed and summarized, prints the summary and exits
 // 0 (everything ingested), 2 (finished, but something was rejected or quarantined — all recorded)
 // or 1 (a reconciliation mismatch or an internal error).
 func cmdRun(ctx context.Context, args []string) error {
-	c := newCommon("run")
-	var s stageFlags
-	s.register(c.fs, stageWants["run"]...)
-	var rf runFlags
-	registerRunFlags(c.fs, &rf)
-	var quiet bool
-	c.fs.BoolVar(&quiet, "quiet-summary", false, "with --once, print only the totals, not each date's summary.txt")
-	// One process holds every stage, so it gets smaller defaults than the stages run alone
-	// (see docs/BENCHMARKS.md): a 96 MiB merger budget, 16 chunks in flight per extraction,
-	// and a soft Go memory limit of budget + runHeapHeadroom unless GOMEMLIMIT is set.
-	c.fs.Lookup("memory-budget").DefValue = "100663296"
-	s.memoryBudget = 96 << 20
-	c.fs.Lookup("publish-window").DefValue = "16"
-	s.extractWindow = 16
+	c, s, rf, quiet := newRunFlags()
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	if !o.Once {
 		return nil
 	}
-	if !quiet {
+	if !*quiet {
 		printSummaries(ctx, os.Stdout, e, o, res)
 	}
 	printRunSummary(os.Stdout, res, o.Out)

@@ -15,7 +15,14 @@ func (s sizeValue) String() string {
 	if s.p == nil {
 		return "0"
 	}
-	return strconv.FormatInt(*s.p, 10)
+	switch n := *s.p; { // as a unit when exact, so that --help reads 96MiB, not 100663296
+	case n != 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	default:
+		return strconv.FormatInt(n, 10)
+	}
 }
 
 func (s sizeValue) Set(v string) error {

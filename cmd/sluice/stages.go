@@ -163,12 +163,14 @@ var stageWants = map[string][]string{
 
 // commandFlags builds the flag set of a stage subcommand (used by the compose test).
 func commandFlags(name string) *flag.FlagSet {
+	if name == "run" {
+		c, _, _, _ := newRunFlags()
+		return c.fs
+	}
 	c := newCommon(name)
 	var s stageFlags
 	s.register(c.fs, stageWants[name]...)
 	switch name {
-	case "run":
-		registerRunFlags(c.fs, new(runFlags))
 	case "ui":
 		registerUIFlags(c.fs, new(string), new(string))
 	}
