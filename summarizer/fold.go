@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -253,6 +254,7 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		if !decode(ev) || ev.GetArchiveId() == "" {
 			return
 		}
+		compactCommit(ev)
 		a := st.archive(ev.GetArchiveId())
 		touch(a)
 		byTable := a.commits[ev.GetAttempt()]
@@ -288,6 +290,31 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		a.checks[fp] = &checkRecord{fp: fp, table: ev.GetTable(), ok: ev.GetOk(), expected: ev.GetRowsExpected(),
 			found: ev.GetRowsFound(), detail: ev.GetDetail()}
 	}
+}
+
+// compactCommit drops what nothing that reads the fold uses from a commit it keeps, since the
+// fold holds every commit of the events stream's retention (SCALING.md): the results object's key,
+// and each passed result's detail — a pass is only counted, per process date (summary.json,
+// Status, the dashboard's pass rates), so every one of a date is one shared message holding its
+// status and date. The results themselves stay in the merger's _dq/results objects.
+func compactCommit(ev *sluicev1.BatchCommitted) {
+	ev.QualityKey = ""
+	for i, r := range ev.GetQuality() {
+		if r.GetStatus() == quality.StatusPass {
+			ev.Quality[i] = passResult(r.GetProcessDate())
+		}
+	}
+}
+
+// passResults are the shared passed results, by process date: never modified once stored.
+var passResults sync.Map // string → *sluicev1.QualityResult
+
+func passResult(date string) *sluicev1.QualityResult {
+	if r, ok := passResults.Load(date); ok {
+		return r.(*sluicev1.QualityResult)
+	}
+	r, _ := passResults.LoadOrStore(date, &sluicev1.QualityResult{Status: quality.StatusPass, ProcessDate: date})
+	return r.(*sluicev1.QualityResult)
 }
 
 // failedByMerger reports whether an ArchiveFailed was published by the merger (one of the

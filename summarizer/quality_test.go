@@ -244,6 +244,41 @@ func TestQualityCountedOnce(t *testing.T) {
 	}
 }
 
+// TestQualityPassesPerDate: a commit of two process dates counts each date's passes in that
+// date's summary. The fold keeps a pass as its status and date only (compactCommit), so the date
+// is what it must not lose.
+func TestQualityPassesPerDate(t *testing.T) {
+	const day2 = "2025-01-03"
+	e := newEnv(t, nil)
+	s, _ := e.start(t)
+	sub := e.b.Subjects
+	f := fixture{id: "a0000000000000000104", name: "acme_20250102_1.tar.gz", tables: []tbl{
+		{name: "orders", in: map[string]int64{day: 3, day2: 2}, committed: map[string]int64{day: 3, day2: 2}, footer: map[string]int{day: 3, day2: 2}},
+	}}
+	on := func(r *sluicev1.QualityResult, date string) *sluicev1.QualityResult { r.ProcessDate = date; return r }
+	c := e.commit(t, f, "orders")
+	c.Quality = []*sluicev1.QualityResult{
+		on(pass(quality.RuleKey, "id", quality.KindRow, 3), day),
+		on(pass(quality.RuleKey, "id", quality.KindRow, 2), day2),
+		on(pass(quality.RuleNotNull, "price", quality.KindRow, 2), day2),
+		on(qr(quality.RuleRowCount, "", quality.KindTable, "warn", quality.StatusWarn, 2, 0, "2 rows", "at least 3 rows"), day2),
+	}
+	c.QualityKey = quality.ResultsKey("orders", day, "b1", f.id)
+	e.pub(t, sub.Landed(), f.landed())
+	e.pub(t, sub.Extracted(), f.extracted())
+	e.pub(t, sub.Committed(), c)
+	waitFor(t, s, f.id)
+	for _, w := range []struct {
+		date           string
+		passed, warned int
+	}{{day, 1, 0}, {day2, 2, 1}} {
+		doc, _ := e.summary(t, w.date)
+		if q := tableByName(doc, "orders").Quality; q == nil || q.RulesPassed != w.passed || q.RulesWarned != w.warned || len(q.Results) != w.warned {
+			t.Fatalf("%s: quality %+v, want %d passed and %d warned", w.date, q, w.passed, w.warned)
+		}
+	}
+}
+
 // TestNoQualityNoChange: without results (no rules anywhere, or rules without a volume rule that
 // the merger did not report on) the summary has no quality part and the headline is unchanged.
 func TestNoQualityNoChange(t *testing.T) {

@@ -55,8 +55,9 @@ func (f *Fold) Prune(maxAge time.Duration) int { return f.s.st.pruneArchives(max
 // Status is the snapshot of what was folded (Status.CaughtUp is always false: the caller knows).
 func (f *Fold) Status() Status { return f.s.st.snapshot() }
 
-// ArchiveEvents are the events of an archive's current extraction attempt, as folded. They are
-// shared with the fold: read them, never modify them.
+// ArchiveEvents are the events of an archive's current extraction attempt, as folded: a commit's
+// passed results hold only their status and date, and its quality_key is dropped (compactCommit).
+// They are shared with the fold: read them, never modify them.
 type ArchiveEvents struct {
 	Landed    *sluicev1.ArchiveLanded    // nil when the landing event was not seen (retention)
 	Extracted *sluicev1.ArchiveExtracted // nil until extracted
