@@ -56,7 +56,7 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 		}
 		if len(j.tables) > 0 {
 			jobs = append(jobs, j)
-		} else if err := s.applyOutcome(ctx, a, nil); err != nil {
+		} else if err := s.timedIO(func() error { return s.applyOutcome(ctx, a, nil) }); err != nil {
 			return err // zero-table archives, or every result already in the stream
 		}
 	}
@@ -78,7 +78,7 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 			return nil
 		})
 	}
-	_ = g.Wait() // jobs record their own errors
+	_ = s.timedIO(g.Wait) // jobs record their own errors
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -100,7 +100,7 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 			}
 			fresh = append(fresh, r)
 		}
-		if err := s.applyOutcome(ctx, j.a, fresh); err != nil {
+		if err := s.timedIO(func() error { return s.applyOutcome(ctx, j.a, fresh) }); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package summarizer
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"testing"
 
@@ -9,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
+	"github.com/sluice-dev/sluice/internal/objstore"
 	sluicev1 "github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -24,8 +27,10 @@ type checked struct {
 // results per table) and checked, read back from a real events stream and folded. The summarizer
 // keeps every archive of the events stream's retention (30 days), so bytes/archive × archives
 // a day × 30 is its steady-state heap for the fold (docs/SCALING.md, "Memory").
-func BenchmarkFoldMemory(b *testing.B) {
-	const archives, tables = 2000, 10
+// foldEvents publishes the events of n archives of `tables` tables each — landed, extracted,
+// committed (one object, three passed quality results per table) and checked — to a real events
+// stream, and returns the bus and the messages read back.
+func foldEvents(b *testing.B, archives, tables int) (*bus.Bus, []jetstream.Msg) {
 	bs := bustest.New(b)
 	ctx := b.Context()
 	publish := func(subject string, m proto.Message, header ...string) {
@@ -108,6 +113,13 @@ func BenchmarkFoldMemory(b *testing.B) {
 	}
 	it.Stop()
 
+	return bs, msgs
+}
+
+func BenchmarkFoldMemory(b *testing.B) {
+	const archives, tables = 2000, 10
+	bs, msgs := foldEvents(b, archives, tables)
+	sub := bs.Subjects
 	for b.Loop() {
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -125,5 +137,48 @@ func BenchmarkFoldMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/archives, "heap-B/archive")
 		runtime.KeepAlive(fold)
+	}
+}
+
+// BenchmarkSettle measures what the summarizer does after each batch of events once caught up,
+// when nothing changed: a settle (checks due, dates to render, pruning) and the status snapshot,
+// over a fold of n archives whose summaries are already written. Its cost per archive times
+// the archives of the events stream's retention is what every settle costs at that scale.
+func BenchmarkSettle(b *testing.B) {
+	for _, n := range []int{500, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			bs, msgs := foldEvents(b, n, 10)
+			out, err := objstore.Open(b.Context(), b.TempDir(), objstore.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(Config{}, Deps{Bus: bs, Out: out, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.st = newState(nil)
+			for _, m := range msgs {
+				meta, err := m.Metadata()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.apply(m, meta)
+			}
+			s.st.caughtUp = true
+			if err := s.settle(b.Context()); err != nil { // writes the summary
+				b.Fatal(err)
+			}
+			s.publishSnapshot()
+			if st := s.Status(); st.Totals.Committed != n || !st.Dates["2025-03-01"].Written {
+				b.Fatalf("%d committed, date %+v", st.Totals.Committed, st.Dates["2025-03-01"])
+			}
+			for b.Loop() {
+				if err := s.settle(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				s.publishSnapshot()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n)/1e3, "µs/archive")
+		})
 	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	missingSources *prometheus.GaugeVec // date, partner: expected sources missing after the deadline
 	archives       *prometheus.GaugeVec // state: archives the fold holds, by verdict
 	caughtUp       prometheus.Gauge
+	settleSeconds  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,6 +54,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Archives the summarizer knows from the events stream, by state (pending, committed, failed; duplicate: locations skipped as duplicates of ingested bytes)."}, []string{"state"})
 	m.caughtUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "caught_up",
 		Help: "1 once the summarizer has replayed the events stream to its end (its start-up recovery), else 0."})
+	m.settleSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sluice", Subsystem: "summarizer", Name: "settle_duration_seconds",
+		Help:    "How long a settle took (checks due, summaries rendered, status): it walks every archive of the events stream's retention.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)})
 	if reg == nil {
 		return m, nil
 	}
@@ -69,6 +73,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if m.caughtUp, err = promreg.Register(reg, m.caughtUp); err != nil {
+		return nil, fmt.Errorf("register summarizer metrics: %w", err)
+	}
+	if m.settleSeconds, err = promreg.Register(reg, m.settleSeconds); err != nil {
 		return nil, fmt.Errorf("register summarizer metrics: %w", err)
 	}
 	for _, p := range []*prometheus.Counter{&m.archivesCompleted, &m.archivesFailed, &m.checkFailures, &m.rowsIn, &m.rowsOut, &m.summariesWritten} {

@@ -163,7 +163,8 @@ type Summarizer struct {
 	m        *metrics
 
 	// Owned by the Run loop.
-	st *state
+	st     *state
+	ioTime time.Duration // of the settle in progress: waiting on the store, the ledger and the bus
 
 	mu      sync.Mutex
 	snap    Status
@@ -319,13 +320,50 @@ func (s *Summarizer) openEventsOnce(ctx context.Context) (*jetstream.StreamInfo,
 func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-chan jetstream.Msg, startSeq uint64) error {
 	tick := time.NewTicker(s.cfg.CheckEvery)
 	defer tick.Stop()
-	if s.st.caughtUp {
+	// A settle walks every archive the fold holds (BenchmarkSettle), so after one whose walk
+	// (its time less what it waited on the store, the ledger and the bus) took d, the next one
+	// an event asks for waits until settlePace·d has passed: the walks then take at most
+	// 1/(1+settlePace) of the time however large the fold, and the events are folded in between.
+	// A deferred settle runs when due, if no event came first.
+	var next time.Time
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	deferred := false
+	settle := func() {
+		start := time.Now()
+		s.ioTime = 0
 		s.settleOrLog(ctx)
+		took := time.Since(start)
+		s.m.settleSeconds.Observe(took.Seconds())
+		next = time.Now().Add(max(0, took-s.ioTime) * settlePace)
+		if deferred {
+			due.Stop()
+			deferred = false
+		}
+	}
+	maybeSettle := func() {
+		wait := time.Until(next)
+		if wait <= 0 {
+			settle()
+			return
+		}
+		if !deferred {
+			due.Reset(wait)
+			deferred = true
+		}
+	}
+	if s.st.caughtUp {
+		settle()
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-due.C:
+			deferred = false
+			if s.st.caughtUp && len(msgs) == 0 {
+				settle()
+			}
 		case m, ok := <-msgs:
 			if !ok {
 				return nil
@@ -342,7 +380,7 @@ func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-c
 				s.log.Info("summarizer caught up", "seq", meta.Sequence.Stream, "archives", len(s.st.archives))
 			}
 			if s.st.caughtUp && len(msgs) == 0 {
-				s.settleOrLog(ctx)
+				maybeSettle()
 			}
 		case <-tick.C:
 			if !s.st.caughtUp && len(msgs) == 0 {
@@ -354,10 +392,21 @@ func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-c
 				}
 			}
 			if s.st.caughtUp {
-				s.settleOrLog(ctx)
+				settle()
 			}
 		}
 	}
+}
+
+// settlePace: after a settle whose walk took d, the next one waits until settlePace·d has passed.
+const settlePace = 4
+
+// timedIO runs f, counting its time as waiting (ioTime), not walking.
+func (s *Summarizer) timedIO(f func() error) error {
+	start := time.Now()
+	err := f()
+	s.ioTime += time.Since(start)
+	return err
 }
 
 // settleOrLog settles; failures (store or bus unavailable) are logged and retried on the next

@@ -2,6 +2,7 @@ package summarizer_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,9 @@ type env struct {
 	partners *config.File
 	reg      *prometheus.Registry
 	nowMs    atomic.Int64
+	// checkEvery is the started summarizer's tick (default 20 ms: deadlines and retries at once).
+	checkEvery time.Duration
+	slowNow    time.Duration // how long reading the injected clock takes (0: no time)
 }
 
 // newEnv uses a directory bucket; newEnvOn takes any bucket (S3 in TestSummaryOnS3).
@@ -78,13 +82,18 @@ func newEnvOn(t *testing.T, partners *config.File, out objstore.Bucket) *env {
 	return e
 }
 
-func (e *env) now() time.Time      { return time.UnixMilli(e.nowMs.Load()).UTC() }
+func (e *env) now() time.Time {
+	if e.slowNow > 0 {
+		time.Sleep(e.slowNow) // TestDeferredSettleRuns: a settle's walk this long at least
+	}
+	return time.UnixMilli(e.nowMs.Load()).UTC()
+}
 func (e *env) setNow(tm time.Time) { e.nowMs.Store(tm.UnixMilli()) }
 
 // start runs a new summarizer until the returned stop (also run at cleanup) is called.
 func (e *env) start(t *testing.T) (*summarizer.Summarizer, func()) {
 	t.Helper()
-	s, err := summarizer.New(summarizer.Config{CheckEvery: 20 * time.Millisecond}, summarizer.Deps{
+	s, err := summarizer.New(summarizer.Config{CheckEvery: cmp.Or(e.checkEvery, 20*time.Millisecond)}, summarizer.Deps{
 		Bus: e.b, Ledger: e.led, Out: e.out, Partners: e.partners, Metrics: e.reg, Now: e.now,
 		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -275,6 +284,43 @@ func sortedDates(m map[string]int64) []string {
 }
 
 // publishAll publishes landed, extracted and every commit; it returns the last sequence.
+// TestDeferredSettleRuns: after a settle whose walk was long the next one an event asks for is
+// deferred (settlePace); once due it runs without waiting for another event or the tick (an
+// hour here). The walk is made long with a clock that takes 80 ms to read (a settle reads it
+// once): no fold a test can build quickly takes that long to walk.
+func TestDeferredSettleRuns(t *testing.T) {
+	e := newEnv(t, nil)
+	e.checkEvery = time.Hour
+	e.slowNow = 80 * time.Millisecond
+	s, _ := e.start(t)
+	a := goodArchive("a0000000000000000201", "acme_20250102_1.tar.gz")
+	e.publishAll(t, a)
+	waitFor(t, s, a.id)
+	b := goodArchive("a0000000000000000202", "acme_20250102_2.tar.gz")
+	e.publishAll(t, b)
+	if st := waitFor(t, s, b.id); st.Archives[b.id].State != summarizer.StateCommitted || !st.Dates[day].Written {
+		t.Fatalf("status %+v", st)
+	}
+	if n := histogramCount(t, e.reg, "sluice_summarizer_settle_duration_seconds"); n < 2 {
+		t.Fatalf("%d settles observed", n)
+	}
+}
+
+// histogramCount returns the sample count of the histogram name (0 when it has none).
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
 func (e *env) publishAll(t *testing.T, f fixture) uint64 {
 	t.Helper()
 	if _, _, err := e.led.Create(context.Background(), ledger.Record{ArchiveID: f.id, Name: f.name, URI: "file:///landing/" + f.name}); err != nil {

@@ -274,7 +274,7 @@ func aggregate(doc *SummaryJSON) {
 // writeSummary renders date and writes it when Out does not already hold the same bytes.
 func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*archive, dups []*duplicate, ds *dateState, names []string, now time.Time) error {
 	if !ds.loaded {
-		if err := s.loadSummary(ctx, date, ds); err != nil {
+		if err := s.timedIO(func() error { return s.loadSummary(ctx, date, ds) }); err != nil {
 			return err
 		}
 	}
@@ -315,6 +315,7 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	}
 	// Date results, then text, json last: json is what a restart compares, so a crash in between
 	// is repaired.
+	defer func(start time.Time) { s.ioTime += time.Since(start) }(time.Now())
 	if err := s.writeDateResults(ctx, date, dateResults); err != nil {
 		return err
 	}
