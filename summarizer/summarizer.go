@@ -322,7 +322,7 @@ func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-c
 	defer tick.Stop()
 	// A settle walks every archive the fold holds (BenchmarkSettle), so after one whose walk
 	// (its time less what it waited on the store, the ledger and the bus) took d, the next one
-	// an event asks for waits until settlePace·d has passed: the walks then take at most
+	// an event or a tick asks for waits until settlePace·d has passed: the walks then take at most
 	// 1/(1+settlePace) of the time however large the fold, and the events are folded in between.
 	// A deferred settle runs when due, if no event came first.
 	var next time.Time
@@ -392,7 +392,7 @@ func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-c
 				}
 			}
 			if s.st.caughtUp {
-				settle()
+				maybeSettle()
 			}
 		}
 	}
