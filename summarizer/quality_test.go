@@ -47,7 +47,8 @@ func (e *env) publishWithQuality(t *testing.T, f fixture, results map[string][]*
 	return seq
 }
 
-// gauge returns the value of a metric with the given labels, and whether it exists.
+// metricValue returns the value of a metric with the given labels (a histogram's sample count),
+// and whether it exists.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -71,6 +72,9 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 			}
 			if g := m.GetGauge(); g != nil {
 				return g.GetValue(), true
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount()), true // a histogram: how many were observed
 			}
 			return m.GetCounter().GetValue(), true
 		}
