@@ -107,7 +107,9 @@ type dateState struct {
 	carried []ArchiveJSON // archives in the existing summary the fold does not know
 	dupsIn  []DuplicateJSON
 	hash    string // hash of the summary.json known to be in Out ("" none)
-	current bool   // hash matches the latest render
+	// renderHash is the hash of the compact JSON of the render whose indented bytes are hash.
+	renderHash string
+	current    bool // hash matches the latest render
 
 	// From the latest render, for Status.
 	complete     bool
