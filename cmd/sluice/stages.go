@@ -161,7 +161,7 @@ var stageWants = map[string][]string{
 	"run":        {"landing", "out", "once", "poll", "extract", "merge", "http"},
 }
 
-// commandFlags builds the flag set of a stage subcommand (used by the compose test).
+// commandFlags builds the flag set of a subcommand (the compose test, docs/FLAGS.md).
 func commandFlags(name string) *flag.FlagSet {
 	if name == "run" {
 		c, _, _, _ := newRunFlags()
