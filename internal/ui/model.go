@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,6 +60,10 @@ type Model struct {
 	pruneEvery   time.Duration // prune at most this often
 	prunedAt     time.Time
 
+	// viewNs is how long each view (viewOverview…viewDates) last took to build: a build walks
+	// the whole fold, so /api/live spaces its change events by a multiple of the longest.
+	viewNs [4]atomic.Int64
+
 	summaryWork chan string // dates whose summary.json should be (re)read
 
 	cluster clusterCache // its own lock (cluster.go)
@@ -74,6 +79,36 @@ type dateState struct {
 	readSeq uint64                  // evSeq of the summary.json read last
 	doc     *summarizer.SummaryJSON // nil until read (or without Out)
 	readErr string
+}
+
+// The views whose build time spaces the live events.
+const (
+	viewOverview = iota
+	viewTables
+	viewArchives
+	viewDates
+)
+
+// liveMinGap is the shortest time between two change events of /api/live (a burst of events is
+// one page refresh); liveSpacing × the longest view build is the gap once the fold is so large
+// that building a view takes longer: an open page then spends at most 1/(1+liveSpacing) of the
+// time rebuilding, with the model's lock held, however large the fold (BenchmarkSettle measures
+// the same walk in the summarizer).
+const (
+	liveMinGap  = 250 * time.Millisecond
+	liveSpacing = 4
+)
+
+// timeView records how long view took to build since start.
+func (m *Model) timeView(view int, start time.Time) { m.viewNs[view].Store(int64(time.Since(start))) }
+
+// liveGap is the time /api/live waits after a change event before it sends the next.
+func (m *Model) liveGap() time.Duration {
+	var longest time.Duration
+	for i := range m.viewNs {
+		longest = max(longest, time.Duration(m.viewNs[i].Load()))
+	}
+	return max(liveMinGap, liveSpacing*longest)
 }
 
 func newModel(b *bus.Bus, out Reader, now func() time.Time, log *slog.Logger, refresh time.Duration) *Model {

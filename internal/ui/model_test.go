@@ -135,3 +135,38 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 		}
 	}
 }
+
+// TestLiveGap: /api/live spaces its change events by 250 ms, or by 4× the longest view build
+// once the fold is so large that a build takes longer.
+func TestLiveGap(t *testing.T) {
+	m := &Model{}
+	if g := m.liveGap(); g != liveMinGap {
+		t.Fatalf("no build yet: gap %v, want %v", g, liveMinGap)
+	}
+	m.viewNs[viewTables].Store(int64(20 * time.Millisecond))
+	if g := m.liveGap(); g != liveMinGap {
+		t.Fatalf("20 ms builds: gap %v, want %v", g, liveMinGap)
+	}
+	m.viewNs[viewOverview].Store(int64(300 * time.Millisecond))
+	m.viewNs[viewDates].Store(int64(100 * time.Millisecond))
+	if g := m.liveGap(); g != 1200*time.Millisecond {
+		t.Fatalf("a 300 ms build: gap %v, want 1.2s", g)
+	}
+	start := time.Now().Add(-time.Second)
+	m.timeView(viewArchives, start)
+	if g := m.liveGap(); g < 4*time.Second {
+		t.Fatalf("a 1 s build recorded: gap %v, want 4s at least", g)
+	}
+
+	// Every view a page polls records its build.
+	m = newModel(bustest.New(t), nil, time.Now, slog.New(slog.DiscardHandler), time.Second)
+	m.overview()
+	m.tables()
+	m.archives("", 10)
+	m.datesView()
+	for view := range m.viewNs {
+		if m.viewNs[view].Load() <= 0 {
+			t.Errorf("view %d: no build time recorded", view)
+		}
+	}
+}

@@ -222,8 +222,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // live is a server-sent event stream: one "change" event (data: the model version) whenever
-// the model changes, at most every 250ms, and a comment every 15s to keep proxies from closing
-// it. Pages re-read the JSON of the view they show.
+// the model changes, at most every 250ms (or 4× the longest view build, Model.liveGap), and a
+// comment every 15s to keep proxies from closing it. Pages re-read the JSON of the view they
+// show.
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -247,7 +248,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 				return
-			case <-time.After(250 * time.Millisecond):
+			case <-time.After(s.model.liveGap()):
 			}
 			continue
 		}

@@ -76,6 +76,7 @@ type Totals struct {
 func (m *Model) overview() Overview {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.timeView(viewOverview, time.Now())
 	st := m.status()
 	t := st.Totals
 	o := Overview{Version: m.version, NowMs: m.now().UnixMilli(), CaughtUp: m.caughtUp, Seq: m.seq,
@@ -167,6 +168,7 @@ const trailingDays = 14
 func (m *Model) tables() Tables {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.timeView(viewTables, time.Now())
 	st := m.status()
 	byTable := map[string]*TableView{}
 	byDay := map[string]map[string]int64{} // table → date → rows
@@ -369,6 +371,7 @@ func (m *Model) archiveRow(st *summarizer.Status, id string) ArchiveRow {
 func (m *Model) archives(query string, limit int) Archives {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.timeView(viewArchives, time.Now())
 	st := m.status()
 	q := strings.ToLower(strings.TrimSpace(query))
 	out := Archives{Version: m.version, Query: query, Archives: []ArchiveRow{}}
@@ -542,6 +545,7 @@ type DateView struct {
 func (m *Model) datesView() Dates {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.timeView(viewDates, time.Now())
 	st := m.status()
 	out := Dates{Version: m.version, Out: m.out != nil, Dates: []DateView{}}
 	keys := map[string]bool{}
