@@ -315,7 +315,7 @@ func TestRunPicksUpADroppedFile(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("landed %s after the drop", took)
 	if took > 3*time.Second { // polls of 100 ms, 200 ms of stability: ~0.4 s, more when loaded
-		t.Errorf("took %s, want about 1s at most", took)
+		t.Errorf("took %s, want well under 3s (about 0.4s unloaded)", took)
 	}
 }
 

@@ -56,7 +56,7 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 		}
 		if len(j.tables) > 0 {
 			jobs = append(jobs, j)
-		} else if err := s.timedIO(func() error { return s.applyOutcome(ctx, a, nil) }); err != nil {
+		} else if err := s.applyOutcome(ctx, a, nil); err != nil {
 			return err // zero-table archives, or every result already in the stream
 		}
 	}
@@ -100,7 +100,7 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 			}
 			fresh = append(fresh, r)
 		}
-		if err := s.timedIO(func() error { return s.applyOutcome(ctx, j.a, fresh) }); err != nil {
+		if err := s.applyOutcome(ctx, j.a, fresh); err != nil {
 			return err
 		}
 	}
@@ -141,7 +141,8 @@ func (s *Summarizer) applyOutcome(ctx context.Context, a *archive, fresh []*chec
 		reason = "post-merge check failed: " + strings.Join(bad, "; ")
 	}
 	// A ledger or stream briefly without a leader (a node restarting on a cluster) is waited
-	// out, logged once, rather than failing the summarizer.
+	// out, logged once, rather than failing the summarizer. Waiting on them is not walking.
+	defer func(start time.Time) { s.ioTime += time.Since(start) }(time.Now())
 	if err := bus.Retry(ctx, s.log, "update ledger", func(ctx context.Context) error {
 		return s.updateLedger(ctx, a, reason, rowsIn, rowsOut)
 	}); err != nil {

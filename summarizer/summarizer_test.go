@@ -283,7 +283,6 @@ func sortedDates(m map[string]int64) []string {
 	return ds
 }
 
-// publishAll publishes landed, extracted and every commit; it returns the last sequence.
 // TestDeferredSettleRuns: after a settle whose walk was long the next one an event asks for is
 // deferred (settlePace); once due it runs without waiting for another event or the tick (an
 // hour here). The walk is made long with a clock that takes 80 ms to read (a settle reads it
@@ -306,6 +305,7 @@ func TestDeferredSettleRuns(t *testing.T) {
 	}
 }
 
+// publishAll publishes landed, extracted and every commit; it returns the last sequence.
 func (e *env) publishAll(t *testing.T, f fixture) uint64 {
 	t.Helper()
 	if _, _, err := e.led.Create(context.Background(), ledger.Record{ArchiveID: f.id, Name: f.name, URI: "file:///landing/" + f.name}); err != nil {

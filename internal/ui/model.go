@@ -60,9 +60,10 @@ type Model struct {
 	pruneEvery   time.Duration // prune at most this often
 	prunedAt     time.Time
 
-	// viewNs is how long each view (viewOverview…viewDates) last took to build: a build walks
-	// the whole fold, so /api/live spaces its change events by a multiple of the longest.
-	viewNs [4]atomic.Int64
+	// viewNs is how long each view (viewOverview…viewDates) last took to build, viewAt when
+	// (Unix ns): a build walks the whole fold, so /api/live spaces its change events by a multiple
+	// of the longest recent one.
+	viewNs, viewAt [4]atomic.Int64
 
 	summaryWork chan string // dates whose summary.json should be (re)read
 
@@ -94,19 +95,28 @@ const (
 // that building a view takes longer: an open page then spends at most 1/(1+liveSpacing) of the
 // time rebuilding, with the model's lock held, however large the fold (BenchmarkSettle measures
 // the same walk in the summarizer).
+// A build older than liveRecent no longer counts (a search, or a view no page shows any more).
 const (
 	liveMinGap  = 250 * time.Millisecond
 	liveSpacing = 4
+	liveRecent  = 30 * time.Second
 )
 
 // timeView records how long view took to build since start.
-func (m *Model) timeView(view int, start time.Time) { m.viewNs[view].Store(int64(time.Since(start))) }
+func (m *Model) timeView(view int, start time.Time) {
+	now := time.Now()
+	m.viewNs[view].Store(int64(now.Sub(start)))
+	m.viewAt[view].Store(now.UnixNano())
+}
 
 // liveGap is the time /api/live waits after a change event before it sends the next.
 func (m *Model) liveGap() time.Duration {
 	var longest time.Duration
+	recent := time.Now().Add(-liveRecent).UnixNano()
 	for i := range m.viewNs {
-		longest = max(longest, time.Duration(m.viewNs[i].Load()))
+		if m.viewAt[i].Load() >= recent {
+			longest = max(longest, time.Duration(m.viewNs[i].Load()))
+		}
 	}
 	return max(liveMinGap, liveSpacing*longest)
 }

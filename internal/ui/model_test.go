@@ -136,26 +136,33 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 	}
 }
 
-// TestLiveGap: /api/live spaces its change events by 250 ms, or by 4× the longest view build
-// once the fold is so large that a build takes longer.
+// TestLiveGap: /api/live spaces its change events by 250 ms, or by 4× the longest recent view
+// build once the fold is so large that a build takes longer.
 func TestLiveGap(t *testing.T) {
 	m := &Model{}
 	if g := m.liveGap(); g != liveMinGap {
 		t.Fatalf("no build yet: gap %v, want %v", g, liveMinGap)
 	}
-	m.viewNs[viewTables].Store(int64(20 * time.Millisecond))
+	built := func(view int, took time.Duration, ago time.Duration) {
+		m.viewNs[view].Store(int64(took))
+		m.viewAt[view].Store(time.Now().Add(-ago).UnixNano())
+	}
+	built(viewTables, 20*time.Millisecond, 0)
 	if g := m.liveGap(); g != liveMinGap {
 		t.Fatalf("20 ms builds: gap %v, want %v", g, liveMinGap)
 	}
-	m.viewNs[viewOverview].Store(int64(300 * time.Millisecond))
-	m.viewNs[viewDates].Store(int64(100 * time.Millisecond))
+	built(viewOverview, 300*time.Millisecond, time.Second)
+	built(viewDates, 100*time.Millisecond, 0)
 	if g := m.liveGap(); g != 1200*time.Millisecond {
 		t.Fatalf("a 300 ms build: gap %v, want 1.2s", g)
 	}
-	start := time.Now().Add(-time.Second)
-	m.timeView(viewArchives, start)
+	built(viewArchives, 2*time.Second, 2*liveRecent)
+	if g := m.liveGap(); g != 1200*time.Millisecond {
+		t.Fatalf("a 2 s build a minute ago: gap %v, want 1.2s (it no longer counts)", g)
+	}
+	m.timeView(viewArchives, time.Now().Add(-time.Second))
 	if g := m.liveGap(); g < 4*time.Second {
-		t.Fatalf("a 1 s build recorded: gap %v, want 4s at least", g)
+		t.Fatalf("a 1 s build recorded now: gap %v, want 4s at least", g)
 	}
 
 	// Every view a page polls records its build.
