@@ -94,8 +94,8 @@ const (
 // one page refresh); liveSpacing × the longest view build is the gap once the fold is so large
 // that building a view takes longer: an open page then spends at most 1/(1+liveSpacing) of the
 // time rebuilding, with the model's lock held, however large the fold (BenchmarkSettle measures
-// the same walk in the summarizer).
-// A build older than liveRecent no longer counts (a search, or a view no page shows any more).
+// the same walk in the summarizer). A build older than liveRecent no longer counts (a search, or
+// a view no page shows any more).
 const (
 	liveMinGap  = 250 * time.Millisecond
 	liveSpacing = 4
