@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
@@ -326,19 +326,7 @@ func TestRunKeepsTheLandedEventAlive(t *testing.T) {
 			return os.Open(strings.TrimPrefix(uri, "file://"))
 		}
 	})
-	var wpi atomic.Int64
-	sub, err := v.b.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) {
-		if string(m.Data) == "+WPI" {
-			wpi.Add(1)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := v.b.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	wpi := bustest.CountAcks(t, v.b.NC, "+WPI")
 	startRun(t, v)
 	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a\n1\n")))
 	publishLanded(t, v, ev)

@@ -635,19 +635,7 @@ func TestHeldMessagesKeptAlive(t *testing.T) {
 		{name: "k.csv", date: "2025-01-01", batch: "1", header: "x", records: csvRows(6, func(i int) string { return fmt.Sprint(i) })},
 	}}
 	chunks, marker, _ := tb.msgs(e.bus.Subjects)
-	var wpi atomic.Int64
-	sub, err := e.bus.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) {
-		if string(m.Data) == "+WPI" {
-			wpi.Add(1)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := e.bus.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	wpi := bustest.CountAcks(t, e.bus.NC, "+WPI")
 	e.publish(chunks...)
 	eventually(t, 10*time.Second, "chunks held", func() bool { return r.metric(t, "sluice_merger_held_messages") == float64(len(chunks)) })
 	// Five rounds of InProgress span more than AckWait (every AckWait/3).
