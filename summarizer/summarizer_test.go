@@ -49,7 +49,10 @@ type env struct {
 	nowMs    atomic.Int64
 	// checkEvery is the started summarizer's tick (default 20 ms: deadlines and retries at once).
 	checkEvery time.Duration
-	slowNow    time.Duration // how long reading the injected clock takes (0: no time)
+	// held, while set, makes the summarizer's clock reads wait until it is closed (each read
+	// that waits first sends on blocked, when it can).
+	held    atomic.Pointer[chan struct{}]
+	blocked chan struct{}
 }
 
 // newEnv uses a directory bucket; newEnvOn takes any bucket (S3 in TestSummaryOnS3).
@@ -82,11 +85,18 @@ func newEnvOn(t *testing.T, partners *config.File, out objstore.Bucket) *env {
 	return e
 }
 
-func (e *env) now() time.Time {
-	if e.slowNow > 0 {
-		time.Sleep(e.slowNow) // TestDeferredSettleRuns: a settle's walk this long at least
+func (e *env) now() time.Time { return time.UnixMilli(e.nowMs.Load()).UTC() }
+
+// summarizerNow is the started summarizer's clock: e.now, once held is released.
+func (e *env) summarizerNow() time.Time {
+	if g := e.held.Load(); g != nil {
+		select {
+		case e.blocked <- struct{}{}:
+		default:
+		}
+		<-*g
 	}
-	return time.UnixMilli(e.nowMs.Load()).UTC()
+	return e.now()
 }
 func (e *env) setNow(tm time.Time) { e.nowMs.Store(tm.UnixMilli()) }
 
@@ -94,7 +104,7 @@ func (e *env) setNow(tm time.Time) { e.nowMs.Store(tm.UnixMilli()) }
 func (e *env) start(t *testing.T) (*summarizer.Summarizer, func()) {
 	t.Helper()
 	s, err := summarizer.New(summarizer.Config{CheckEvery: cmp.Or(e.checkEvery, 20*time.Millisecond)}, summarizer.Deps{
-		Bus: e.b, Ledger: e.led, Out: e.out, Partners: e.partners, Metrics: e.reg, Now: e.now,
+		Bus: e.b, Ledger: e.led, Out: e.out, Partners: e.partners, Metrics: e.reg, Now: e.summarizerNow,
 		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
@@ -285,18 +295,30 @@ func sortedDates(m map[string]int64) []string {
 
 // TestDeferredSettleRuns: after a settle whose walk was long the next one an event asks for is
 // deferred (settlePace); once due it runs without waiting for another event or the tick (an
-// hour here). The walk is made long with a clock that takes 80 ms to read (a settle reads it
-// once): no fold a test can build quickly takes that long to walk.
+// hour here). The walk is made long by holding the summarizer's clock, which a settle reads
+// first, while the rest of an archive's events are published: they arrive during that settle,
+// and the one they ask for is deferred.
 func TestDeferredSettleRuns(t *testing.T) {
 	e := newEnv(t, nil)
 	e.checkEvery = time.Hour
-	e.slowNow = 80 * time.Millisecond
 	s, _ := e.start(t)
 	a := goodArchive("a0000000000000000201", "acme_20250102_1.tar.gz")
 	e.publishAll(t, a)
 	waitFor(t, s, a.id)
+
 	b := goodArchive("a0000000000000000202", "acme_20250102_2.tar.gz")
-	e.publishAll(t, b)
+	gate := make(chan struct{})
+	e.blocked = make(chan struct{}, 1)
+	e.held.Store(&gate)
+	e.publishAll(t, b, func() {
+		select { // the settle the landed event asks for waits on the clock
+		case <-e.blocked:
+		case <-time.After(15 * time.Second):
+			t.Fatal("no settle read the clock after the landed event")
+		}
+	})
+	e.held.Store(nil)
+	close(gate)
 	if st := waitFor(t, s, b.id); st.Archives[b.id].State != summarizer.StateCommitted || !st.Dates[day].Written {
 		t.Fatalf("status %+v", st)
 	}
@@ -306,13 +328,17 @@ func TestDeferredSettleRuns(t *testing.T) {
 }
 
 // publishAll publishes landed, extracted and every commit; it returns the last sequence.
-func (e *env) publishAll(t *testing.T, f fixture) uint64 {
+// afterLanded, if given, runs once the landed event is published.
+func (e *env) publishAll(t *testing.T, f fixture, afterLanded ...func()) uint64 {
 	t.Helper()
 	if _, _, err := e.led.Create(context.Background(), ledger.Record{ArchiveID: f.id, Name: f.name, URI: "file:///landing/" + f.name}); err != nil {
 		t.Fatal(err)
 	}
 	sub := e.b.Subjects
 	e.pub(t, sub.Landed(), f.landed())
+	for _, fn := range afterLanded {
+		fn()
+	}
 	seq := e.pub(t, sub.Extracted(), f.extracted())
 	for _, tb := range f.tables {
 		seq = e.pub(t, sub.Committed(), e.commit(t, f, tb.name))
