@@ -1,7 +1,6 @@
 package extractor
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -12,26 +11,19 @@ import (
 // of three nodes down: its consumer cannot be created) retries instead of returning, and
 // extracts once the nodes are back. Returning stopped `sluice run` on that node.
 func TestRunRetriesStartWithoutQuorum(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c, b := bustest.NewClusterBus(t)
 	c.Stop(1)
 	c.Stop(2)
 
 	var logs bustest.Logs
-	e, err := New(Config{}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	e, err := New(Config{}, Deps{Bus: b, Log: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := &env{b: b, e: e}
 	r := bustest.Start(t, e.Run)
 	r.WaitLog(t, &logs, "the start failing", "extractor start failing; retrying with backoff until it recovers", time.Minute)
-	for _, i := range []int{1, 2} {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartNodes(1, 2)
 	r.WaitLog(t, &logs, "the consumer started", "consuming landed archives", 2*time.Minute)
 	ev := landArchive(t, "a.tar.gz", tarGz(t, file("t_20250101_b1.csv", "a,b\n1,2\n")))
 	publishLanded(t, v, ev)

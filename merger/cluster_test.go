@@ -38,9 +38,6 @@ func stepDown(t *testing.T, c *bustest.Cluster, nc *nats.Conn, stream, consumer 
 // chunks and a marker, say) only the marker is left. If this test fails after a nats-server
 // upgrade, the server no longer loses them: resync may reset replicated consumers again.
 func TestReplicatedConsumerResetLosesPending(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c := bustest.NewCluster(t, 3, t.TempDir())
 	nc, err := nats.Connect(c.URL())
 	if err != nil {
@@ -125,9 +122,6 @@ func TestReplicatedConsumerResetLosesPending(t *testing.T) {
 // commits it once its marker comes, and never resets the replicated consumer: such a reset, in
 // use, can make the next leader forget un-acked messages (TestReplicatedConsumerResetLosesPending).
 func TestLeaderChangeOnReplicatedConsumer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c, b := bustest.NewClusterBus(t)
 	e := newEnvOn(t, sinks[0], b)
 	tap := newLogTap(e.log.Handler())
@@ -237,9 +231,6 @@ func (h *logTap) count(msg string) int {
 // created) retries instead of exiting, and serves once the nodes are back. It used to exit at
 // once, and `sluice run` with it (TestRunClusterSurvivesKill, when a node died during start-up).
 func TestStartRetriesWithoutQuorum(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c, b := bustest.NewClusterBus(t)
 	e := newEnvOn(t, sinks[0], b)
 	c.Stop(1)
@@ -248,17 +239,13 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 	var logs bustest.Logs
 	cfg := testConfig("m1")
 	cfg.SpillDir = t.TempDir()
-	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: slog.New(slog.NewTextHandler(&logs, nil)), Alloc: e.alloc})
+	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: logs.Logger(), Alloc: e.alloc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := bustest.Start(t, m.Run)
 	r.WaitLog(t, &logs, "the start failing", "merger start failing; retrying with backoff until it recovers", time.Minute)
-	for _, i := range []int{1, 2} {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartNodes(1, 2)
 	select {
 	case <-m.ready:
 	case <-r.Done():

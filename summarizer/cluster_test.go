@@ -2,7 +2,6 @@ package summarizer_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -16,9 +15,6 @@ import (
 // of three nodes down: the events stream cannot be read) retries instead of returning, and
 // folds the stream once the nodes are back. Returning stopped `sluice run` on that node.
 func TestStartRetriesWithoutQuorum(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c, b := bustest.NewClusterBus(t)
 	e := &env{b: b}
 	const id = "a0000000000000000001"
@@ -32,17 +28,13 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 
 	var logs bustest.Logs
 	s, err := summarizer.New(summarizer.Config{CheckEvery: 20 * time.Millisecond}, summarizer.Deps{Bus: b, Out: out,
-		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+		Log: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := bustest.Start(t, s.Run)
 	r.WaitLog(t, &logs, "the start failing", "summarizer start failing; retrying with backoff until it recovers", time.Minute)
-	for _, i := range []int{1, 2} {
-		if err := c.Start(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.StartNodes(1, 2)
 	r.WaitLog(t, &logs, "the stream folded", "summarizer caught up", 2*time.Minute)
 	// The line is logged as the fold catches up; the snapshot Status reads is published by the
 	// settle that follows it.

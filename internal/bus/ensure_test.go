@@ -129,9 +129,6 @@ func TestReplicasNeedACluster(t *testing.T) {
 // bucket with three replicas (spread over the nodes); a later start with --replicas 1 keeps
 // them at 3 (never a silent scale-down), and one with --update-streams scales an R1 stream up.
 func TestEnsureReplicasOnCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
 	c := bustest.NewCluster(t, 3, t.TempDir())
 	ctx := context.Background()
 	b3, _ := connectTo(t, c.URL(), func(cfg *bus.Config) { cfg.Replicas = 3 })

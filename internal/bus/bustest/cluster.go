@@ -36,8 +36,12 @@ type node struct {
 
 // NewCluster starts n nodes (n ≥ 3 for R3) under dir and waits until they have elected a meta
 // leader and every node is a current JetStream peer. They are shut down when the test ends.
+// Under -short the test is skipped: a cluster takes seconds to form.
 func NewCluster(t testing.TB, n int, dir string) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("starts a %d-node cluster", n)
+	}
 	c := &Cluster{t: t}
 	var routes []string
 	for i := range n {
@@ -164,6 +168,16 @@ func (c *Cluster) Start(i int) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return err
+}
+
+// StartNodes starts each listed node again (Start), failing the test when one cannot start.
+func (c *Cluster) StartNodes(nodes ...int) {
+	c.t.Helper()
+	for _, i := range nodes {
+		if err := c.Start(i); err != nil {
+			c.t.Fatalf("start node %d: %v", i, err)
+		}
+	}
 }
 
 // Stop shuts node i down (its store stays) and waits until it is gone.

@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"sync"
 )
@@ -26,6 +27,9 @@ func (l *Logs) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Logger is a text logger at info level writing to l.
+func (l *Logs) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // String is everything written so far.
 func (l *Logs) String() string {
