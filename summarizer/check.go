@@ -78,7 +78,9 @@ func (s *Summarizer) runChecks(ctx context.Context) error {
 			return nil
 		})
 	}
-	_ = s.timedIO(g.Wait) // jobs record their own errors
+	waitStart := time.Now()
+	_ = g.Wait() // jobs record their own errors
+	s.waited(waitStart)
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -142,7 +144,7 @@ func (s *Summarizer) applyOutcome(ctx context.Context, a *archive, fresh []*chec
 	}
 	// A ledger or stream briefly without a leader (a node restarting on a cluster) is waited
 	// out, logged once, rather than failing the summarizer. Waiting on them is not walking.
-	defer func(start time.Time) { s.ioTime += time.Since(start) }(time.Now())
+	defer s.waited(time.Now())
 	if err := bus.Retry(ctx, s.log, "update ledger", func(ctx context.Context) error {
 		return s.updateLedger(ctx, a, reason, rowsIn, rowsOut)
 	}); err != nil {

@@ -239,7 +239,7 @@ func (s *Summarizer) dayTotals(ctx context.Context, date string) (map[string]int
 		return t, nil
 	}
 	totals := map[string]int64{}
-	defer func(start time.Time) { s.ioTime += time.Since(start) }(time.Now()) // reading Out is not walking
+	defer s.waited(time.Now()) // reading Out is not walking
 	rc, err := s.out.Get(ctx, SummaryKey(date))
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):

@@ -401,13 +401,9 @@ func (s *Summarizer) loop(ctx context.Context, cons jetstream.Consumer, msgs <-c
 // settlePace: after a settle whose walk took d, the next one waits until settlePace·d has passed.
 const settlePace = 4
 
-// timedIO runs f, counting its time as waiting (ioTime), not walking.
-func (s *Summarizer) timedIO(f func() error) error {
-	start := time.Now()
-	err := f()
-	s.ioTime += time.Since(start)
-	return err
-}
+// waited counts the time since start as waiting on the store, the ledger or the bus (ioTime),
+// not walking: `defer s.waited(time.Now())` around such a call.
+func (s *Summarizer) waited(start time.Time) { s.ioTime += time.Since(start) }
 
 // settleOrLog settles; failures (store or bus unavailable) are logged and retried on the next
 // tick or event rather than stopping the stage.

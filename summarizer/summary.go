@@ -274,7 +274,7 @@ func aggregate(doc *SummaryJSON) {
 // writeSummary renders date and writes it when Out does not already hold the same bytes.
 func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*archive, dups []*duplicate, ds *dateState, names []string, now time.Time) error {
 	if !ds.loaded {
-		if err := s.timedIO(func() error { return s.loadSummary(ctx, date, ds) }); err != nil {
+		if err := s.loadSummary(ctx, date, ds); err != nil {
 			return err
 		}
 	}
@@ -330,7 +330,7 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 	}
 	// Date results, then text, json last: json is what a restart compares, so a crash in between
 	// is repaired.
-	defer func(start time.Time) { s.ioTime += time.Since(start) }(time.Now())
+	defer s.waited(time.Now())
 	if err := s.writeDateResults(ctx, date, dateResults); err != nil {
 		return err
 	}
@@ -362,6 +362,7 @@ func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*
 // loadSummary reads the summary.json already in Out, to compare with and to carry over
 // archives the stream no longer holds.
 func (s *Summarizer) loadSummary(ctx context.Context, date string, ds *dateState) error {
+	defer s.waited(time.Now())
 	rc, err := s.out.Get(ctx, SummaryKey(date))
 	if errors.Is(err, objstore.ErrNotFound) {
 		ds.loaded = true
