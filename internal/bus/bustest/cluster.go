@@ -37,21 +37,52 @@ type node struct {
 // NewCluster starts n nodes (n ≥ 3 for R3) under dir and waits until they have elected a meta
 // leader and every node is a current JetStream peer. They are shut down when the test ends.
 // Under -short the test is skipped: a cluster takes seconds to form.
+//
+// A node whose port another process took between FreeAddr and its start never becomes ready
+// (a stress run hung 15 minutes in such a start, retried with the same ports): a cluster that
+// does not start is shut down and formed again with other ports, under a fresh directory, up to
+// three times.
 func NewCluster(t testing.TB, n int, dir string) *Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skipf("starts a %d-node cluster", n)
 	}
+	var err error
+	for attempt := range 3 {
+		stateDir := dir
+		if attempt > 0 {
+			stateDir = filepath.Join(dir, fmt.Sprintf("retry%d", attempt))
+		}
+		var c *Cluster
+		if c, err = newCluster(t, n, stateDir); err != nil {
+			t.Fatal(err)
+		}
+		if err = c.startAll(); err == nil {
+			t.Cleanup(c.Shutdown)
+			if err := c.WaitReady(n, 60*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		c.Shutdown()
+		t.Logf("cluster did not start (%v): forming it again with other ports", err)
+	}
+	t.Fatalf("cluster did not start in 3 attempts: %v", err)
+	return nil
+}
+
+// newCluster configures n nodes on ports free now, under dir; nothing is started.
+func newCluster(t testing.TB, n int, dir string) (*Cluster, error) {
 	c := &Cluster{t: t}
 	var routes []string
 	for i := range n {
 		client, err := FreeAddr()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		route, err := FreeAddr()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		routes = append(routes, "nats-route://"+route)
 		c.nodes = append(c.nodes, &node{url: "nats://" + client, cfg: bus.Config{
@@ -62,16 +93,39 @@ func NewCluster(t testing.TB, n int, dir string) *Cluster {
 	for _, nd := range c.nodes {
 		nd.cfg.Routes = routes
 	}
-	t.Cleanup(c.Shutdown)
-	for i := range c.nodes {
-		if err := c.Start(i); err != nil {
-			t.Fatalf("start node %d: %v", i, err)
+	return c, nil
+}
+
+// startAll starts every node once: a port already taken fails at once rather than after the
+// server's 30 s wait for readiness.
+func (c *Cluster) startAll() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, nd := range c.nodes {
+		if err := portsFree(nd.cfg); err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		srv, err := bus.StartEmbedded(nd.cfg)
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		nd.srv = srv
+	}
+	return nil
+}
+
+// portsFree reports an error when the client or route port of cfg cannot be bound now.
+func portsFree(cfg bus.Config) error {
+	for _, addr := range []string{cfg.Listen, cfg.ClusterListen} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		if err := l.Close(); err != nil {
+			return err
 		}
 	}
-	if err := c.WaitReady(n, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return nil
 }
 
 // NewClusterBus starts a three-node cluster under t.TempDir() and returns it with a bus
@@ -149,8 +203,9 @@ func (c *Cluster) Server(i int) *server.Server {
 	return c.nodes[i].srv
 }
 
-// Start starts node i (again): same ports, same store. The ports may take a moment to be free
-// after a stop, so it retries for a few seconds.
+// Start starts node i again: same ports, same store. The ports may take a moment to be free
+// after a stop, so it waits for them, for a minute at most: a port taken for good fails the
+// start then (each attempt whose port was taken after the check waits 30 s for readiness).
 func (c *Cluster) Start(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -159,13 +214,15 @@ func (c *Cluster) Start(i int) error {
 		return nil
 	}
 	var err error
-	for range 50 {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = portsFree(nd.cfg); err != nil {
+			continue
+		}
 		var srv *server.Server
 		if srv, err = bus.StartEmbedded(nd.cfg); err == nil {
 			nd.srv = srv
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	return err
 }
