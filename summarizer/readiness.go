@@ -2,12 +2,14 @@ package summarizer
 
 import (
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
 
-// readiness evaluates every partner's expected sources for date at now.
-func (s *Summarizer) readiness(date string, names []string, now time.Time) []SourcesJSON {
+// readiness evaluates every partner's expected sources for date at now, matching them against
+// names plus extra (names not in the index, e.g. archives carried over from the summary in Out).
+func (s *Summarizer) readiness(date string, names *nameIndex, extra []string, now time.Time) []SourcesJSON {
 	if s.partners == nil {
 		return nil
 	}
@@ -26,10 +28,16 @@ func (s *Summarizer) readiness(date string, names []string, now time.Time) []Sou
 		for _, src := range p.Expected.Sources {
 			glob := strings.ReplaceAll(src, "{date}", compact)
 			var matched []string
-			for _, n := range names {
-				if ok, _ := path.Match(glob, n); ok {
-					matched = append(matched, n)
+			for _, list := range [][]string{names.candidates(src, compact), extra} {
+				for _, n := range list {
+					if ok, _ := path.Match(glob, n); ok {
+						matched = append(matched, n)
+					}
 				}
+			}
+			if len(extra) > 0 {
+				slices.Sort(matched)
+				matched = slices.Compact(matched)
 			}
 			switch {
 			case len(matched) > 0:
@@ -45,9 +53,55 @@ func (s *Summarizer) readiness(date string, names []string, now time.Time) []Sou
 	return out
 }
 
+// nameIndex holds the archive names a settle matches expected sources against (sorted, unique),
+// each also filed under every run of 8 digits it contains. A source with "{date}" outside any
+// bracket expression holds that date's 8 digits as literal characters in a row, which only a name
+// containing them can match: its date looks at the names of its day, not at every name of the
+// events stream's retention (BenchmarkSettle, "days-expected": at 30 days every date scanned every
+// name, N × dates matches per settle).
+type nameIndex struct {
+	all    []string
+	digits map[string][]string // 8-digit run → the names holding it, sorted
+}
+
+func newNameIndex(sorted []string) *nameIndex {
+	ix := &nameIndex{all: sorted, digits: map[string][]string{}}
+	for _, n := range sorted {
+		var last string // a name holding the same run twice is filed once
+		for i := 0; i+8 <= len(n); i++ {
+			if w := n[i : i+8]; allDigits(w) && w != last {
+				ix.digits[w] = append(ix.digits[w], n)
+				last = w
+			}
+		}
+	}
+	return ix
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates are the names source (before "{date}" is replaced by compact) can match; an index
+// without digits (a test's reference) offers every name.
+func (ix *nameIndex) candidates(source, compact string) []string {
+	if ix == nil {
+		return nil
+	}
+	if ix.digits != nil && strings.Contains(source, "{date}") && !strings.Contains(source, "[") {
+		return ix.digits[compact]
+	}
+	return ix.all
+}
+
 // deadlinePassed reports whether some partner's deadline for date is behind now.
 func (s *Summarizer) deadlinePassed(date string, now time.Time) bool {
-	for _, src := range s.readiness(date, nil, now) {
+	for _, src := range s.readiness(date, nil, nil, now) {
 		if src.DeadlinePassed {
 			return true
 		}

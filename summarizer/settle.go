@@ -56,7 +56,7 @@ func (s *Summarizer) settle(ctx context.Context) error {
 	for d := range st.watched {
 		dates[d] = true
 	}
-	names := st.names()
+	names := newNameIndex(st.names())
 	var firstErr error
 	for _, date := range sortedKeys(dates) {
 		ds := st.dates[date]

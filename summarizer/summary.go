@@ -119,7 +119,7 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 
 // buildSummary renders the summary of date from the fold plus the entries carried over from
 // the summary already in Out.
-func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*duplicate, ds *dateState, names []string, now time.Time) SummaryJSON {
+func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*duplicate, ds *dateState, names *nameIndex, now time.Time) SummaryJSON {
 	st := s.st
 	doc := SummaryJSON{ProcessDate: date, Tables: []TableJSON{}, Archives: []ArchiveJSON{}, Failed: []FailedJSON{},
 		Duplicates: []DuplicateJSON{}, Rejected: []RejectedJSON{}}
@@ -145,11 +145,6 @@ func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*dupl
 			carried = append(carried, d.Name)
 		}
 	}
-	if len(carried) > 0 { // names is shared by every date: extend a copy
-		names = slices.Concat(names, carried)
-		slices.Sort(names)
-		names = slices.Compact(names)
-	}
 	slices.SortFunc(doc.Archives, func(x, y ArchiveJSON) int {
 		return cmpOr(strings.Compare(x.Name, y.Name), strings.Compare(x.ArchiveID, y.ArchiveID))
 	})
@@ -157,7 +152,7 @@ func (s *Summarizer) buildSummary(date string, archives []*archive, dups []*dupl
 		return cmpOr(strings.Compare(x.URI, y.URI), strings.Compare(x.ArchiveID, y.ArchiveID))
 	})
 	aggregate(&doc)
-	doc.Sources = s.readiness(date, names, now)
+	doc.Sources = s.readiness(date, names, carried, now)
 	doc.Complete = true
 	for _, src := range doc.Sources {
 		if len(src.Awaited)+len(src.Missing) > 0 {
@@ -272,7 +267,7 @@ func aggregate(doc *SummaryJSON) {
 }
 
 // writeSummary renders date and writes it when Out does not already hold the same bytes.
-func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*archive, dups []*duplicate, ds *dateState, names []string, now time.Time) error {
+func (s *Summarizer) writeSummary(ctx context.Context, date string, archives []*archive, dups []*duplicate, ds *dateState, names *nameIndex, now time.Time) error {
 	if !ds.loaded {
 		if err := s.loadSummary(ctx, date, ds); err != nil {
 			return err
