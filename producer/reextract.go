@@ -35,6 +35,32 @@ func Reextract(ctx context.Context, deps Deps, archiveID string) error {
 	if err != nil {
 		return fmt.Errorf("reextract %s: %w", archiveID, err)
 	}
+	if err := publishRecord(ctx, deps, rec, now()); err != nil {
+		return fmt.Errorf("reextract %s: %w", archiveID, err)
+	}
+	if deps.Log != nil {
+		deps.Log.Info("re-extract requested", "archive", archiveID, "attempt", rec.Attempt, "uri", rec.URI)
+	}
+	return nil
+}
+
+// Reland publishes rec's ArchiveLanded again, as recorded (same attempt, so the same message id:
+// de-duplication keeps one if the first publish did happen). For a record in state landed whose
+// event a stopped process may not have published, when the file is no longer where it was
+// (pipeline's once run).
+func Reland(ctx context.Context, deps Deps, rec ledger.Record) error {
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := publishRecord(ctx, deps, rec, now()); err != nil {
+		return fmt.Errorf("publish the landed event of %s: %w", rec.ArchiveID, err)
+	}
+	return nil
+}
+
+// publishRecord publishes the ArchiveLanded of rec's current attempt from its ledger record.
+func publishRecord(ctx context.Context, deps Deps, rec ledger.Record, now time.Time) error {
 	var mtimeMs int64
 	if e, ok, err := deps.Ledger.GetPath(ctx, rec.URI); err == nil && ok && e.ArchiveID == rec.ArchiveID {
 		mtimeMs = e.MtimeMs
@@ -50,16 +76,10 @@ func Reextract(ctx context.Context, deps Deps, archiveID string) error {
 		Name:         rec.Name,
 		Size:         rec.Size,
 		MtimeUnixMs:  mtimeMs,
-		LandedUnixMs: now().UnixMilli(),
+		LandedUnixMs: now.UnixMilli(),
 		Partner:      partner,
 		Attempt:      rec.Attempt,
-		Replay:       true,
+		Replay:       rec.Attempt > 0,
 	}
-	if err := publishLanded(ctx, deps.Bus, ev); err != nil {
-		return fmt.Errorf("reextract %s: %w", archiveID, err)
-	}
-	if deps.Log != nil {
-		deps.Log.Info("re-extract requested", "archive", archiveID, "attempt", rec.Attempt, "uri", rec.URI)
-	}
-	return nil
+	return publishLanded(ctx, deps.Bus, ev)
 }

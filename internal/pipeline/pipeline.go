@@ -288,6 +288,21 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	if err != nil {
 		return nil, err
 	}
+	// What the ledger holds unfinished is read before any stage starts: the extractor fails an
+	// archive whose file has gone as soon as its event comes back, and a once run answers for it
+	// (a crashed run's work) even when that happens before the scan is done.
+	var unfinished []ledger.Record
+	if o.Once {
+		recs, err := e.Ledger.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		for _, r := range recs {
+			if r.State != ledger.Committed && r.State != ledger.Failed {
+				unfinished = append(unfinished, r)
+			}
+		}
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
@@ -329,8 +344,11 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 	if err != nil {
 		return stop(fmt.Errorf("scan landing: %w", err))
 	}
-	wait, workBytes, err := onceWork(gctx, e.Ledger, res)
+	wait, workBytes, err := onceWork(gctx, e.Ledger, res, unfinished)
 	if err != nil {
+		return stop(err)
+	}
+	if err := e.relandStuck(gctx, res, unfinished); err != nil {
 		return stop(err)
 	}
 	if o.OnWork != nil {
@@ -385,16 +403,18 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 }
 
 // onceWork completes res with what a once run answers for and returns the archives to wait for:
-// those the scan published (new, or landed again), and every archive the ledger holds in a
-// state that is not terminal — whether its file is unchanged since a run that crashed, a
-// re-extraction or dead-letter retry was requested since, or its file is gone (it then fails
-// with the reason, which is reported). Found is the landing area's archives plus those. bytes
-// is the size of the archives to wait for, as the ledger records them.
-func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) (wait []string, bytes int64, err error) {
+// those the scan published (new, or landed again), and every archive the ledger held in a state
+// that is not terminal when the run started (unfinished) or holds now — whether its file is
+// unchanged since a run that crashed, a re-extraction or dead-letter retry was requested since,
+// or its file is gone (it then fails with the reason, which is reported). Found is the landing
+// area's archives plus those. bytes is the size of the archives to wait for, as the ledger
+// records them.
+func onceWork(ctx context.Context, l *ledger.Ledger, res *Result, unfinished []ledger.Record) (wait []string, bytes int64, err error) {
 	recs, err := l.List(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read ledger: %w", err)
 	}
+
 	taken := map[string]bool{}
 	for _, id := range res.Scan.Landed {
 		taken[id] = true
@@ -407,9 +427,8 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) (wait []string
 			res.Resumed = append(res.Resumed, id)
 		}
 	}
-	for _, r := range recs {
-		switch r.State {
-		case ledger.Committed, ledger.Failed:
+	for _, r := range slices.Concat(unfinished, recs) { // unfinished holds no terminal state
+		if r.State == ledger.Committed || r.State == ledger.Failed {
 			continue
 		}
 		if !taken[r.ArchiveID] {
@@ -419,12 +438,12 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) (wait []string
 		}
 	}
 	found := maps.Clone(taken)
-	state := map[string]ledger.State{}
-	for _, r := range recs {
-		state[r.ArchiveID] = r.State
-		if taken[r.ArchiveID] {
-			bytes += r.Size
-		}
+	state, size := map[string]ledger.State{}, map[string]int64{}
+	for _, r := range slices.Concat(unfinished, recs) {
+		state[r.ArchiveID], size[r.ArchiveID] = r.State, r.Size
+	}
+	for id := range taken {
+		bytes += size[id]
 	}
 	res.done = map[string]bool{}
 	for _, id := range res.Scan.Seen {
@@ -436,6 +455,37 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result) (wait []string
 	res.Found = slices.Sorted(maps.Keys(found))
 	res.Taken = wait
 	return wait, bytes, nil
+}
+
+// relandStuck publishes again the ArchiveLanded of each archive the run waits for whose ledger
+// record was left in state landed by a run that stopped before publishing it, when the scan did
+// not (its file is gone, or moved): without the event no stage would ever take it up, and the
+// run would wait for it forever. The extractor then fails it with the reason (not found), which
+// the run reports. The event's message id is the one the first publish used, so an event that
+// was published after all is not stored twice.
+func (e *Env) relandStuck(ctx context.Context, res *Result, unfinished []ledger.Record) error {
+	scanned := map[string]bool{}
+	for _, id := range slices.Concat(res.Scan.Landed, res.Scan.Pending) {
+		scanned[id] = true
+	}
+	for _, r := range unfinished {
+		if r.State != ledger.Landed || scanned[r.ArchiveID] {
+			continue
+		}
+		rec, _, err := e.Ledger.Get(ctx, r.ArchiveID)
+		if err != nil {
+			return err
+		}
+		if rec.State != ledger.Landed || rec.Attempt != r.Attempt {
+			continue // taken up meanwhile: its event was out
+		}
+		e.Log.Info("publishing the landed event of an archive a stopped run left unpublished", "archive", rec.ArchiveID, "uri", rec.URI)
+		deps := producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}
+		if err := producer.Reland(ctx, deps, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reextractExpired re-extracts (a new attempt) each unfinished archive whose ledger record has not

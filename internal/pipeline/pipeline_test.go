@@ -2,8 +2,11 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +14,11 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/gen"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/producer"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -165,6 +170,53 @@ func TestRunOnceEndToEnd(t *testing.T) {
 	}
 	if got := checkTablesEqualInput(t, m2, h.bucket()); got != totalRows(m2) {
 		t.Fatalf("changed archive rows %d want %d", got, totalRows(m2))
+	}
+}
+
+// TestRunOnceAnswersForACrashedRunsGoneArchives: a run that crashed left two archives
+// unfinished whose files are then moved out of the landing area. One's landed event is out (the
+// extractor fails it "not found" as soon as it starts: before the once run's scan is done, it
+// used to leave the run's answer, which then said OK); the other's record was written but the
+// run stopped before its event (no stage would ever take it up: the once run waited forever).
+// Both must end failed and be reported (exit 2), next to the landing area's archives.
+func TestRunOnceAnswersForACrashedRunsGoneArchives(t *testing.T) {
+	h := newHarness(t, "", objstore.Options{})
+	m := generate(t, h.landing, 21)
+	ctx := t.Context()
+	var ids []string
+	for i, name := range []string{"partner_20250301_8.tar.gz", "partner_20250301_9.tar.gz"} {
+		rec := ledger.Record{ArchiveID: fmt.Sprintf("%020x", 0xa0+i), SHA256: strings.Repeat("ab", 32), Name: name, Size: 1000,
+			URI: (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(h.landing, name))}).String()}
+		if created, _, err := h.env.Ledger.Create(ctx, rec); err != nil || !created {
+			t.Fatalf("create %s: %v, created %v", rec.ArchiveID, err, created)
+		}
+		if i == 0 {
+			if err := producer.Reland(ctx, producer.Deps{Bus: h.env.Bus, Ledger: h.env.Ledger}, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, rec.ArchiveID)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	res, err := pipeline.Run(runCtx, h.env, h.opts, nil)
+	if err != nil {
+		t.Fatalf("run --once: %v", err)
+	}
+	if res.Code != 2 {
+		t.Errorf("exit code %d, want 2; findings %q", res.Code, res.Findings)
+	}
+	for _, id := range ids {
+		a := res.Status.Archives[id]
+		if !slices.Contains(res.Found, id) || a.State != summarizer.StateFailed || !strings.Contains(a.Reason, "not found") {
+			t.Errorf("archive %s: found %v, status %+v", id, slices.Contains(res.Found, id), a)
+		}
+		if !slices.ContainsFunc(res.Findings, func(f string) bool { return strings.Contains(f, id) && strings.Contains(f, "failed") }) {
+			t.Errorf("archive %s: not among the findings %q", id, res.Findings)
+		}
+	}
+	if got, want := res.Status.Totals.RowsOut, int64(totalRows(m)); got != want {
+		t.Errorf("rows out %d, want %d (the landing area's archives)", got, want)
 	}
 }
 
