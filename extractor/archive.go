@@ -173,6 +173,7 @@ const (
 	reasonSparse        = "sparse file"
 	reasonBadName       = "member name is not valid UTF-8"
 	reasonBadTable      = "table name contains control characters"
+	reasonBadDate       = "date is not a calendar date"
 	reasonTableAborted  = "table batch aborted"
 	reasonMarkerTooBig  = "too many members for one batch marker"
 	kindSkipped         = "skipped"

@@ -315,10 +315,13 @@ func (j *job) member(ctx context.Context, tr *tar.Reader, h *tar.Header) error {
 		j.reject(display, kind, reason, class, h.Size)
 		return nil
 	}
-	mn, ok := j.partner.ParseMember(j.partner.MatchTarget(name))
+	mn, err := j.partner.ParseMemberName(j.partner.MatchTarget(name))
 	switch {
-	case !ok:
+	case errors.Is(err, config.ErrNotTableFile):
 		j.reject(display, kindSkipped, reasonNotTable, reasonNotTable, h.Size)
+		return nil
+	case err != nil: // named as a table file, but not a valid one: its rows would go nowhere unseen
+		j.reject(display, kindRejected, err.Error(), reasonBadDate, h.Size)
 		return nil
 	case !utf8.ValidString(name):
 		j.reject(display, kindRejected, reasonBadName, reasonBadName, h.Size)

@@ -220,6 +220,10 @@ func TestExtractHostileAndOddMembers(t *testing.T) {
 		file("wide_20250101_b1.csv", "a,b\n"+many.String()+big+",x\n"),
 		file("wide_20250101_b2.csv", "a,b\n1,2\n"),
 		file("open_20250101_b1.csv", "a,b\n1,\"never closed\n2,3\n"),
+		// Named as a table file, but its date is no calendar date: rejected (a finding), not
+		// skipped as a file that is not a table's.
+		file("month13_20251301_b1.csv", "a\n1\n"),
+		file("day32_20250132_b1.csv", "a\n1\n"),
 	)
 	ev := landArchive(t, "hostile.tar.gz", data)
 	v.createRecord(t, ev)
@@ -247,6 +251,8 @@ func TestExtractHostileAndOddMembers(t *testing.T) {
 		"wide_20250101_b1.csv":            "rejected: record at line 202 exceeds max message size",
 		"wide_20250101_b2.csv":            "rejected: table batch aborted: record at line 202 exceeds max message size in member wide_20250101_b1.csv",
 		"open_20250101_b1.csv":            "rejected: unterminated quoted field at line 2",
+		"month13_20251301_b1.csv":         `rejected: date "20251301" is not a calendar date`,
+		"day32_20250132_b1.csv":           `rejected: date "20250132" is not a calendar date`,
 	}
 	for name, w := range want {
 		if rej[name] != w {

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -262,24 +263,36 @@ func (p *Partner) MatchTarget(member string) string {
 // name that is not a table file (it does not match, or the date is not a calendar date). The date
 // group may be written YYYYMMDD or YYYY-MM-DD.
 func (p *Partner) ParseMember(base string) (MemberName, bool) {
+	mn, err := p.ParseMemberName(base)
+	return mn, err == nil
+}
+
+// ErrNotTableFile: a member name member_pattern does not match.
+var ErrNotTableFile = errors.New("not a table file")
+
+// ParseMemberName is ParseMember saying why a name is not a table's: ErrNotTableFile when
+// member_pattern does not match (or leaves the table or batch empty); an error naming the date
+// when the pattern matches but its date group is no calendar date (20251301): a table file
+// misnamed, which the extractor rejects (a finding) rather than skips.
+func (p *Partner) ParseMemberName(base string) (MemberName, error) {
 	re := p.re
 	if re == nil {
 		re = regexp.MustCompile(p.MemberPattern)
 	}
 	m := re.FindStringSubmatch(base)
 	if m == nil {
-		return MemberName{}, false
+		return MemberName{}, ErrNotTableFile
 	}
 	mn := MemberName{Table: m[re.SubexpIndex("table")], Date: m[re.SubexpIndex("date")], Batch: m[re.SubexpIndex("batch")]}
 	if mn.Table == "" || mn.Batch == "" {
-		return MemberName{}, false
+		return MemberName{}, ErrNotTableFile
 	}
 	d, err := time.Parse("20060102", mn.Date)
 	if err != nil {
 		if d, err = time.Parse(time.DateOnly, mn.Date); err != nil {
-			return MemberName{}, false
+			return MemberName{}, fmt.Errorf("date %q is not a calendar date", mn.Date)
 		}
 	}
 	mn.ProcessDate = d.Format("2006-01-02")
-	return mn, true
+	return mn, nil
 }
