@@ -293,6 +293,14 @@ func (c *common) claimState(ctx context.Context, name string, cfg *bus.Config) (
 	case err != nil:
 		return nil, false, &exitError{code: exitFailure, err: err}
 	}
+	if !cfg.Clustered() && statedir.ClusteredStore(c.state) {
+		// A server started alone on a cluster node's store would answer from a stale copy, and
+		// what it wrote (a re-extraction, a dead-letter retry) the cluster discards when the node
+		// rejoins: the command would say done for something that never happens.
+		lock.Release()
+		return nil, false, &exitError{code: exitFailure, err: fmt.Errorf(
+			"%s is the store of a JetStream cluster node that is not running: point --nats at a live node of the cluster, or start the node again with its cluster flags (--nats-routes, docs/SCALING.md)", c.state)}
+	}
 	if cfg.Listen == "" {
 		// Loopback only, behind a token kept in the 0600 server.json: status, dlq, replay and
 		// reextract of the same --state reach this process through it.

@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/opsmetrics"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/merger"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -27,7 +28,11 @@ type ops struct {
 // newOps registers the JetStream collector and build_info on reg and starts the checks every
 // process shares: the connection is up and the streams exist.
 func newOps(b *bus.Bus, reg prometheus.Registerer, g prometheus.Gatherer) (*ops, error) {
-	o := &ops{js: opsmetrics.NewJetStream(b.JS, b.Subjects, opsmetrics.JetStreamOptions{}), reg: g}
+	durables := map[string][]string{b.Subjects.EventsStream(): {extractor.DefaultConsumer}}
+	for n := range b.Subjects.Partitions {
+		durables[b.Subjects.RowsStream()] = append(durables[b.Subjects.RowsStream()], merger.ConsumerName(n))
+	}
+	o := &ops{js: opsmetrics.NewJetStream(b.JS, b.Subjects, opsmetrics.JetStreamOptions{Durables: durables}), reg: g}
 	for _, c := range []prometheus.Collector{o.js, opsmetrics.NewBuildInfo()} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -56,7 +61,7 @@ func (o *ops) stageReady(name string, b *bus.Bus, po pipeline.Options) {
 		}
 		names := make([]string, len(parts))
 		for i, n := range parts {
-			names[i] = fmt.Sprintf("merger-p%d", n)
+			names[i] = merger.ConsumerName(n)
 		}
 		o.ready.Add("merger", o.js.ConsumersPresent(b.Subjects.RowsStream(), names...))
 	}

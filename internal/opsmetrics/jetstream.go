@@ -30,7 +30,13 @@ type JetStreamOptions struct {
 	RefreshEvery time.Duration
 	// Timeout bounds one refresh (default 3s): a scrape never hangs on a slow server.
 	Timeout time.Duration
-	Now     func() time.Time // nil: time.Now
+	// Durables are the durable consumers to report, by stream, each asked for by name. Nil: every
+	// durable consumer of the streams, found by listing them — a listing that waits on every
+	// consumer of the stream, other processes' ephemeral ones included, so on a cluster that lost
+	// a node it outlasted Timeout for minutes (the ephemeral consumers of that node's processes
+	// cannot answer) and /readyz failed on every node left.
+	Durables map[string][]string
+	Now      func() time.Time // nil: time.Now
 }
 
 // StreamState is one stream as the server reported it.
@@ -65,7 +71,8 @@ type Snapshot struct {
 }
 
 // JetStream is a prometheus.Collector over the server's view of sluice's streams and durable
-// consumers, read with one stream info per stream and one consumer listing per stream, cached for
+// consumers, read with one stream info per stream and one consumer info per durable consumer
+// (JetStreamOptions.Durables; else one consumer listing per stream), cached for
 // RefreshEvery. A refresh that fails counts in sluice_jetstream_info_errors_total and the last good
 // snapshot is exported meanwhile (its age is visible in sluice_jetstream_info_timestamp_seconds).
 type JetStream struct {
@@ -77,6 +84,7 @@ type JetStream struct {
 	errors         prometheus.Counter
 	descs          jsDescs
 	partitionOf    *regexp.Regexp
+	durables       map[string][]string
 
 	refreshMu sync.Mutex // one refresh at a time; held across the server requests
 	mu        sync.Mutex // leaf: snap
@@ -115,6 +123,7 @@ func NewJetStream(js jetstream.JetStream, subj bus.Subjects, o JetStreamOptions)
 			Help: "Refreshes of the stream and consumer information that failed (server unreachable, timeout)."}),
 		streamsOrder: []string{subj.RowsStream(), subj.EventsStream(), subj.DLQStream()},
 		partitionOf:  regexp.MustCompile(`^merger-p([0-9]+)$`),
+		durables:     o.Durables,
 		descs: jsDescs{
 			streamMsgs:     d("sluice_stream_messages", "Messages stored in the stream.", st),
 			streamBytes:    d("sluice_stream_bytes", "Bytes stored in the stream.", st),
@@ -223,6 +232,35 @@ func (j *JetStream) Snapshot(ctx context.Context) (Snapshot, error) {
 	return fresh, nil
 }
 
+// durableInfos are the durable consumers of stream that exist: those of j.durables asked for by
+// name, or, without them, every durable one of a listing.
+func (j *JetStream) durableInfos(ctx context.Context, st jetstream.Stream, stream string) ([]*jetstream.ConsumerInfo, error) {
+	var out []*jetstream.ConsumerInfo
+	if j.durables == nil {
+		lister := st.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			if ci.Config.Durable != "" { // ordered and replay consumers come and go with their process
+				out = append(out, ci)
+			}
+		}
+		if err := lister.Err(); err != nil {
+			return nil, fmt.Errorf("list consumers of %s: %w", stream, err)
+		}
+		return out, nil
+	}
+	for _, name := range j.durables[stream] {
+		c, err := st.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // not created yet: ConsumersPresent says so
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s of %s: %w", name, stream, err)
+		}
+		out = append(out, c.CachedInfo())
+	}
+	return out, nil
+}
+
 func (j *JetStream) read(ctx context.Context) (Snapshot, error) {
 	s := Snapshot{At: j.now(), Streams: map[string]StreamState{}, DeadLetters: map[string]uint64{}}
 	for _, name := range j.streamsOrder {
@@ -253,11 +291,11 @@ func (j *JetStream) read(ctx context.Context) (Snapshot, error) {
 			}
 			continue // nothing consumes dead letters durably
 		}
-		lister := st.ListConsumers(ctx)
-		for ci := range lister.Info() {
-			if ci.Config.Durable == "" {
-				continue // ordered and replay consumers come and go with their process
-			}
+		infos, err := j.durableInfos(ctx, st, name)
+		if err != nil {
+			return s, err
+		}
+		for _, ci := range infos {
 			c := ConsumerState{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending,
 				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting, AckFloor: ci.AckFloor.Stream}
 			if m := j.partitionOf.FindStringSubmatch(ci.Name); m != nil {
@@ -270,9 +308,6 @@ func (j *JetStream) read(ctx context.Context) (Snapshot, error) {
 				c.LastDelivery = *ci.Delivered.Last
 			}
 			s.Consumers = append(s.Consumers, c)
-		}
-		if err := lister.Err(); err != nil {
-			return s, fmt.Errorf("list consumers of %s: %w", name, err)
 		}
 	}
 	slices.SortFunc(s.Consumers, func(a, b ConsumerState) int {

@@ -170,3 +170,11 @@ func HasStore(dir string) bool {
 	fi, err := os.Stat(filepath.Join(dir, storeName))
 	return err == nil && fi.IsDir()
 }
+
+// ClusteredStore reports whether dir's embedded store belongs to a node of a JetStream cluster:
+// nats-server keeps the cluster's meta group (its Raft log) in $SYS/_js_/_meta_ of the store,
+// which a standalone server never creates.
+func ClusteredStore(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, storeName, "jetstream", "$SYS", "_js_", "_meta_"))
+	return err == nil && fi.IsDir()
+}
