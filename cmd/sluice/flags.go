@@ -210,11 +210,11 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 			return nil, nil, err
 		}
 	}
-	if lock != nil && !joined && !joinsLiveStore[name] && !cfg.Clustered() {
+	if lock != nil && !joined && !joinsLiveStore[name] && c.soleServer() {
 		// This process owns the store and its server just started: every delivery still
 		// outstanding belongs to a process that died. Hand them back now rather than after
-		// AckWait (bus.RecoverDeliveries). Not on a cluster node: the other nodes' processes
-		// hold deliveries too.
+		// AckWait (bus.RecoverDeliveries). Not on a cluster node, nor on a server other stages
+		// join (--nats-listen): their processes hold deliveries too, and may still be alive.
 		rec, err := b.RecoverDeliveries(ctx)
 		if err != nil {
 			closeBus()
@@ -251,6 +251,14 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 		}
 	}
 	return e, func() { stopMetrics(); e.Close(); closeBus() }, nil
+}
+
+// soleServer reports whether this process's server is one no other process's stages use: an
+// embedded server that is neither a cluster node nor listening for other stages (--nats-listen).
+// Only then is every outstanding delivery at start a dead process's (handed back at once), and
+// every unfinished upload in --out a dead writer's (ReclaimStale).
+func (c *common) soleServer() bool {
+	return c.nats == "" && c.natsClusterListen == "" && c.natsListen == ""
 }
 
 // claimState decides how a command without --nats uses --state. It takes the state dir's lock

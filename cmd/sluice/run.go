@@ -82,9 +82,8 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
-	// This process owns --state and runs every stage; not on an embedded cluster node, whose
-	// peers write the same output.
-	o.ReclaimStale = c.nats == "" && c.natsClusterListen == ""
+	// Only a process whose server no other stage uses owns --out alone.
+	o.ReclaimStale = c.soleServer()
 	if s.httpAddr != "" {
 		stopUI, err := startUI(ctx, e, o.Out, o.S3, s.httpAddr)
 		if err != nil {

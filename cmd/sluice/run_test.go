@@ -23,3 +23,27 @@ func TestRunSummaryVerdict(t *testing.T) {
 		t.Fatalf("run summary:\n%s", got)
 	}
 }
+
+// TestSoleServer: only an embedded server no other process's stages use makes its owner hand back
+// every outstanding delivery at start and reclaim --out's unfinished uploads; a host other stages
+// join (--nats-listen) did both to stages still alive (a user trial).
+func TestSoleServer(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--nats-listen", "0.0.0.0:4222"}, false},
+		{[]string{"--nats", "nats://nats:4222"}, false},
+		{[]string{"--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223"}, false},
+		{[]string{"--metrics-addr", "127.0.0.1:9090"}, true},
+	} {
+		cm, _, _, _ := newRunFlags()
+		if err := cm.fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := cm.soleServer(); got != c.want {
+			t.Errorf("%q: soleServer %v, want %v", c.args, got, c.want)
+		}
+	}
+}
