@@ -171,9 +171,11 @@ var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": t
 // nothing to show, and starting an empty embedded server would print an empty table.
 var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true}
 
-// readOnly are the commands that never create or update streams (the dashboard): they use what
-// the stages made, with the settings the stages gave it.
-var readOnly = map[string]bool{"ui": true}
+// readOnly are the commands that never create or update streams (the dashboard and the operator's
+// tools): they use what the stages made, with the settings the stages gave it. `status --nats`
+// against a cluster used to ensure the streams with its own default of one replica — warning on
+// every call, and creating them at one replica on a server the stages had not set up yet.
+var readOnly = map[string]bool{"ui": true, "status": true, "dlq": true, "replay": true, "reextract": true}
 
 func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(), error) {
 	log := c.logger()

@@ -91,3 +91,35 @@ func TestEndpointsOfARunningPipeline(t *testing.T) {
 		}
 	}
 }
+
+// TestToolsCreateNoStreams: the operator's tools use the streams the stages made. `status --nats`
+// against a server the stages have not set up fails instead of creating them (it created them
+// with its own default of one replica, which a cluster's stages then found and kept).
+func TestToolsCreateNoStreams(t *testing.T) {
+	b := bustest.New(t)
+	ctx := t.Context()
+	for name := range b.JS.StreamNames(ctx).Name() {
+		if err := b.JS.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"status"}, {"dlq", "list"}} {
+		var err error
+		switch args[0] {
+		case "status":
+			err = cmdStatus(ctx, []string{"--nats", b.Server.ClientURL(), "--log-level", "error"})
+		case "dlq":
+			err = cmdDLQ(ctx, []string{"list", "--nats", b.Server.ClientURL(), "--log-level", "error"})
+		}
+		if exitCode(err) != exitFailure {
+			t.Errorf("%s on a server without sluice's streams: %v, want exit %d", args[0], err, exitFailure)
+		}
+	}
+	var names []string
+	for name := range b.JS.StreamNames(ctx).Name() {
+		names = append(names, name)
+	}
+	if len(names) > 0 {
+		t.Errorf("the tools created streams %q", names)
+	}
+}
