@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/statedir"
@@ -241,18 +238,14 @@ func eventsLeader(t *testing.T, state string, listen []string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(srv.URL, nats.Token(srv.Token))
+	b, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL, Token: srv.Token, Subjects: bus.DefaultSubjects}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer b.Close()
 	var leader string
 	if !waitFor(t, time.Minute, "the events stream's leader", func() bool {
-		st, err := js.Stream(t.Context(), bus.DefaultSubjects.EventsStream())
+		st, err := b.JS.Stream(t.Context(), b.Subjects.EventsStream())
 		if err == nil && st.CachedInfo().Cluster != nil {
 			leader = st.CachedInfo().Cluster.Leader
 		}
