@@ -67,11 +67,11 @@ type nameIndex struct {
 func newNameIndex(sorted []string) *nameIndex {
 	ix := &nameIndex{all: sorted, digits: map[string][]string{}}
 	for _, n := range sorted {
-		var last string // a name holding the same run twice is filed once
+		var filed []string // a name holding the same run twice is filed once
 		for i := 0; i+8 <= len(n); i++ {
-			if w := n[i : i+8]; allDigits(w) && w != last {
+			if w := n[i : i+8]; allDigits(w) && !slices.Contains(filed, w) {
 				ix.digits[w] = append(ix.digits[w], n)
-				last = w
+				filed = append(filed, w)
 			}
 		}
 	}

@@ -206,7 +206,13 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 		return nil, nil, err
 	}
 	closeBus := func() { b.Close(); release() }
-	if !joined && !readOnly[name] { // a live owner already ensured its streams with its own settings
+	switch {
+	case readOnly[name]:
+		if err := b.AwaitLedger(ctx); err != nil {
+			closeBus()
+			return nil, nil, fmt.Errorf("sluice's streams: %w", err)
+		}
+	case !joined: // a live owner already ensured its streams with its own settings
 		if err := b.Ensure(ctx); err != nil {
 			closeBus()
 			return nil, nil, err

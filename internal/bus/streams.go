@@ -21,8 +21,22 @@ import (
 // stream, its retention policy) are an error instead. Ensure is idempotent and safe to call from
 // every process at start-up; it retries while JetStream is unavailable (a cluster electing its
 // meta leader), for at most a minute (five for an embedded cluster node).
-func (b *Bus) Ensure(ctx context.Context) error {
-	out := NewOutage(b.log, "ensure streams", 5*time.Second)
+func (b *Bus) Ensure(ctx context.Context) error { return b.retry(ctx, "ensure streams", b.ensureOnce) }
+
+// AwaitLedger waits, as Ensure does, until the ledger bucket answers, for the commands that use
+// the streams the stages made without creating them: during a cluster's election they wait for it
+// instead of failing, and without sluice's streams they fail at once (not found is not transient).
+func (b *Bus) AwaitLedger(ctx context.Context) error {
+	return b.retry(ctx, "reach the ledger", func(ctx context.Context) error {
+		_, err := b.Ledger(ctx)
+		return err
+	})
+}
+
+// retry runs pass until it succeeds or fails for a reason that is not transient, within a minute
+// (five on a cluster node).
+func (b *Bus) retry(ctx context.Context, what string, pass func(context.Context) error) error {
+	out := NewOutage(b.log, what, 5*time.Second)
 	budget := time.Minute
 	if b.Cfg.Clustered() { // the first node waits for the others to elect a meta leader
 		budget = 5 * time.Minute
@@ -35,7 +49,7 @@ func (b *Bus) Ensure(ctx context.Context) error {
 		// waiting for it until the budget ran out left three embedded nodes started together
 		// without streams (TestRunClusterSurvivesKill).
 		actx, acancel := context.WithTimeout(ctx, min(ensureFirstAttempt<<min(attempt, 8), ensureAttempt))
-		err := b.ensureOnce(actx)
+		err := pass(actx)
 		acancel()
 		if err == nil || !Transient(err) {
 			out.OK()

@@ -458,11 +458,10 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result, unfinished []l
 }
 
 // relandStuck publishes again the ArchiveLanded of each archive the run waits for whose ledger
-// record was left in state landed by a run that stopped before publishing it, when the scan did
-// not (its file is gone, or moved): without the event no stage would ever take it up, and the
-// run would wait for it forever. The extractor then fails it with the reason (not found), which
-// the run reports. The event's message id is the one the first publish used, so an event that
-// was published after all is not stored twice.
+// record was left in state landed by a run that stopped before publishing it (its path is not
+// indexed), when the scan did not (its file is gone, or moved): without the event no stage would
+// ever take it up, and the run would wait for it forever. The extractor then fails it with the
+// reason (not found), which the run reports.
 func (e *Env) relandStuck(ctx context.Context, res *Result, unfinished []ledger.Record) error {
 	scanned := map[string]bool{}
 	for _, id := range slices.Concat(res.Scan.Landed, res.Scan.Pending) {
@@ -478,6 +477,14 @@ func (e *Env) relandStuck(ctx context.Context, res *Result, unfinished []ledger.
 		}
 		if rec.State != ledger.Landed || rec.Attempt != r.Attempt {
 			continue // taken up meanwhile: its event was out
+		}
+		// The producer indexes a path only after publishing its event (and reextract keeps the
+		// index): an indexed path means the event went out, perhaps longer ago than the
+		// de-duplication window, and a second one would be stored.
+		if pe, ok, err := e.Ledger.GetPath(ctx, rec.URI); err != nil {
+			return err
+		} else if ok && pe.ArchiveID == rec.ArchiveID {
+			continue
 		}
 		e.Log.Info("publishing the landed event of an archive a stopped run left unpublished", "archive", rec.ArchiveID, "uri", rec.URI)
 		deps := producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}

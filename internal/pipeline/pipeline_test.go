@@ -178,20 +178,28 @@ func TestRunOnceEndToEnd(t *testing.T) {
 // extractor fails it "not found" as soon as it starts: before the once run's scan is done, it
 // used to leave the run's answer, which then said OK); the other's record was written but the
 // run stopped before its event (no stage would ever take it up: the once run waited forever).
-// Both must end failed and be reported (exit 2), next to the landing area's archives.
+// A third had its event out and its path indexed. All must end failed and be reported (exit 2),
+// next to the landing area's archives.
 func TestRunOnceAnswersForACrashedRunsGoneArchives(t *testing.T) {
 	h := newHarness(t, "", objstore.Options{})
 	m := generate(t, h.landing, 21)
 	ctx := t.Context()
+	var logs bustest.Logs
+	h.env.Log = logs.Logger()
 	var ids []string
-	for i, name := range []string{"partner_20250301_8.tar.gz", "partner_20250301_9.tar.gz"} {
+	for i, name := range []string{"partner_20250301_8.tar.gz", "partner_20250301_9.tar.gz", "partner_20250301_10.tar.gz"} {
 		rec := ledger.Record{ArchiveID: fmt.Sprintf("%020x", 0xa0+i), SHA256: strings.Repeat("ab", 32), Name: name, Size: 1000,
 			URI: (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(h.landing, name))}).String()}
 		if created, _, err := h.env.Ledger.Create(ctx, rec); err != nil || !created {
 			t.Fatalf("create %s: %v, created %v", rec.ArchiveID, err, created)
 		}
-		if i == 0 {
+		if i != 1 {
 			if err := producer.Reland(ctx, producer.Deps{Bus: h.env.Bus, Ledger: h.env.Ledger}, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 2 {
+			if err := h.env.Ledger.PutPath(ctx, ledger.PathEntry{URI: rec.URI, Size: rec.Size, ArchiveID: rec.ArchiveID}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -217,6 +225,9 @@ func TestRunOnceAnswersForACrashedRunsGoneArchives(t *testing.T) {
 	}
 	if got, want := res.Status.Totals.RowsOut, int64(totalRows(m)); got != want {
 		t.Errorf("rows out %d, want %d (the landing area's archives)", got, want)
+	}
+	if !strings.Contains(logs.String(), "left unpublished\" archive="+ids[1]) {
+		t.Errorf("archive %s: its landed event was not published", ids[1])
 	}
 }
 
