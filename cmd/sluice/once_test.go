@@ -305,14 +305,16 @@ func TestStateDirOwnedByOneProcess(t *testing.T) {
 	}
 }
 
-// openEnv opens the store of state (creating it) the way `sluice replay` does.
+// openEnv opens the store of state (creating it and its streams) as a stage does.
 func openEnv(ctx context.Context, t *testing.T, state string) (*pipeline.Env, func(), error) {
 	t.Helper()
-	c := newCommon("replay")
+	// Set up as a stage is, which ensures the streams (the operator's tools use what is there, and
+	// a fresh --state has nothing).
+	c := newCommon("producer")
 	if err := c.parse([]string{"--state", state, "--log-level", "warn"}); err != nil {
 		return nil, nil, err
 	}
-	return c.setup(ctx, "replay")
+	return c.setup(ctx, "producer")
 }
 
 // runOnce runs cmdRun in-process and returns its exit code and stdout.
