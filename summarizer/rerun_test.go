@@ -55,6 +55,12 @@ func TestDeadLetteredTableCommittedLater(t *testing.T) {
 	if a := st.Archives[f.id]; a.State != summarizer.StateFailed || !strings.Contains(a.Reason, "dead-lettered") {
 		t.Fatalf("after the dead letter: %+v", a)
 	}
+	// The dead-lettered table is never committed, so never checked: it does not leave the date's
+	// check PENDING (with nothing pending) once the committed tables are checked.
+	waitStatus(t, s, func(st summarizer.Status) bool { return st.Dates[day].Written && st.Dates[day].CheckOK })
+	if doc, _ := e.summary(t, day); doc.Check != summarizer.CheckOK || len(doc.Failed) != 1 {
+		t.Errorf("summary after the dead letter: check %s, failed %+v", doc.Check, doc.Failed)
+	}
 
 	c := e.commit(t, f, last)
 	c.Replay = true

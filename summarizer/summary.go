@@ -237,6 +237,10 @@ func aggregate(doc *SummaryJSON) {
 			case at.Check == CheckFail:
 				tj.Check = CheckFail
 				t.CheckFailures++
+			case at.Check == "" && e.State == StateFailed:
+				// A failed archive's tables are not checked (runChecks takes complete archives
+				// only): the failure is the archive's, listed as such. They left the date PENDING
+				// with nothing pending.
 			case at.Check == "" && tj.Check != CheckFail:
 				tj.Check = CheckPending
 			}

@@ -580,8 +580,8 @@ func Verdict(ctx context.Context, st summarizer.Status, found []string, done map
 			note(1, "%s: summary not written", d)
 			continue
 		case !ds.CheckOK:
-			// A failed archive of the date (reported above) makes its summary say FAIL too; a
-			// post-merge check mismatch is a failure at the archive level.
+			// A post-merge check mismatch is a failure at the archive level (above); a date's
+			// check that is not OK without one (still PENDING) is a finding.
 			note(2, "%s: the summary's check is not OK (%s)", d, ds.Key)
 		}
 		if len(ds.Missing) > 0 {
