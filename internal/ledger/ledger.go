@@ -141,8 +141,20 @@ func (l *Ledger) Create(ctx context.Context, rec Record) (created bool, existing
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return false, Record{}, fmt.Errorf("create archive %s: %w", rec.ArchiveID, err)
 	}
-	existing, _, err = l.Get(ctx, rec.ArchiveID)
-	return false, existing, err
+	// The key exists, but KV reads are direct gets that any replica answers: one that has not yet
+	// applied another producer's create (three producers on one landing area) says not found. The
+	// record is there; read it again for a moment rather than fail the scan.
+	for wait := 25 * time.Millisecond; ; wait *= 2 {
+		existing, _, err = l.Get(ctx, rec.ArchiveID)
+		if !errors.Is(err, ErrNotFound) || wait > 2*time.Second {
+			return false, existing, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, Record{}, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Update applies fn to the current record with compare-and-set, retrying on conflict. fn may

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
 	"github.com/sluice-dev/sluice/internal/ledger"
 )
@@ -65,5 +67,45 @@ func TestLedgerCreateTransitionCAS(t *testing.T) {
 	p, ok, err := l.GetPath(ctx, "file:///a.tar.gz")
 	if err != nil || !ok || p.ArchiveID != "abc" {
 		t.Fatalf("path %+v %v %v", p, ok, err)
+	}
+}
+
+// laggingKV is a bucket read through a replica that has not yet applied the last writes: its
+// first misses reads say not found.
+type laggingKV struct {
+	jetstream.KeyValue
+	misses int
+}
+
+func (k *laggingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.misses > 0 {
+		k.misses--
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// TestCreateOfAnArchiveAnotherProducerJustCreated: Create finds the key taken, then reads the
+// record through a replica that has not applied that create yet (KV reads are direct gets, any
+// replica answers): it reads again instead of failing the scan with "ledger: not found" (three
+// producers sharing a landing area logged it as an error on an ordinary feed).
+func TestCreateOfAnArchiveAnotherProducerJustCreated(t *testing.T) {
+	b := bustest.New(t)
+	ctx := t.Context()
+	kv, err := b.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := ledger.Record{ArchiveID: "a1", URI: "file:///landing/a1.tar.gz", Name: "a1.tar.gz"}
+	if created, _, err := ledger.New(kv, nil).Create(ctx, rec); err != nil || !created {
+		t.Fatalf("first create: %v, created %v", err, created)
+	}
+	lag := &laggingKV{KeyValue: kv, misses: 2}
+	created, existing, err := ledger.New(lag, nil).Create(ctx, rec)
+	if err != nil || created || existing.ArchiveID != "a1" || existing.State != ledger.Landed {
+		t.Fatalf("second create: %v, created %v, existing %+v", err, created, existing)
+	}
+	if lag.misses != 0 {
+		t.Fatalf("%d stale reads left", lag.misses)
 	}
 }
