@@ -24,6 +24,10 @@ const dlqUsage = "usage: sluice dlq list | show SEQ | retry SEQ|--all [flags]"
 
 // cmdDLQ lists, shows and retries dead letters (internal/dlq).
 func cmdDLQ(ctx context.Context, args []string) error {
+	if helpOnly(args) {
+		fmt.Println(dlqUsage + "\n(`sluice dlq ACTION --help` lists an action's flags)")
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return &exitError{code: exitUsage, err: errors.New(dlqUsage)}
 	}

@@ -21,6 +21,10 @@ const dqUsage = "usage: sluice dq suggest --table T --out OUT [--days N]"
 // --days process dates from <out>/_dq/profiles/ and prints a `quality:` block to paste into the
 // partner configuration (quality.Suggest says what it proposes and why each rule holds).
 func cmdDQ(ctx context.Context, args []string) error {
+	if helpOnly(args) {
+		fmt.Println(dqUsage + "\n(`sluice dq suggest --help` lists its flags)")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "suggest" {
 		return &exitError{code: exitUsage, err: errors.New(dqUsage)}
 	}

@@ -325,6 +325,12 @@ func (c *common) claimState(ctx context.Context, name string, cfg *bus.Config) (
 	return lock, false, nil
 }
 
+// helpOnly reports whether args ask for help alone (-h, -help, --help): a usage asked for exits 0,
+// as every flag set's --help does; a wrong command line exits 64.
+func helpOnly(args []string) bool {
+	return len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
+
 // reachable reports whether a TCP connection to a nats:// URL opens.
 func reachable(u string) bool {
 	host := strings.TrimPrefix(u, "nats://")

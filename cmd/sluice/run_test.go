@@ -47,3 +47,13 @@ func TestSoleServer(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCommandHelpExitsZero: `sluice <command> -h` is a usage asked for, exit 0, for every
+// command (dlq, dq and version exited 64, as for a wrong command line).
+func TestEveryCommandHelpExitsZero(t *testing.T) {
+	for _, c := range commands() {
+		if err := c.run(t.Context(), []string{"-h"}); exitCode(err) != 0 {
+			t.Errorf("sluice %s -h: %v (exit %d)", c.name, err, exitCode(err))
+		}
+	}
+}

@@ -49,6 +49,10 @@ func versionString() string {
 func printVersion(w io.Writer) { fmt.Fprintln(w, versionString()) }
 
 func cmdVersion(_ context.Context, args []string) error {
+	if helpOnly(args) {
+		fmt.Println("usage: sluice version (prints the module version and VCS revision)")
+		return nil
+	}
 	if len(args) > 0 {
 		return &exitError{code: exitUsage, err: fmt.Errorf("usage: sluice version")}
 	}
