@@ -1073,3 +1073,26 @@ func TestExpiredArchivesCarriedOver(t *testing.T) {
 		t.Fatalf("summary archives %d totals %+v", len(doc.Archives), doc.Totals)
 	}
 }
+
+// TestArchiveWithoutATableSaysWhy: an archive from which no member was taken as a table is done,
+// and a finding of `run --once`, which says the reason is in the summary: summary.json gives it
+// and summary.txt lists it.
+func TestArchiveWithoutATableSaysWhy(t *testing.T) {
+	e := newEnv(t, nil)
+	s, _ := e.start(t)
+	sub := e.b.Subjects
+	f := goodArchive("a0000000000000000041", "acme_20250102_9.tar.gz")
+	f.tables = nil
+	e.pub(t, sub.Landed(), f.landed())
+	seq := e.pub(t, sub.Extracted(), f.extracted())
+	waitStatus(t, s, func(st summarizer.Status) bool {
+		return st.Seq >= seq && st.Archives[f.id].State == summarizer.StateCommitted && st.Dates[day].Written
+	})
+	doc, txt := e.summary(t, day)
+	if len(doc.Archives) != 1 || doc.Archives[0].Reason != "no member was taken as a table: its only member was skipped or rejected (see below)" {
+		t.Fatalf("summary.json archives %+v", doc.Archives)
+	}
+	if !strings.Contains(txt, "ARCHIVES WITHOUT A TABLE") || !strings.Contains(txt, "no member was taken as a table") {
+		t.Errorf("summary.txt does not list it:\n%s", txt)
+	}
+}

@@ -111,6 +111,16 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 	for _, rj := range ex.GetRejected() {
 		e.Rejected = append(e.Rejected, RejectedJSON{Member: rj.GetMember(), Kind: rj.GetKind(), Reason: rj.GetReason(), Size: rj.GetSize()})
 	}
+	if verdict == StateCommitted && len(ex.GetTables()) == 0 {
+		// Done, with nothing taken: a finding of `run --once`, and said here with its reason.
+		e.Reason = "no member was taken as a table: no members"
+		switch n := len(ex.GetRejected()); {
+		case n == 1:
+			e.Reason = "no member was taken as a table: its only member was skipped or rejected (see below)"
+		case n > 1:
+			e.Reason = fmt.Sprintf("no member was taken as a table: its %d members were skipped or rejected (see below)", n)
+		}
+	}
 	if verdict == StateCommitted && a.landed != nil && a.landed.GetLandedUnixMs() > 0 && lastCommit > 0 {
 		e.LandedToDoneMs = lastCommit - a.landed.GetLandedUnixMs()
 	}

@@ -124,8 +124,8 @@ type ArchiveJSON struct {
 	Partner           string             `json:"partner,omitempty"`
 	Attempt           uint32             `json:"attempt"`
 	State             ArchiveState       `json:"state"`
-	Reason            string             `json:"reason,omitempty"`
-	Check             string             `json:"check,omitempty"` // OK | FAIL once checked
+	Reason            string             `json:"reason,omitempty"` // why it failed, or why a committed one took no table
+	Check             string             `json:"check,omitempty"`  // OK | FAIL once checked
 	Dates             []string           `json:"process_dates"`
 	CompressedBytes   int64              `json:"compressed_bytes,omitempty"`
 	UncompressedBytes int64              `json:"uncompressed_bytes,omitempty"`

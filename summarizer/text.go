@@ -93,6 +93,13 @@ func renderText(doc SummaryJSON) []byte {
 		failed.add(f.Name, f.ArchiveID, f.Reason)
 	}
 	section(&b, "FAILED ARCHIVES", failed)
+	empty := newTextTable("archive", "id", "reason")
+	for _, a := range doc.Archives {
+		if a.State == StateCommitted && a.Reason != "" {
+			empty.add(a.Name, a.ArchiveID, a.Reason)
+		}
+	}
+	section(&b, "ARCHIVES WITHOUT A TABLE", empty)
 	rejected := newTextTable("archive", "member", "kind", ">size", "reason")
 	for _, r := range doc.Rejected {
 		rejected.add(r.Archive, r.Member, r.Kind, bytesStr(r.Size), r.Reason)
