@@ -337,6 +337,18 @@ func failedByMerger(ev *sluicev1.ArchiveFailed, msgID string) bool {
 	return false
 }
 
+// committedTables are the tables the current attempt committed, by name, as table counts whose
+// rows are the commit's rows in and without members (for an attempt whose extraction event is
+// missing).
+func (a *archive) committedTables() []*sluicev1.TableCount {
+	var ts []*sluicev1.TableCount
+	byTable := a.commits[a.attempt]
+	for _, name := range sortedKeys(byTable) {
+		ts = append(ts, &sluicev1.TableCount{Table: name, Rows: byTable[name].GetRowsIn()})
+	}
+	return ts
+}
+
 // tableCommit returns the commit of table for the current attempt.
 func (a *archive) tableCommit(table string) *sluicev1.BatchCommitted {
 	return a.commits[a.attempt][table]

@@ -42,6 +42,11 @@ func (st *state) snapshot() Status {
 					as.RowsOut += c.GetRowsOut()
 				}
 			}
+		} else {
+			for _, tc := range a.committedTables() { // committed without an extraction event (summary.go)
+				c := a.tableCommit(tc.GetTable())
+				as.RowsIn, as.RowsOut, as.Quarantined = as.RowsIn+c.GetRowsIn(), as.RowsOut+c.GetRowsOut(), as.Quarantined+c.GetQuarantined()
+			}
 		}
 		out.Archives[id] = as
 		t.Archives++

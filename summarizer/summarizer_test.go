@@ -1096,3 +1096,41 @@ func TestArchiveWithoutATableSaysWhy(t *testing.T) {
 		t.Errorf("summary.txt does not list it:\n%s", txt)
 	}
 }
+
+// TestFailedAttemptsCommittedTablesListed: a run that crashed after publishing every chunk and
+// marker of an archive, whose re-extraction then failed (the file gone), leaves tables committed
+// by the merger and no extraction event: the failed archive's summary lists their objects and
+// rows, which are in the lake (it said objects 0, rows out 0 — a user trial).
+func TestFailedAttemptsCommittedTablesListed(t *testing.T) {
+	e := newEnv(t, nil)
+	s, _ := e.start(t)
+	sub := e.b.Subjects
+	f := goodArchive("a0000000000000000051", "acme_20250102_5.tar.gz")
+	e.pub(t, sub.Landed(), f.landed())
+	for _, tb := range f.tables[:2] {
+		e.pub(t, sub.Committed(), e.commit(t, f, tb.name))
+	}
+	seq := e.pubFailed(t, &sluicev1.ArchiveFailed{ArchiveId: f.id, Name: f.name, Reason: "archive not found: file:///landing/" + f.name,
+		FailedUnixMs: t0.UnixMilli(), Origin: sluicev1.Stage_STAGE_EXTRACTOR}, f.id+".0.failed")
+	st := waitStatus(t, s, func(st summarizer.Status) bool {
+		return st.Seq >= seq && st.Archives[f.id].State == summarizer.StateFailed && st.Dates[day].Written
+	})
+	if as := st.Archives[f.id]; as.RowsOut != 7 || as.RowsIn != 8 {
+		t.Errorf("status: rows in %d, out %d; want 8 and 7", as.RowsIn, as.RowsOut)
+	}
+	doc, _ := e.summary(t, day)
+	if len(doc.Archives) != 1 {
+		t.Fatalf("archives %+v", doc.Archives)
+	}
+	a := doc.Archives[0]
+	var tables []string
+	objects := 0
+	for _, x := range a.Tables {
+		tables = append(tables, x.Table)
+		objects += len(x.Objects)
+	}
+	if !slices.Equal(tables, []string{"customers", "orders"}) || objects != 2 || a.RowsOut != 7 || a.RowsIn != 8 ||
+		doc.Totals.Objects != 2 || doc.Totals.RowsOut != 7 || len(doc.Failed) != 1 {
+		t.Errorf("failed archive's entry: tables %v, objects %d, rows in %d, out %d; totals %+v", tables, objects, a.RowsIn, a.RowsOut, doc.Totals)
+	}
+}

@@ -32,13 +32,19 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 		}
 	}
 	ex := a.extracted
+	tables := ex.GetTables()
 	if ex == nil {
-		return e
+		// No extraction event for this attempt, but tables committed all the same: a run that
+		// crashed after publishing every chunk and marker, whose re-extraction then failed (the
+		// file gone or changed). Their objects are in the lake: listed, with what they hold.
+		if tables = a.committedTables(); len(tables) == 0 {
+			return e
+		}
 	}
 	e.CompressedBytes, e.UncompressedBytes, e.ExtractMs = ex.GetCompressedBytes(), ex.GetUncompressedBytes(), ex.GetDurationMs()
 	var lastCommit int64
 	multi := len(e.Dates) > 1
-	for _, t := range ex.GetTables() {
+	for _, t := range tables {
 		c := a.tableCommit(t.GetTable())
 		te := ArchiveTableJSON{Table: t.GetTable(), Objects: []ObjectJSON{}}
 		// Rows in for this date: the members of this date; a table without member detail (and

@@ -554,6 +554,9 @@ func Verdict(ctx context.Context, st summarizer.Status, found []string, done map
 			note(1, "archive %s (%s): not finished", a.Name, id)
 		case a.Checked && !a.CheckOK:
 			note(1, "archive %s (%s): check failed: %s", a.Name, id, a.Reason)
+		case a.State == summarizer.StateFailed && a.RowsOut > 0:
+			note(2, "archive %s (%s) failed: %s — %d rows of it were committed all the same (their objects are listed in the summary)",
+				a.Name, id, a.Reason, a.RowsOut)
 		case a.State == summarizer.StateFailed:
 			note(2, "archive %s (%s) failed: %s", a.Name, id, a.Reason)
 		case a.State == summarizer.StateCommitted && a.Tables == 0:

@@ -45,6 +45,9 @@ func TestVerdict(t *testing.T) {
 			code: 1, finding: "check failed: rows in 5 != footer rows 4"},
 		{name: "failed", archive: func(a *summarizer.ArchiveStatus) { a.State, a.Reason = summarizer.StateFailed, "corrupt gzip" },
 			code: 2, finding: "failed: corrupt gzip"},
+		{name: "failed with rows committed", archive: func(a *summarizer.ArchiveStatus) {
+			a.State, a.Reason, a.RowsOut = summarizer.StateFailed, "archive not found", 7
+		}, code: 2, finding: "failed: archive not found — 7 rows of it were committed all the same"},
 		{name: "no table", archive: func(a *summarizer.ArchiveStatus) {
 			a.Tables, a.Skipped, a.SkipReasons = 0, 2, []string{"not a table file"}
 		},
