@@ -111,11 +111,17 @@ func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 // offline"): a replicated stream, bucket or consumer cannot be placed while its peers are down.
 const errCodeNoPeers jetstream.ErrorCode = 10005
 
+// errCodeDupInProcess is nats-server's JSStreamDuplicateMessageConflict ("duplicate message id is
+// in process", 409): a replicated stream is storing a message with the same Nats-Msg-Id that
+// another process published a moment before (two summarizers writing the same date's event).
+// Publishing again shortly is answered as a duplicate, which is success.
+const errCodeDupInProcess jetstream.ErrorCode = 10158
+
 // Transient reports whether err is one a retry may cure: the server or the cluster is briefly
 // unavailable (no responders while a leader is elected or a node restarts, a timeout, a
 // disconnected client, a JetStream API answering 5xx, a replicated asset that cannot be placed
-// while peers are offline, a pull ended by a leader change or a server shutdown). A bad
-// request, a missing stream and a closed connection are not.
+// while peers are offline, a pull ended by a leader change or a server shutdown, a message id
+// another publisher is storing). A bad request, a missing stream and a closed connection are not.
 func Transient(err error) bool {
 	if err == nil {
 		return false
@@ -130,7 +136,7 @@ func Transient(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 408 || apiErr.Code >= 500 || apiErr.ErrorCode == errCodeNoPeers
+		return apiErr.Code == 408 || apiErr.Code >= 500 || apiErr.ErrorCode == errCodeNoPeers || apiErr.ErrorCode == errCodeDupInProcess
 	}
 	return false
 }

@@ -26,6 +26,7 @@ func TestTransient(t *testing.T) {
 		{"503 unavailable", api(503, 10008), true},
 		{"408", api(408, 0), true},
 		{"no peers for placement (a peer offline)", api(400, errCodeNoPeers), true},
+		{"the same message id being stored by another publisher", api(409, errCodeDupInProcess), true},
 		{"bad request", api(400, jetstream.JSErrCodeBadRequest), false},
 		{"stream not found", api(404, jetstream.JSErrCodeStreamNotFound), false},
 		{"closed connection", nats.ErrConnectionClosed, false},
