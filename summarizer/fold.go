@@ -337,14 +337,43 @@ func failedByMerger(ev *sluicev1.ArchiveFailed, msgID string) bool {
 	return false
 }
 
-// committedTables are the tables the current attempt committed, by name, as table counts whose
-// rows are the commit's rows in and without members (for an attempt whose extraction event is
-// missing).
+// unextractedDates are the dates of an archive without an extraction event for its attempt: the
+// newest extraction's member dates (any attempt) and those of the objects the attempt committed.
+func (a *archive) unextractedDates() []string {
+	ds := slices.Clone(a.prevDates)
+	for _, c := range a.commits[a.attempt] {
+		for _, o := range c.GetObjects() {
+			if o.GetProcessDate() != "" {
+				ds = append(ds, o.GetProcessDate())
+			}
+		}
+	}
+	slices.Sort(ds)
+	return slices.Compact(ds)
+}
+
+// committedTables are the tables the current attempt committed, by name, as table counts for an
+// attempt whose extraction event is missing: one member per process date of its objects, whose
+// rows are the commit's rows in when it wrote one date, else that date's rows out (the rows in
+// of each date are not known).
 func (a *archive) committedTables() []*sluicev1.TableCount {
 	var ts []*sluicev1.TableCount
 	byTable := a.commits[a.attempt]
 	for _, name := range sortedKeys(byTable) {
-		ts = append(ts, &sluicev1.TableCount{Table: name, Rows: byTable[name].GetRowsIn()})
+		c := byTable[name]
+		tc := &sluicev1.TableCount{Table: name, Rows: c.GetRowsIn()}
+		perDate := map[string]int64{}
+		for _, o := range c.GetObjects() {
+			perDate[o.GetProcessDate()] += o.GetRows()
+		}
+		for _, d := range sortedKeys(perDate) {
+			rows := perDate[d]
+			if len(perDate) == 1 {
+				rows = c.GetRowsIn()
+			}
+			tc.Members = append(tc.Members, &sluicev1.MemberInfo{ProcessDate: d, Rows: rows})
+		}
+		ts = append(ts, tc)
 	}
 	return ts
 }
@@ -475,8 +504,8 @@ func (a *archive) dates() []string {
 		if ds := a.memberDates(); len(ds) > 0 {
 			return ds
 		}
-	} else if len(a.prevDates) > 0 {
-		return a.prevDates
+	} else if ds := a.unextractedDates(); len(ds) > 0 {
+		return ds
 	}
 	if d := nameDate(a.displayName()); d != "" {
 		return []string{d}

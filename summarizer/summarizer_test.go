@@ -1105,7 +1105,9 @@ func TestFailedAttemptsCommittedTablesListed(t *testing.T) {
 	e := newEnv(t, nil)
 	s, _ := e.start(t)
 	sub := e.b.Subjects
-	f := goodArchive("a0000000000000000051", "acme_20250102_5.tar.gz")
+	// Named for another day than its members' (the failure's date would be that one): the
+	// summary of the members' day lists the objects.
+	f := goodArchive("a0000000000000000051", "acme_20250109_5.tar.gz")
 	e.pub(t, sub.Landed(), f.landed())
 	for _, tb := range f.tables[:2] {
 		e.pub(t, sub.Committed(), e.commit(t, f, tb.name))
@@ -1132,5 +1134,10 @@ func TestFailedAttemptsCommittedTablesListed(t *testing.T) {
 	if !slices.Equal(tables, []string{"customers", "orders"}) || objects != 2 || a.RowsOut != 7 || a.RowsIn != 8 ||
 		doc.Totals.Objects != 2 || doc.Totals.RowsOut != 7 || len(doc.Failed) != 1 {
 		t.Errorf("failed archive's entry: tables %v, objects %d, rows in %d, out %d; totals %+v", tables, objects, a.RowsIn, a.RowsOut, doc.Totals)
+	}
+	for _, tj := range doc.Tables {
+		if tj.Check != "" { // never checked (a failed archive's), so not OK either
+			t.Errorf("table %s: check %q, want none", tj.Table, tj.Check)
+		}
 	}
 }

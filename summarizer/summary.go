@@ -227,7 +227,7 @@ func aggregate(doc *SummaryJSON) {
 		for _, at := range e.Tables {
 			tj := tables[at.Table]
 			if tj == nil {
-				tj = &TableJSON{Table: at.Table, Check: CheckOK}
+				tj = &TableJSON{Table: at.Table} // checked: OK, FAIL or PENDING; never checked: empty
 				tables[at.Table] = tj
 				reasons[at.Table] = map[string]int64{}
 			}
@@ -256,9 +256,11 @@ func aggregate(doc *SummaryJSON) {
 			case at.Check == "" && e.State == StateFailed:
 				// A failed archive's tables are not checked (runChecks takes complete archives
 				// only): the failure is the archive's, listed as such. They left the date PENDING
-				// with nothing pending.
+				// with nothing pending; nor are they OK.
 			case at.Check == "" && tj.Check != CheckFail:
 				tj.Check = CheckPending
+			case at.Check == CheckOK && tj.Check == "":
+				tj.Check = CheckOK
 			}
 			t.RowsIn += at.RowsIn
 			t.RowsOut += at.RowsOut

@@ -43,7 +43,7 @@ func renderText(doc SummaryJSON) []byte {
 		tt := newTextTable("table", ">archives", ">rows in", ">rows out", ">quarantined", ">objects", ">bytes", "schema", ">commit", "check")
 		for _, x := range doc.Tables {
 			tt.add(x.Table, strconv.Itoa(x.Archives), num(x.RowsIn), num(x.RowsOut), num(x.Quarantined),
-				strconv.Itoa(x.Objects), bytesStr(x.Bytes), version(x.SchemaVersion), ms(x.CommitMs), x.Check)
+				strconv.Itoa(x.Objects), bytesStr(x.Bytes), version(x.SchemaVersion), ms(x.CommitMs), dash(x.Check))
 		}
 		tt.add("total", strconv.Itoa(t.Archives), num(t.RowsIn), num(t.RowsOut), num(t.Quarantined),
 			strconv.Itoa(t.Objects), bytesStr(t.Bytes), "", ms(t.CommitMs), doc.Check)

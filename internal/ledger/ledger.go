@@ -143,7 +143,7 @@ func (l *Ledger) Create(ctx context.Context, rec Record) (created bool, existing
 	}
 	// The key exists, but KV reads are direct gets that any replica answers: one that has not yet
 	// applied another producer's create (three producers on one landing area) says not found. The
-	// record is there; read it again for a moment rather than fail the scan.
+	// record is there; read it again for a moment (~3 s at most) rather than fail the scan.
 	for wait := 25 * time.Millisecond; ; wait *= 2 {
 		existing, _, err = l.Get(ctx, rec.ArchiveID)
 		if !errors.Is(err, ErrNotFound) || wait > 2*time.Second {

@@ -458,8 +458,9 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result, unfinished []l
 }
 
 // relandStuck publishes again the ArchiveLanded of each archive the run waits for whose ledger
-// record was left in state landed by a run that stopped before publishing it (its path is not
-// indexed), when the scan did not (its file is gone, or moved): without the event no stage would
+// record was left in state landed by a run that stopped before publishing it (a first attempt
+// whose path is not indexed, or a re-extraction), when the scan did not (its file is gone, or
+// moved, or unchanged since a re-extraction was requested): without the event no stage would
 // ever take it up, and the run would wait for it forever. The extractor then fails it with the
 // reason (not found), which the run reports.
 func (e *Env) relandStuck(ctx context.Context, res *Result, unfinished []ledger.Record) error {
@@ -478,13 +479,16 @@ func (e *Env) relandStuck(ctx context.Context, res *Result, unfinished []ledger.
 		if rec.State != ledger.Landed || rec.Attempt != r.Attempt {
 			continue // taken up meanwhile: its event was out
 		}
-		// The producer indexes a path only after publishing its event (and reextract keeps the
-		// index): an indexed path means the event went out, perhaps longer ago than the
-		// de-duplication window, and a second one would be stored.
-		if pe, ok, err := e.Ledger.GetPath(ctx, rec.URI); err != nil {
-			return err
-		} else if ok && pe.ArchiveID == rec.ArchiveID {
-			continue
+		// The producer indexes a path only after publishing the first attempt's event: an indexed
+		// path means that event went out, perhaps longer ago than the de-duplication window, and a
+		// second one would be stored. A later attempt (reextract, dlq retry) is recorded before
+		// its event is published and keeps the index, so it says nothing there: published again.
+		if rec.Attempt == 0 {
+			if pe, ok, err := e.Ledger.GetPath(ctx, rec.URI); err != nil {
+				return err
+			} else if ok && pe.ArchiveID == rec.ArchiveID {
+				continue
+			}
 		}
 		e.Log.Info("publishing the landed event of an archive a stopped run left unpublished", "archive", rec.ArchiveID, "uri", rec.URI)
 		deps := producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}
