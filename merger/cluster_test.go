@@ -262,3 +262,51 @@ func TestStartRetriesWithoutQuorum(t *testing.T) {
 		t.Fatalf("%d rows read back, want 6", len(rows))
 	}
 }
+
+// TestStopWithoutQuorumIsBounded: a merger whose cluster has lost its quorum (the last nodes of a
+// cluster stopping together) stops within shutdownBudget or so: what it tells the server on the
+// way out (unpins, its presence) is never answered, and the last node of a stopping cluster took
+// the whole of the old 30 s to stop.
+func TestStopWithoutQuorumIsBounded(t *testing.T) {
+	c, b := bustest.NewClusterBus(t)
+	e := newEnvOn(t, sinks[0], b)
+	cfg := testConfig("m1")
+	cfg.SpillDir = t.TempDir()
+	m, err := New(cfg, Deps{Bus: b, Out: e.out, Log: slog.New(slog.DiscardHandler), Alloc: e.alloc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	stopped := false
+	t.Cleanup(func() {
+		cancel()
+		if !stopped {
+			<-done
+		}
+	})
+	// A committed batch: the merger has pulled, so it holds pins to give up when it stops.
+	tb := tbatch{archive: archiveOn("q", "t", 1, b.Subjects.Partitions), table: "t", per: 2, members: []tmember{
+		{name: "t.csv", date: "2025-01-01", batch: "1", header: "id,v", records: csvRows(6, func(i int) string { return fmt.Sprintf("%d,%d", i, i) })},
+	}}
+	e.publishBatch(tb)
+	eventually(t, time.Minute, "the batch committed", func() bool { return len(e.keys("t/")) == 1 })
+	c.Stop(1)
+	c.Stop(2)
+	node0 := c.Server(0).ClientURL()
+	eventually(t, time.Minute, "the client on the node left", func() bool { return b.NC.IsConnected() && b.NC.ConnectedUrl() == node0 })
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+		stopped = true
+	case <-time.After(time.Minute):
+		t.Fatal("the merger did not stop within a minute")
+	}
+	if took := time.Since(start); took > 3*shutdownBudget {
+		t.Errorf("stopping without quorum took %s, want about %s at most", took.Round(time.Millisecond), shutdownBudget)
+	} else {
+		t.Logf("stopped without quorum in %s", took.Round(time.Millisecond))
+	}
+}

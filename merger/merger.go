@@ -100,7 +100,7 @@ func (m *Merger) Run(ctx context.Context) error {
 	}
 	err := g.Wait()
 
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
 	// Without a connection (the server is gone or restarting) there is nobody to tell: held
 	// messages come back after AckWait and pins lapse after PinnedTTL, so do not wait on
@@ -137,6 +137,13 @@ func (m *Merger) Run(ctx context.Context) error {
 	m.log.Info("merger stopped", "instance", m.cfg.Instance)
 	return err
 }
+
+// shutdownBudget bounds what a stopping merger tells the server (unpins, its presence): all of it
+// best effort, since held messages come back after AckWait and pins lapse after PinnedTTL anyway.
+// It answers in milliseconds; without quorum (the last nodes of a cluster stopping together) it
+// does not answer at all, and the last node took the whole of the old 30 s to stop, past a
+// container runtime's usual 10 s grace.
+const shutdownBudget = 5 * time.Second
 
 // startRetrying runs start until it succeeds, retrying while JetStream cannot answer (a cluster
 // node lost, a leader being elected: the presence bucket or a consumer cannot be created for a
