@@ -85,8 +85,9 @@ func (j *JetStream) StreamsPresent(ctx context.Context) error {
 	return nil
 }
 
-// ConsumersPresent is the check that the durable consumers named exist on stream: the stage that
-// creates them has set itself up (after start-up recovery, see bus.RecoverDeliveries).
+// ConsumersPresent is the check that the durable consumers named (among JetStreamOptions.Durables)
+// exist on stream: the stage that creates them has set itself up (after start-up recovery, see
+// bus.RecoverDeliveries).
 func (j *JetStream) ConsumersPresent(stream string, names ...string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		s, err := j.Snapshot(ctx)

@@ -26,15 +26,15 @@ const (
 type JetStreamOptions struct {
 	// RefreshEvery is the age under which a scrape (or a readiness check) reuses the last answer
 	// of the server instead of asking again (default 5s): four processes scraped every 15s then
-	// cost the server a few stream and consumer listings a minute, whatever the scrape rate.
+	// cost the server a few stream and consumer infos a minute, whatever the scrape rate.
 	RefreshEvery time.Duration
 	// Timeout bounds one refresh (default 3s): a scrape never hangs on a slow server.
 	Timeout time.Duration
-	// Durables are the durable consumers to report, by stream, each asked for by name. Nil: every
-	// durable consumer of the streams, found by listing them — a listing that waits on every
-	// consumer of the stream, other processes' ephemeral ones included, so on a cluster that lost
-	// a node it outlasted Timeout for minutes (the ephemeral consumers of that node's processes
-	// cannot answer) and /readyz failed on every node left.
+	// Durables are the durable consumers to report, by stream, each asked for by name (none
+	// without). Not listed: a listing waits on every consumer of the stream, other processes'
+	// ephemeral ones included, so on a cluster that lost a node it outlasted Timeout for minutes
+	// (the ephemeral consumers of that node's processes cannot answer) and /readyz failed on every
+	// node left.
 	Durables map[string][]string
 	Now      func() time.Time // nil: time.Now
 }
@@ -72,7 +72,7 @@ type Snapshot struct {
 
 // JetStream is a prometheus.Collector over the server's view of sluice's streams and durable
 // consumers, read with one stream info per stream and one consumer info per durable consumer
-// (JetStreamOptions.Durables; else one consumer listing per stream), cached for
+// (JetStreamOptions.Durables), cached for
 // RefreshEvery. A refresh that fails counts in sluice_jetstream_info_errors_total and the last good
 // snapshot is exported meanwhile (its age is visible in sluice_jetstream_info_timestamp_seconds).
 type JetStream struct {
@@ -232,22 +232,9 @@ func (j *JetStream) Snapshot(ctx context.Context) (Snapshot, error) {
 	return fresh, nil
 }
 
-// durableInfos are the durable consumers of stream that exist: those of j.durables asked for by
-// name, or, without them, every durable one of a listing.
+// durableInfos are the durable consumers of stream (j.durables) that exist.
 func (j *JetStream) durableInfos(ctx context.Context, st jetstream.Stream, stream string) ([]*jetstream.ConsumerInfo, error) {
 	var out []*jetstream.ConsumerInfo
-	if j.durables == nil {
-		lister := st.ListConsumers(ctx)
-		for ci := range lister.Info() {
-			if ci.Config.Durable != "" { // ordered and replay consumers come and go with their process
-				out = append(out, ci)
-			}
-		}
-		if err := lister.Err(); err != nil {
-			return nil, fmt.Errorf("list consumers of %s: %w", stream, err)
-		}
-		return out, nil
-	}
 	for _, name := range j.durables[stream] {
 		c, err := st.Consumer(ctx, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -96,7 +96,8 @@ func TestJetStreamCollector(t *testing.T) {
 		return i.NumPending == 3 && i.NumAckPending == 1 && i.NumRedelivered == 1
 	})
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	col := opsmetrics.NewJetStream(b.JS, s, opsmetrics.JetStreamOptions{Now: clk.now, RefreshEvery: 5 * time.Second})
+	col := opsmetrics.NewJetStream(b.JS, s, opsmetrics.JetStreamOptions{Now: clk.now, RefreshEvery: 5 * time.Second,
+		Durables: map[string][]string{s.RowsStream(): {"merger-p0", "merger-p1"}, s.EventsStream(): {"extractor"}}})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col)
 
@@ -200,7 +201,8 @@ func TestReadiness(t *testing.T) {
 	defer cancel()
 	b := bustest.New(t)
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	col := opsmetrics.NewJetStream(b.JS, b.Subjects, opsmetrics.JetStreamOptions{Now: clk.now})
+	col := opsmetrics.NewJetStream(b.JS, b.Subjects, opsmetrics.JetStreamOptions{Now: clk.now,
+		Durables: map[string][]string{b.Subjects.EventsStream(): {"extractor"}}})
 	var checks opsmetrics.Checks
 	checks.Add("nats", opsmetrics.Connected(b.NC))
 	checks.Add("streams", col.StreamsPresent)
