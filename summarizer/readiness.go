@@ -87,13 +87,12 @@ func allDigits(s string) bool {
 	return true
 }
 
-// candidates are the names source (before "{date}" is replaced by compact) can match; an index
-// without digits (a test's reference) offers every name.
+// candidates are the names source (before "{date}" is replaced by compact) can match.
 func (ix *nameIndex) candidates(source, compact string) []string {
 	if ix == nil {
 		return nil
 	}
-	if ix.digits != nil && strings.Contains(source, "{date}") && !strings.Contains(source, "[") {
+	if strings.Contains(source, "{date}") && !strings.Contains(source, "[") {
 		return ix.digits[compact]
 	}
 	return ix.all
