@@ -15,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -144,17 +145,20 @@ func (l *Ledger) Create(ctx context.Context, rec Record) (created bool, existing
 	// The key exists, but KV reads are direct gets that any replica answers: one that has not yet
 	// applied another producer's create (three producers on one landing area) says not found. The
 	// record is there; read it again for a moment (~3 s at most) rather than fail the scan.
-	for wait := 25 * time.Millisecond; ; wait *= 2 {
-		existing, _, err = l.Get(ctx, rec.ArchiveID)
-		if !errors.Is(err, ErrNotFound) || wait > 2*time.Second {
-			return false, existing, err
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(25*time.Millisecond),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0),
+		backoff.WithMaxElapsedTime(3*time.Second),
+	)
+	err = backoff.Retry(func() error {
+		var gerr error
+		if existing, _, gerr = l.Get(ctx, rec.ArchiveID); gerr != nil && !errors.Is(gerr, ErrNotFound) {
+			return backoff.Permanent(gerr)
 		}
-		select {
-		case <-ctx.Done():
-			return false, Record{}, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+		return gerr
+	}, backoff.WithContext(bo, ctx))
+	return false, existing, err
 }
 
 // Update applies fn to the current record with compare-and-set, retrying on conflict. fn may
