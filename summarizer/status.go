@@ -43,8 +43,7 @@ func (st *state) snapshot() Status {
 				}
 			}
 		} else {
-			for _, tc := range a.committedTables() { // committed without an extraction event (summary.go)
-				c := a.tableCommit(tc.GetTable())
+			for _, c := range a.commits[a.attempt] { // committed without an extraction event (summary.go)
 				as.RowsIn, as.RowsOut, as.Quarantined = as.RowsIn+c.GetRowsIn(), as.RowsOut+c.GetRowsOut(), as.Quarantined+c.GetQuarantined()
 			}
 		}

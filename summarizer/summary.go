@@ -119,11 +119,12 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 	}
 	if verdict == StateCommitted && len(ex.GetTables()) == 0 {
 		// Done, with nothing taken: a finding of `run --once`, and said here with its reason.
-		e.Reason = "no member was taken as a table: no members"
-		switch n := len(ex.GetRejected()); {
-		case n == 1:
+		switch n := len(ex.GetRejected()); n {
+		case 0:
+			e.Reason = "no member was taken as a table: no members"
+		case 1:
 			e.Reason = "no member was taken as a table: its only member was skipped or rejected (see below)"
-		case n > 1:
+		default:
 			e.Reason = fmt.Sprintf("no member was taken as a table: its %d members were skipped or rejected (see below)", n)
 		}
 	}
