@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-dev/sluice/internal/bus"
@@ -265,10 +266,6 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 	if err != nil {
 		return nil, err
 	}
-	if err := c.writeSchemaDoc(ctx, res.schema, res.changed); err != nil {
-		return nil, err
-	}
-
 	var outs []*groupOut
 	defer func() {
 		for _, o := range outs {
@@ -278,6 +275,21 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 			}
 		}
 	}()
+	// The schema document, the quarantine, the data-quality results and the profiles are written
+	// concurrently, and only then the Parquet objects: a reader that finds an object finds what
+	// goes with it (a crash in between rewrites the same keys). Writes that need no order between
+	// them wait for their durability together: a request each for S3, the fsyncs of file and
+	// directory for a folder. The schema document goes first, while the groups are encoded, and
+	// also when the batch then fails (its version is in the registry already).
+	var aux errgroup.Group
+	waited := false
+	defer func() {
+		if !waited { // an early return: the writes read the groups' scratch files
+			_ = aux.Wait()
+		}
+	}()
+	aux.Go(func() error { return c.writeSchemaDoc(ctx, res.schema, res.changed) })
+
 	added, widened := schemaChanges(res.schema, res.changed)
 	for _, g := range groupsOf(chunks) {
 		o := &groupOut{g: g, prefix: groupPrefix(b.key.table, g.processDate, g.batchID), added: added, widened: widened}
@@ -287,60 +299,79 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 		}
 	}
 
-	// Quarantine first, then the Parquet objects.
-	for _, o := range outs {
-		if o.qrows == 0 {
-			continue
-		}
-		if err := o.qbuf.Flush(); err != nil {
-			return nil, fmt.Errorf("write quarantine scratch: %w", err)
-		}
-		if _, err := o.qfile.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("rewind quarantine scratch: %w", err)
-		}
-		key := "_quarantine/" + o.prefix + "part-" + b.key.archive + ".jsonl"
-		if err := c.out.Put(ctx, key, o.qfile); err != nil {
-			return nil, fmt.Errorf("put %s: %w", key, err)
-		}
-		if res.quarantineKey == "" {
-			res.quarantineKey = key
-		}
-		res.quarantined += o.qrows
-		for k, n := range o.qkinds {
-			res.kinds[k] += n
-		}
+	type object struct {
+		key string
+		r   io.Reader
 	}
-	// The data-quality results and profiles, then the Parquet objects: a reader that finds an
-	// object finds its results (a crash in between rewrites the same keys).
+	var objects []object
 	for _, o := range outs {
+		if o.qrows > 0 {
+			if err := o.qbuf.Flush(); err != nil {
+				return nil, fmt.Errorf("write quarantine scratch: %w", err)
+			}
+			if _, err := o.qfile.Seek(0, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("rewind quarantine scratch: %w", err)
+			}
+			key := "_quarantine/" + o.prefix + "part-" + b.key.archive + ".jsonl"
+			objects = append(objects, object{key, o.qfile})
+			if res.quarantineKey == "" {
+				res.quarantineKey = key
+			}
+			res.quarantined += o.qrows
+			for k, n := range o.qkinds {
+				res.kinds[k] += n
+			}
+		}
 		resBytes, profBytes, err := c.qualityObjects(o.results, o.profiles)
 		if err != nil {
 			return nil, permanent(err)
 		}
 		if len(resBytes) > 0 {
 			key := quality.ResultsKey(b.key.table, o.g.processDate, o.g.batchID, b.key.archive)
-			if err := c.out.Put(ctx, key, bytes.NewReader(resBytes)); err != nil {
-				return nil, fmt.Errorf("put %s: %w", key, err)
-			}
+			objects = append(objects, object{key, bytes.NewReader(resBytes)})
 			if res.qualityKey == "" {
 				res.qualityKey = key
 			}
 		}
 		if len(profBytes) > 0 {
 			key := quality.ProfilesKey(b.key.table, o.g.processDate, o.g.batchID, b.key.archive)
-			if err := c.out.Put(ctx, key, bytes.NewReader(profBytes)); err != nil {
-				return nil, fmt.Errorf("put %s: %w", key, err)
-			}
+			objects = append(objects, object{key, bytes.NewReader(profBytes)})
 		}
 		res.quality = append(res.quality, o.results...)
 		res.qualityFailed = res.qualityFailed || o.failed
 	}
+	for _, obj := range objects {
+		aux.Go(func() error {
+			if err := c.out.Put(ctx, obj.key, obj.r); err != nil {
+				return fmt.Errorf("put %s: %w", obj.key, err)
+			}
+			return nil
+		})
+	}
+	waited = true
+	if err := aux.Wait(); err != nil {
+		return nil, err
+	}
+
+	// The Parquet objects become visible together (a batch's parts and groups need no order).
+	var parts errgroup.Group
+	parts.SetLimit(8)
 	for _, o := range outs {
 		for _, p := range o.parts {
-			if err := p.w.Commit(ctx); err != nil {
-				return nil, fmt.Errorf("commit %s: %w", p.key, err)
-			}
-			p.w = nil
+			parts.Go(func() error {
+				if err := p.w.Commit(ctx); err != nil {
+					return fmt.Errorf("commit %s: %w", p.key, err)
+				}
+				p.w = nil
+				return nil
+			})
+		}
+	}
+	if err := parts.Wait(); err != nil {
+		return nil, err
+	}
+	for _, o := range outs {
+		for _, p := range o.parts {
 			res.objects = append(res.objects, &sluicev1.CommittedObject{
 				Key: p.key, ProcessDate: o.g.processDate, BatchId: o.g.batchID, Rows: p.rows, Bytes: p.cw.n,
 			})
