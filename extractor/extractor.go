@@ -620,7 +620,7 @@ func (j *job) ledgerStart(ctx context.Context) error {
 }
 
 // ledgerDone records the extraction: state extracted (a committed archive that was replayed
-// stays committed), table count and rows in.
+// stays committed, an attempt a merger failed stays failed), table count and rows in.
 func (j *job) ledgerDone(ctx context.Context, out *sluicev1.ArchiveExtracted) error {
 	l := j.e.ledger
 	if l == nil {
@@ -632,10 +632,13 @@ func (j *job) ledgerDone(ctx context.Context, out *sluicev1.ArchiveExtracted) er
 	}
 	_, err := l.Update(ctx, j.ev.ArchiveId, func(r *ledger.Record) error {
 		r.Tables, r.RowsIn = len(out.Tables), rows
+		// A merger may have dead-lettered a batch of this attempt already (ledger.BatchDeadLettered):
+		// the attempt stays failed with its reason.
+		failedHere := r.State == ledger.Failed && r.Attempt == j.ev.Attempt
 		if j.ev.Attempt > r.Attempt {
 			r.Attempt = j.ev.Attempt
 		}
-		if r.State != ledger.Committed {
+		if r.State != ledger.Committed && !failedHere {
 			r.SetState(ledger.Extracted, "", j.e.now())
 		}
 		return nil

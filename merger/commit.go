@@ -94,14 +94,15 @@ func (m *Merger) recordCommitted(ctx context.Context, k batchKey) {
 
 // recordDeadLettered notes the dead letter in the archive's ledger record
 // (ledger.BatchDeadLettered), so that a redelivery of the batch after a consumer reset is acked as
-// settled instead of merged and dead-lettered a second time. Best effort, like recordCommitted.
-func (m *Merger) recordDeadLettered(ctx context.Context, k batchKey) {
+// settled instead of merged and dead-lettered a second time, and the record says the archive
+// failed, and why (`sluice status`, a later once run). Best effort, like recordCommitted.
+func (m *Merger) recordDeadLettered(ctx context.Context, k batchKey, reason string) {
 	if m.deps.Ledger == nil {
 		return
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := m.deps.Ledger.BatchDeadLettered(lctx, k.archive, k.attempt, k.table); err != nil {
+	if err := m.deps.Ledger.BatchDeadLettered(lctx, k.archive, k.attempt, k.table, reason); err != nil {
 		m.log.Warn("record dead-lettered batch in the ledger", "batch", k.String(), "err", err)
 	}
 }

@@ -70,7 +70,7 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	}
 	// In the ledger before the messages are terminated (as a commit is recorded before its acks):
 	// a consumer reset from here on finds the batch settled.
-	m.recordDeadLettered(ctx, b.key)
+	m.recordDeadLettered(ctx, b.key, batchFailedReason(b.key.table, reason))
 	if b.removeHandle(marker) {
 		p.addHeld(-1)
 	}
@@ -85,6 +85,11 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	return true
 }
 
+// batchFailedReason is why an archive failed when one of its batches was dead-lettered.
+func batchFailedReason(table, reason string) string {
+	return fmt.Sprintf("table %s dead-lettered by the merger: %s", table, reason)
+}
+
 // publishBatchFailed tells the summarizer that an archive will never complete because one of
 // its table batches was dead-lettered, so the archive ends as failed (with the reason) instead
 // of staying pending forever. Best effort: the dead letter itself is already recorded.
@@ -92,7 +97,7 @@ func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string
 	ev := &sluicev1.ArchiveFailed{
 		ArchiveId:     b.key.archive,
 		Attempt:       b.key.attempt,
-		Reason:        fmt.Sprintf("table %s dead-lettered by the merger: %s", b.key.table, reason),
+		Reason:        batchFailedReason(b.key.table, reason),
 		TablesAborted: []string{b.key.table},
 		FailedUnixMs:  m.now().UnixMilli(),
 		Origin:        sluicev1.Stage_STAGE_MERGER,

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/gen"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/internal/quality"
@@ -200,6 +201,25 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 		t.Fatalf("rejected batches were committed: %v", got)
 	}
 	ctx := context.Background()
+	// The ledger (`sluice status`) says the archive failed, and why, as the summary does; the next
+	// run finds it done before, not unfinished.
+	ledgerSays := func(want ledger.State, reason string) {
+		t.Helper()
+		e, closeAll, err := openEnv(ctx, t, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll()
+		recs, err := e.Ledger.List(ctx)
+		if err != nil || len(recs) != 1 || recs[0].State != want || !strings.Contains(recs[0].Reason, reason) {
+			t.Fatalf("ledger: %+v %v, want %s with a reason holding %q", recs, err, want, reason)
+		}
+	}
+	ledgerSays(ledger.Failed, "dead-lettered by the merger: commit: data quality: row_count failed")
+	if code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state, "--config", strict, "--quiet-summary"); code != exitFindings ||
+		!strings.Contains(outp, "0 resumed, 1 done before") {
+		t.Fatalf("second run: exit %d, want %d with the archive done before:\n%s", code, exitFindings, outp)
+	}
 	dlq := func(conf string, extra ...string) int {
 		return exitCode(cmdDLQ(ctx, append([]string{"retry", "--all", "--out", out, "--state", state, "--log-level", "warn", "--config", conf}, extra...)))
 	}
@@ -221,6 +241,7 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 		t.Fatalf("run after the retries: exit %d:\n%s", code, outp)
 	}
 	checkRows(t, m, out)
+	ledgerSays(ledger.Committed, "")
 	rs := readResults(t, s3test.Open(t, out, objstore.Options{}), "competitor_prices")
 	if len(rs) == 0 || rs[0].Status != quality.StatusFail {
 		t.Fatalf("forced batch's results: %+v", rs)

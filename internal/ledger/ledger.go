@@ -227,9 +227,28 @@ func (l *Ledger) BatchCommitted(ctx context.Context, id string, attempt uint32, 
 	return l.addTable(ctx, id, attempt, table, func(r *Record) *[]string { return &r.TablesCommitted })
 }
 
-// BatchDeadLettered records that table's batch of the archive's attempt was dead-lettered.
-func (l *Ledger) BatchDeadLettered(ctx context.Context, id string, attempt uint32, table string) error {
-	return l.addTable(ctx, id, attempt, table, func(r *Record) *[]string { return &r.TablesDeadLettered })
+// BatchDeadLettered records that table's batch of the archive's attempt was dead-lettered, and
+// that the attempt failed, with reason: the archive cannot be committed whole unless the batch is
+// retried (`sluice dlq retry`; the summarizer moves the record to committed once every table is
+// committed and checked).
+func (l *Ledger) BatchDeadLettered(ctx context.Context, id string, attempt uint32, table, reason string) error {
+	_, err := l.Update(ctx, id, func(r *Record) error {
+		if r.Attempt != attempt {
+			return ErrSkip
+		}
+		listed := slices.Contains(r.TablesDeadLettered, table)
+		if listed && (r.State == Failed || r.State == Committed) {
+			return ErrSkip
+		}
+		if !listed {
+			r.TablesDeadLettered = append(r.TablesDeadLettered, table)
+		}
+		if r.State != Committed {
+			r.SetState(Failed, reason, l.now())
+		}
+		return nil
+	})
+	return err
 }
 
 func (l *Ledger) addTable(ctx context.Context, id string, attempt uint32, table string, list func(*Record) *[]string) error {

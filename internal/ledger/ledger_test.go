@@ -109,3 +109,46 @@ func TestCreateOfAnArchiveAnotherProducerJustCreated(t *testing.T) {
 		t.Fatalf("%d stale reads left", lag.misses)
 	}
 }
+
+// TestBatchDeadLetteredFailsTheAttempt: a dead-lettered batch fails its attempt with the reason
+// (once), leaves other attempts and a committed archive as they are.
+func TestBatchDeadLetteredFailsTheAttempt(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	kv, err := b.Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(kv, nil)
+	for _, id := range []string{"a", "b"} {
+		if _, _, err := l.Create(ctx, ledger.Record{ArchiveID: id, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Transition(ctx, id, ledger.Extracted, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.BatchDeadLettered(ctx, "a", 1, "t1", "table t1 dead-lettered: bad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.BatchDeadLettered(ctx, "a", 1, "t1", "table t1 dead-lettered: bad"); err != nil { // redelivered
+		t.Fatal(err)
+	}
+	if err := l.BatchDeadLettered(ctx, "a", 0, "t2", "an older attempt"); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := l.Get(ctx, "a")
+	if err != nil || r.State != ledger.Failed || r.Reason != "table t1 dead-lettered: bad" || len(r.TablesDeadLettered) != 1 ||
+		len(r.History) != 3 || !r.BatchSettled(1, "t1") || r.BatchSettled(1, "t2") {
+		t.Fatalf("record %+v %v", r, err)
+	}
+	if _, err := l.Transition(ctx, "b", ledger.Committed, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.BatchDeadLettered(ctx, "b", 1, "t1", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err := l.Get(ctx, "b"); err != nil || r.State != ledger.Committed || r.Reason != "" || len(r.TablesDeadLettered) != 1 {
+		t.Fatalf("committed record %+v %v", r, err)
+	}
+}
