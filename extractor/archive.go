@@ -150,7 +150,7 @@ func openArchive(ctx context.Context, open func(context.Context, string) (io.Rea
 	case errors.As(err, &pe):
 		return nil, err
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, objstore.ErrNotFound):
-		return nil, &permanentError{reason: "archive not found: " + uri}
+		return nil, &permanentError{reason: "archive not found: " + uri, missing: true}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil, err
 	}

@@ -63,7 +63,10 @@ func (e *formatError) Error() string { return e.what + ": " + e.err.Error() }
 func (e *formatError) Unwrap() error { return e.err }
 
 // permanentError is any other failure that retrying cannot cure.
-type permanentError struct{ reason string }
+type permanentError struct {
+	reason  string
+	missing bool // the archive is not at its location (openArchive)
+}
 
 func (e *permanentError) Error() string { return e.reason }
 

@@ -223,6 +223,11 @@ func (j *job) rowsHeader(t *tableBatch, typ string, id bus.MessageID) nats.Heade
 func (j *job) run(ctx context.Context) error {
 	e := j.e
 	rc, err := openArchive(ctx, e.open, j.ev.Uri)
+	if pe := (*permanentError)(nil); errors.As(err, &pe) && pe.missing {
+		if crc := j.openCopy(ctx); crc != nil {
+			rc, err = crc, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -292,6 +297,31 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.pub.close(false)
 	j.pub = nil
+	return nil
+}
+
+// openCopy opens another location where the producer saw the archive's bytes (the ledger
+// record's duplicates, the latest first) when the landed location has none: a file moved within
+// the landing area after it was landed is extracted from where it is now. The bytes are checked
+// against the landed SHA-256 at the end as always. Nil when there is no such copy.
+func (j *job) openCopy(ctx context.Context) io.ReadCloser {
+	if j.e.ledger == nil {
+		return nil
+	}
+	rec, _, err := j.e.ledger.Get(ctx, j.ev.ArchiveId)
+	if err != nil {
+		return nil
+	}
+	for i := len(rec.Duplicates) - 1; i >= 0; i-- {
+		uri := rec.Duplicates[i]
+		if uri == j.ev.Uri {
+			continue
+		}
+		if rc, err := openArchive(ctx, j.e.open, uri); err == nil {
+			j.log.Warn("archive not at its landed location: extracting the copy seen at another", "landed_uri", j.ev.Uri, "uri", uri)
+			return rc
+		}
+	}
 	return nil
 }
 

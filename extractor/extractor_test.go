@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/bus/bustest"
@@ -625,5 +628,45 @@ func TestChunksFillServerMaxPayloadExactly(t *testing.T) {
 	}
 	if chunks["none"] != chunks["s2"] {
 		t.Fatalf("%d chunks raw, %d compressed: the cuts must not depend on the codec", chunks["none"], chunks["s2"])
+	}
+}
+
+// TestExtractMovedArchive: an archive moved within the landing area after it was landed (the
+// producer then saw its bytes at the new place: a duplicate location in the ledger record) is
+// extracted from there; without such a copy it fails as not found.
+func TestExtractMovedArchive(t *testing.T) {
+	v := newEnv(t, Config{})
+	data := tarGz(t, file("orders_20250101_1.csv", "id,amount\n1,2\n3,4\n"))
+	ev := landArchive(t, "p_20250101_1.tar.gz", data)
+	v.createRecord(t, ev)
+	landed := strings.TrimPrefix(ev.Uri, "file://")
+	moved := filepath.Join(t.TempDir(), "later", "p_20250101_1.tar.gz")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(landed, moved); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	gone := proto.Clone(ev).(*sluicev1.ArchiveLanded)
+	gone.ArchiveId, gone.Sha256 = "00000000000000000000", strings.Repeat("0", 64) // no record, no copy
+	if _, err := v.e.Extract(ctx, gone); err == nil || !strings.Contains(err.Error(), "archive not found") {
+		t.Fatalf("no copy: %v, want not found", err)
+	}
+	if _, err := v.ledger.Update(ctx, ev.ArchiveId, func(r *ledger.Record) error {
+		r.Duplicates = append(r.Duplicates, "file:///nowhere/else.tar.gz", "file://"+moved)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := v.e.Extract(ctx, ev)
+	if err != nil {
+		t.Fatalf("extract moved archive: %v", err)
+	}
+	if len(out.Tables) != 1 || out.Tables[0].Rows != 2 {
+		t.Fatalf("extracted %+v", out)
+	}
+	if rec, _, err := v.ledger.Get(ctx, ev.ArchiveId); err != nil || rec.State != ledger.Extracted || rec.RowsIn != 2 {
+		t.Fatalf("ledger %+v %v", rec, err)
 	}
 }

@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -228,6 +230,48 @@ func TestRunOnceAnswersForACrashedRunsGoneArchives(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "left unpublished\" archive="+ids[1]) {
 		t.Errorf("archive %s: its landed event was not published", ids[1])
+	}
+}
+
+// TestRunOnceExtractsAMovedStuckArchive: a run that crashed between an archive's ledger record
+// and its landed event left the record landed; the file was then renamed within the landing area.
+// The next once run sees the bytes at the new name (a duplicate of the record), publishes the
+// stuck record's event, and the extractor reads the archive from where it is now: everything is
+// committed, exit 0 (it used to fail "not found", and the renamed copy was never ingested).
+func TestRunOnceExtractsAMovedStuckArchive(t *testing.T) {
+	h := newHarness(t, "", objstore.Options{})
+	m := generate(t, h.landing, 23)
+	ctx := t.Context()
+	path := m.Archives[0].Path
+	name := filepath.Base(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	rec := ledger.Record{ArchiveID: hexSum[:20], SHA256: hexSum, Name: name, Size: int64(len(data)), Partner: "default",
+		URI: (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String()}
+	if created, _, err := h.env.Ledger.Create(ctx, rec); err != nil || !created {
+		t.Fatalf("create: %v, created %v", err, created)
+	}
+	if err := os.Rename(path, filepath.Join(filepath.Dir(path), "resent-"+name)); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	res, err := pipeline.Run(runCtx, h.env, h.opts, nil)
+	if err != nil {
+		t.Fatalf("run --once: %v", err)
+	}
+	if a := res.Status.Archives[rec.ArchiveID]; res.Code != 0 || a.State != summarizer.StateCommitted {
+		t.Fatalf("exit code %d, archive %+v; findings %q", res.Code, a, res.Findings)
+	}
+	if err := os.Rename(filepath.Join(filepath.Dir(path), "resent-"+name), path); err != nil { // where the manifest reads it
+		t.Fatal(err)
+	}
+	if got := checkTablesEqualInput(t, m, h.bucket()); got != totalRows(m) {
+		t.Fatalf("rows %d want %d", got, totalRows(m))
 	}
 }
 
