@@ -57,8 +57,12 @@ func (q *qualityRules) get(partner, tbl string) (*quality.Rules, error) {
 	return r, nil
 }
 
+// ErrRulesDoNotFit is why a merger refused to start: its data-quality rules do not fit the schema
+// registry (a configuration to correct: `sluice run` and `sluice merger` exit 78).
+var ErrRulesDoNotFit = errors.New("data-quality rules do not fit the tables' schemas")
+
 // checkRules refuses, at start, data-quality rules that do not fit the schema registry: a rule
-// on a column of another type (a range on text), or on a column the table has never had
+// on a column of another type (a regex on numbers), or on a column the table has never had
 // (quality.CheckSchema). A table the registry does not know yet is checked when its first batch
 // commits (its rules on absent columns then record missing_column); it is logged here.
 func (c *committer) checkRules(ctx context.Context) error {
@@ -86,7 +90,7 @@ func (c *committer) checkRules(ctx context.Context) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("data-quality rules do not fit the tables' schemas: %w", err)
+		return fmt.Errorf("%w: %w", ErrRulesDoNotFit, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/merger"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -119,6 +120,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !o.Once {
 			return nil // clean shutdown on a signal
+		}
+		if errors.Is(err, merger.ErrRulesDoNotFit) {
+			return &exitError{code: exitConfig, err: err}
 		}
 		return &exitError{code: exitFailure, err: err}
 	}

@@ -133,6 +133,9 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 			err = nil
 		}
 		e.Log.Info("stopped", "err", err)
+		if errors.Is(err, merger.ErrRulesDoNotFit) {
+			return &exitError{code: exitConfig, err: err}
+		}
 		return err
 	}
 }

@@ -99,6 +99,9 @@ type ruleState struct {
 	ilo, ihi int64
 	flo, fhi float64
 	empty    bool // no value can be in range
+	// text: a string column (a number or temporal column widened to string by the data): each value is read as
+	// the bounds' kind (table.TextNumber, table.TextTime: µs in ilo, ihi); a value that is not one fails the rule
+	text, textTime bool
 
 	allowStr   []string
 	allowFrom  [257]int // allowStr[allowFrom[c]:allowFrom[c+1]] start with byte c
@@ -179,7 +182,7 @@ func (b *Batch) bind(sc *arrow.Schema) {
 		default:
 			t := sc.Field(b.fresh.col).Type
 			b.fresh.kind = kindOf(t)
-			if b.fresh.kind != kDate32 && b.fresh.kind != kTimestamp {
+			if b.fresh.kind != kDate32 && b.fresh.kind != kTimestamp && b.fresh.kind != kString {
 				b.fresh.missing = fmt.Sprintf("column %s is %s: freshness needs a date or timestamp column", f.Column, b.types[b.fresh.col])
 			} else if ts, ok := t.(*arrow.TimestampType); ok {
 				b.fresh.unit = ts.Unit
@@ -259,6 +262,10 @@ func (st *ruleState) bindRange(t arrow.DataType, mismatch func(string)) {
 	switch {
 	case kind == config.BoundNumber && (k == kInt64 || k == kFloat64):
 	case kind == config.BoundTime && (k == kDate32 || k == kTimestamp):
+	case k == kString:
+		// A value of another kind once widened the column to text: the rule keeps checking what it can read, and a
+		// value it cannot read as a number (date) is outside the range.
+		st.text, st.textTime = true, kind == config.BoundTime
 	case kind == config.BoundNumber:
 		mismatch("a number column (its bounds are numbers)")
 		return
@@ -268,6 +275,24 @@ func (st *ruleState) bindRange(t arrow.DataType, mismatch func(string)) {
 	}
 	st.ilo, st.ihi = minInt64, maxInt64
 	st.flo, st.fhi = negInf, posInf
+	switch {
+	case st.textTime:
+		if r.lo != nil {
+			st.ilo = r.lo.Micros
+		}
+		if r.hi != nil {
+			st.ihi = r.hi.Micros
+		}
+		return
+	case st.text:
+		if r.lo != nil {
+			st.flo = r.lo.Float
+		}
+		if r.hi != nil {
+			st.fhi = r.hi.Float
+		}
+		return
+	}
 	switch k {
 	case kInt64:
 		if r.lo != nil {
@@ -558,6 +583,19 @@ func (f *freshState) add(a arrow.Array) {
 	case *array.Timestamp:
 		for i, v := range a.TimestampValues() {
 			if us := toMicros(int64(v), f.unit); (!f.has || us > f.newest) && a.IsValid(i) {
+				f.newest, f.has = us, true
+			}
+		}
+	case *array.String: // a temporal column widened to text: the values that still read as dates or timestamps
+		for i := range a.Len() {
+			if a.IsNull(i) {
+				continue
+			}
+			us, date, ok := table.TextTime(a.Value(i))
+			if date {
+				us += usPerDay // a date is fresh until its end, as for a date column
+			}
+			if ok && (!f.has || us > f.newest) {
 				f.newest, f.has = us, true
 			}
 		}

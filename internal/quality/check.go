@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // The row kernels. Each runs over a whole column of a record batch in one tight loop per Arrow type; a failing row
@@ -102,6 +103,20 @@ func (b *Batch) checkRange(st *ruleState, rec arrow.RecordBatch, a arrow.Array) 
 	case *array.Timestamp:
 		for i, v := range a.TimestampValues() {
 			if (int64(v) < lo || int64(v) > hi) && a.IsValid(i) {
+				b.fail(st, rec, i)
+			}
+		}
+	case *array.String: // st.text: a column widened to string
+		flo, fhi := st.flo, st.fhi
+		for i := range a.Len() {
+			if a.IsNull(i) {
+				continue
+			}
+			if st.textTime {
+				if us, _, ok := table.TextTime(a.Value(i)); !ok || us < lo || us > hi {
+					b.fail(st, rec, i)
+				}
+			} else if f, ok := table.TextNumber(a.Value(i)); !ok || f < flo || f > fhi {
 				b.fail(st, rec, i)
 			}
 		}

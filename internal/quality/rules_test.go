@@ -600,7 +600,6 @@ table:
 		{RuleKey, "id,gone", "column gone is not in the batch"},
 		{RuleNotNull, "gone", "column gone is not in the batch"},
 		{RuleNotNull, "absent", "column absent is absent from the batch's members"},
-		{RuleRange, "name", "column name is string: range needs a number column"},
 		{RuleMaxLength, "qty", "column qty is int64: max_length needs a string column"},
 		{RuleRange, "when", "column when is date: range needs a number column"},
 		{RuleFreshness, "gone", "column gone is not in the batch"},
@@ -609,6 +608,10 @@ table:
 		if res.Status != StatusMissingColumn || !strings.HasPrefix(res.Observed, c.observed) {
 			t.Errorf("%s %s: %s %q, want missing_column %q", c.rule, c.column, res.Status, res.Observed, c.observed)
 		}
+	}
+	// a range on a string column reads its values as numbers: "b" is not one
+	if res := findResult(t, results, RuleRange, "name"); res.Status != StatusWarn || !strings.Contains(res.Observed, `e.g. "b"`) {
+		t.Errorf("range on a string column: %s %q, want warn naming \"b\"", res.Status, res.Observed)
 	}
 	for _, res := range results {
 		if res.Column == "other_tables_column" {
@@ -665,5 +668,39 @@ table:
 	bad := &config.Quality{Columns: map[string]*config.ColumnRules{"x": {Regex: "("}}}
 	if _, err := Compile("t", bad, nil); err == nil || !strings.Contains(err.Error(), "quality of table t") {
 		t.Errorf("invalid block compiled: %v", err)
+	}
+}
+
+// TestRangeOnAColumnWidenedToText: a number (or temporal) column widened to string by the data keeps its range
+// rule: each value is read as the inferer reads numbers (dates, timestamps), and one that is not a number (time)
+// is outside the range. The quarantine rule still takes out -50 and 99999, and also "1,200".
+func TestRangeOnAColumnWidenedToText(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r := compile(t, "t", "columns:\n  amount: {range: {min: 0, max: 1000}, action: quarantine}\n  at: {range: {min: 2025-01-01, max: 2025-01-31}}\n")
+	s := testSchema("t", col{"amount", table.String, nil}, col{"at", table.String, nil})
+	amounts := []any{"5", "1,200", "-50", "99999", "1e2", "NaN", nil, "12345678901234567890", " 7", "1000"}
+	ats := []any{"2025-01-02", "2025-01-31 23:00:00", "2025-02-01", "soon", nil, "2025-01-15T00:00:00Z", "2024-12-31", "2025-01-31", "x", "2025-01-01"}
+	kept, _, results, failed, _ := runBatch(t, mem, r, BatchMeta{Schema: s, ProcessDate: "2025-01-31"}, FinishInput{},
+		record(t, mem, s, col{"amount", table.String, amounts}, col{"at", table.String, ats}))
+	var got []string
+	for _, row := range kept {
+		got = append(got, row[0])
+	}
+	if want := []string{"5", "1e2", "", "1000"}; !slices.Equal(got, want) { // "" is the null
+		t.Errorf("kept amounts %q, want %q", got, want)
+	}
+	if len(failed) != 0 {
+		t.Errorf("failed %v", failed)
+	}
+	amount := findResult(t, results, RuleRange, "amount")
+	if amount.Status != StatusWarn || amount.CheckedRows != 9 || amount.FailedRows != 6 {
+		t.Errorf("amount: %+v", amount)
+	}
+	// every row is checked by every rule: 2025-01-31 23:00:00 is past a date bound's midnight (as for a timestamp
+	// column), then 2025-02-01, soon, 2024-12-31 and x
+	at := findResult(t, results, RuleRange, "at")
+	if at.Status != StatusWarn || at.CheckedRows != 9 || at.FailedRows != 5 || !strings.Contains(at.Observed, `"soon"`) {
+		t.Errorf("at: %+v", at)
 	}
 }

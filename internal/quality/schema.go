@@ -10,11 +10,13 @@ import (
 )
 
 // CheckSchema reports, all at once, the rules of a table's quality block q that do not fit the table's schema s:
-// a rule naming a column s lacks, range with number bounds on a column that is not int64 or float64 (or date
-// bounds on one that is not a date or timestamp), max_length or regex on a column that is not string, an allowed
-// value that is not of the column's type, freshness on a column that is not a date or timestamp. A column of
-// type null (no value seen yet) fits every rule. Meant for start-up, when the registry already knows the table;
-// nil s (a table not seen yet) or q is nothing to check.
+// a rule naming a column s lacks, range with number bounds on a date, timestamp or bool column (or date bounds on
+// a number or bool column), max_length or regex on a column that is not string, an allowed value that is not of
+// the column's type, freshness on a number or bool column. A column of type null (no value seen yet) fits every
+// rule, and so does a string column for range and freshness: a number or temporal column becomes string when a
+// value of another kind arrives (the data's doing, not the configuration's), and those rules then read each value
+// as a number or a time (a value that is not one is outside the range). Meant for start-up, when the registry
+// already knows the table; nil s (a table not seen yet) or q is nothing to check.
 //
 // Give it the table's own block, not the partner's quality_defaults: a default rule applies only to the tables
 // that have its column, so its column being absent is not an error. At run time a rule that does not fit the
@@ -55,6 +57,7 @@ func CheckSchema(partner, tableName string, q *config.Quality, s *table.Schema) 
 		}
 		if r := c.Range; r != nil {
 			switch kind := r.Kind(); {
+			case t == table.String:
 			case kind == config.BoundNumber && t != table.Int64 && t != table.Float64:
 				bad("column %s is %s: range with number bounds needs an int64 or float64 column", name, t)
 			case kind == config.BoundTime && t != table.Date && t != table.Timestamp && t != table.TimestampTZ:
@@ -81,7 +84,7 @@ func CheckSchema(partner, tableName string, q *config.Quality, s *table.Schema) 
 			switch t, ok := types[f.Column]; {
 			case !ok:
 				bad("freshness column %s is not in the table (schema v%d)", f.Column, s.Version)
-			case t != table.Null && t != table.Date && t != table.Timestamp && t != table.TimestampTZ:
+			case t != table.Null && t != table.String && t != table.Date && t != table.Timestamp && t != table.TimestampTZ:
 				bad("freshness column %s is %s: it needs a date or timestamp column", f.Column, t)
 			}
 		}

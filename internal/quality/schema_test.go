@@ -35,13 +35,11 @@ table:
 	want := []string{
 		"partner acme table rates: quality: key column gone_key is not in the table (schema v4)",
 		"partner acme table rates: quality: column missing is not in the table (schema v4)",
-		"column name is string: range with date bounds needs a date or timestamp column",
 		"column price is float64: max_length needs a string column",
 		"column stay is date: range with number bounds needs an int64 or float64 column",
 		"column stay is date: regex needs a string column",
 		`column rooms is int64: allowed value "two" is not a int64`,
 		`column rooms is int64: allowed value "3.5" is not a int64`,
-		"freshness column name is string: it needs a date or timestamp column",
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
@@ -51,7 +49,8 @@ table:
 	if n := strings.Count(err.Error(), "\n") + 1; n != len(want) {
 		t.Errorf("%d problems, want %d:\n%v", n, len(want), err)
 	}
-	for _, ok := range []string{"column at", "column new", `allowed value "1"`} {
+	// a string column fits range and freshness: a column widened to text by the data is read value by value
+	for _, ok := range []string{"column at", "column new", `allowed value "1"`, "column name", "freshness column name"} {
 		if strings.Contains(err.Error(), ok) {
 			t.Errorf("reported a fitting rule (%s):\n%v", ok, err)
 		}

@@ -75,7 +75,11 @@ func TestFreshness(t *testing.T) {
 			"newest 2025-03-01, 0s before the end of 2025-03-01"},
 		{"date day before", table.Date, []any{day("2025-02-28")}, "23h", StatusWarn, "newest 2025-02-28, 24h before"},
 		{"no value", table.Timestamp, []any{nil, nil}, "1h", StatusWarn, "no value"},
-		{"not temporal", table.String, []any{"x"}, "1h", StatusMissingColumn, "column at is string: freshness needs a date or timestamp column"},
+		{"not temporal", table.Int64, []any{int64(1)}, "1h", StatusMissingColumn, "column at is int64: freshness needs a date or timestamp column"},
+		// a temporal column widened to text by a value of another form: the values that read as times count
+		{"widened to text", table.String, []any{"2025-03-01 20:00:00", "2025-03-01T21:00:00Z", "yesterday", "2025-02-27", nil}, "6h", StatusPass,
+			"newest 2025-03-01 21:00:00Z, 3h before the end of 2025-03-01"},
+		{"text without a time", table.String, []any{"x", "2025-13-01"}, "1h", StatusWarn, "no value"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

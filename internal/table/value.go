@@ -291,3 +291,45 @@ func daysFromCivil(y, m, d int) int64 {
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return int64(era*146097 + doe - 719468)
 }
+
+// TextNumber reads s as the inferer reads a number: an int64 or float64 value (as a float64), or an integer beyond
+// int64 (which the inferer keeps as text, losslessly). False for anything else: surrounding spaces, thousands
+// separators, NaN, infinities. The data-quality rules read a column widened to string with it.
+func TextNumber(s string) (float64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	switch v := classify(unsafe.Slice(unsafe.StringData(s), len(s))); v.t {
+	case Int64, Float64:
+		return v.f, true
+	}
+	digits := s
+	if digits[0] == '-' || digits[0] == '+' {
+		digits = digits[1:]
+	}
+	if digits == "" {
+		return 0, false
+	}
+	for i := range len(digits) {
+		if !isDigit(digits[i]) {
+			return 0, false
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+// TextTime reads s as the inferer reads a date or a timestamp: microseconds since 1970-01-01 UTC (a date at its
+// midnight, a timestamp without a zone as UTC) and whether it is a date. False for anything else.
+func TextTime(s string) (us int64, date, ok bool) {
+	if len(s) < 10 {
+		return 0, false, false
+	}
+	switch v := classify(unsafe.Slice(unsafe.StringData(s), len(s))); v.t {
+	case Date:
+		return v.i * usPerDay, true, true
+	case Timestamp, TimestampTZ:
+		return v.i, false, true
+	}
+	return 0, false, false
+}

@@ -219,3 +219,20 @@ func FuzzFloat(f *testing.F) {
 		}
 	})
 }
+
+func TestTextNumberAndTime(t *testing.T) {
+	for s, want := range map[string]any{"5": 5.0, "-2.5": -2.5, "1e2": 100.0, "+7": 7.0, "12345678901234567890": 1.2345678901234567e19,
+		"-99999999999999999999": -1e20, "1,200": nil, " 7": nil, "NaN": nil, "Inf": nil, "1e999": nil, "+": nil, "-": nil, "": nil, "0x10": nil} {
+		f, ok := TextNumber(s)
+		if want == nil && ok || want != nil && (!ok || f != want.(float64)) {
+			t.Errorf("TextNumber(%q) = %v, %v; want %v", s, f, ok, want)
+		}
+	}
+	for s, want := range map[string]int64{"2025-01-02": 1735776000_000000, "2025-01-02 03:04:05": 1735787045_000000,
+		"2025-01-02T03:04:05+01:00": 1735783445_000000, "2025-02-30": -1, "yesterday": -1, "2025-01-02 3:04": -1} {
+		us, date, ok := TextTime(s)
+		if want < 0 && ok || want >= 0 && (!ok || us != want || date != (len(s) == 10)) {
+			t.Errorf("TextTime(%q) = %d, %v, %v; want %d", s, us, date, ok, want)
+		}
+	}
+}
