@@ -15,6 +15,19 @@ type Rename struct {
 	From, To string // From is "" for an empty name
 }
 
+// PartitionKeys are the keys of the output's hive layout (<table>/process_date=…/batch_id=…/): no column takes
+// their names (ParseHeader).
+var PartitionKeys = []string{"process_date", "batch_id"}
+
+func isPartitionKey(name string) bool {
+	for _, k := range PartitionKeys {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrBadHeader is wrapped by ParseHeader's errors.
 var ErrBadHeader = errors.New("table: bad header")
 
@@ -25,6 +38,9 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // fields. Generated names are reported in renamed:
 //   - an empty name becomes "column_<1-based position>";
 //   - a repeated name keeps its first occurrence; later ones become "<name>_2", "<name>_3", …;
+//   - a name that is, in any letter case, one of the output's partition keys (PartitionKeys: process_date,
+//     batch_id) becomes "<name>_2" (…): a reader of the hive layout would otherwise show the key's value from the
+//     object's path in place of the column's own values;
 //   - a generated name never equals a name written in the header nor another generated name: the suffix (or an
 //     extra "_<k>" after "column_<position>") counts up until it is free;
 //   - invalid UTF-8 in a name is replaced by U+FFFD (then the rules above apply).
@@ -74,6 +90,12 @@ func ParseHeader(raw []byte, delim byte) (names []string, renamed []Rename, err 
 	for i, name := range written {
 		orig := string(s.fields[i])
 		switch {
+		case isPartitionKey(name):
+			base := name
+			for k := 2; taken[name] || isPartitionKey(name); k++ {
+				name = base + "_" + strconv.Itoa(k)
+			}
+			taken[name] = true
 		case name == "":
 			base := "column_" + strconv.Itoa(i+1)
 			name = base

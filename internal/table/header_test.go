@@ -22,6 +22,8 @@ func TestParseHeader(t *testing.T) {
 		{"quoted", `"id","a,b","x""y"`, ',', []string{"id", "a,b", `x"y`}, nil},
 		{"empty", "a,,b,", ',', []string{"a", "column_2", "b", "column_4"},
 			[]Rename{{2, "", "column_2"}, {4, "", "column_4"}}},
+		{"partition keys", "id,batch_id,Process_Date,batch_id_2,batch_id", ',', []string{"id", "batch_id_3", "Process_Date_2", "batch_id_2", "batch_id_4"},
+			[]Rename{{2, "batch_id", "batch_id_3"}, {3, "Process_Date", "Process_Date_2"}, {5, "batch_id", "batch_id_4"}}},
 		{"duplicates", "a,b,a,a", ',', []string{"a", "b", "a_2", "a_3"},
 			[]Rename{{3, "a", "a_2"}, {4, "a", "a_3"}}},
 		{"duplicate avoids real name", "a,a,a_2", ',', []string{"a", "a_3", "a_2"},
