@@ -50,8 +50,11 @@
 //     "00501", "-01") makes the value a string, so identifiers and zip codes keep their zeros; "0", "-0", "+0"
 //     are the integer 0. Integers that do not fit int64 are strings (a float64 could not hold them).
 //   - float64: [+-] digits [. digits] [(e|E) [+-] digits], or [+-] . digits [exponent], as strconv.ParseFloat
-//     reads it. "nan", "inf", hex floats, '_' separators, a leading zero followed by digits ("01.5") and values
-//     that overflow float64 are strings.
+//     reads it, when a float64 holds it to the digit: the shortest decimal form of the float64 is the number
+//     written ("0.1" and "0.30000000000000004" are floats; "1234567890.123456789", which would read back as
+//     1234567890.1234567, is not). "nan", "inf", hex floats, '_' separators, a leading zero followed by digits
+//     ("01.5"), values that overflow float64 or underflow to zero, and those a float64 would round are strings
+//     (so no digit is lost, as with integers beyond int64).
 //   - date: YYYY-MM-DD, a valid proleptic Gregorian calendar date, year 0000-9999.
 //   - timestamp: YYYY-MM-DD, then ' ' or 'T', then HH:MM:SS (00-23, 00-59, 00-59), then optionally '.' and 1 to 9
 //     fraction digits. Stored in microseconds: digits past the sixth are truncated.

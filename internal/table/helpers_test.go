@@ -2,6 +2,7 @@ package table
 
 import (
 	"math"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,7 +32,17 @@ func oracle(s string) (Type, int64) {
 		}
 		return Int64, 0
 	case reFloat.MatchString(s):
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return String, 0
+		}
+		// lossless: the shortest decimal form of f is the number written (math/big reads both exactly)
+		if m, _, _ := strings.Cut(strings.ToLower(s), "e"); strings.Trim(m, "+-.0") == "" {
+			return Float64, 0 // zero, at any exponent (not handed to big.Rat, which would expand it)
+		}
+		want, ok1 := new(big.Rat).SetString(s)
+		got, ok2 := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+		if !ok1 || !ok2 || want.Cmp(got) != 0 {
 			return String, 0
 		}
 		return Float64, 0

@@ -145,10 +145,60 @@ func classifyNumber(b []byte) value {
 	}
 	// The syntax was checked above, so strconv only fails on overflow (±Inf), which is a string.
 	f, err := strconv.ParseFloat(unsafe.String(&b[0], n), 64)
-	if err != nil {
-		return value{t: String}
+	if err != nil || !sameNumber(b[ds:], f) {
+		return value{t: String} // a float64 cannot hold it to the digit: kept as text, as a big integer is
 	}
 	return value{t: Float64, f: f}
+}
+
+// sameNumber reports whether the unsigned decimal m (digits [. digits] [exponent], checked) is the number f's
+// shortest decimal form writes: the same significant digits at the same magnitude. False when f rounded some
+// digit away (more significant digits than a float64 holds) or underflowed to zero.
+func sameNumber(m []byte, f float64) bool {
+	var buf [32]byte
+	want, wexp := sigDigits(m, buf[:0])
+	var fbuf [32]byte
+	fs := strconv.AppendFloat(fbuf[:0], math.Abs(f), 'e', -1, 64)
+	got, gexp := sigDigits(fs, nil)
+	return string(want) == string(got) && (len(want) == 0 || wexp == gexp)
+}
+
+// sigDigits returns the significant digits of a decimal (no leading or trailing zero) appended to dst, and the
+// power of ten of the first of them. A long mantissa may need more than dst's capacity.
+func sigDigits(m []byte, dst []byte) ([]byte, int) {
+	point, exp, i := -1, 0, 0
+	first := -1 // position, among the mantissa digits, of the first non-zero one
+	pos := 0
+	for ; i < len(m); i++ {
+		c := m[i]
+		switch {
+		case c == '.':
+			point = pos
+			continue
+		case c == 'e' || c == 'E':
+			e, _ := strconv.Atoi(string(m[i+1:]))
+			exp = e
+			i = len(m)
+			continue
+		}
+		if first < 0 && c != '0' {
+			first = pos
+		}
+		if first >= 0 {
+			dst = append(dst, c)
+		}
+		pos++
+	}
+	if point < 0 {
+		point = pos
+	}
+	for len(dst) > 0 && dst[len(dst)-1] == '0' {
+		dst = dst[:len(dst)-1]
+	}
+	if first < 0 {
+		return dst, 0
+	}
+	return dst, point - first - 1 + exp
 }
 
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,

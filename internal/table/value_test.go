@@ -26,7 +26,8 @@ func TestClassify(t *testing.T) {
 		// float64
 		{"1.5", Float64}, {"-1.5", Float64}, {"+1.5", Float64}, {"0.5", Float64}, {".5", Float64}, {"-.5", Float64},
 		{"1.", Float64}, {"1e5", Float64}, {"1E5", Float64}, {"1.5e-3", Float64}, {"-2E+10", Float64},
-		{"0e0", Float64}, {"1e400", String}, {"1e-400", Float64}, {"1.2e-00005", Float64}, {"-1.2e-00005", Float64},
+		{"0e0", Float64}, {"1e400", String}, {"1e-400", String}, {"1234567890.123456789", String}, {"0.30000000000000004", Float64}, {"12345678901234567.0", String},
+		{"0.1", Float64}, {"-123456789.123456", Float64}, {"9007199254740993.5", String}, {"1.7976931348623157e308", Float64}, {"1.2e-00005", Float64}, {"-1.2e-00005", Float64},
 		{"nan", String}, {"NaN", String}, {"inf", String}, {"-Inf", String}, {"infinity", String},
 		{"0x1p-2", String}, {"1_0.5", String}, {"01.5", String}, {"00.5", String}, {".", String},
 		{"1.5.", String}, {"1..5", String}, {"e5", String}, {".e5", String}, {"1.5 ", String},
