@@ -14,7 +14,7 @@ func tableDir(t string) string { return keySegment(t) }
 func keySegment(s string) string { return objstore.KeySegment(s) }
 
 func groupPrefix(tbl, processDate, batchID string) string {
-	return fmt.Sprintf("%s/process_date=%s/batch_id=%s/", tableDir(tbl), keySegment(processDate), keySegment(batchID))
+	return fmt.Sprintf("%s/process_date=%s/batch_id=%s/", tableDir(tbl), objstore.PartitionValue(processDate), objstore.PartitionValue(batchID))
 }
 
 func partName(archive string, i int) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -127,5 +128,25 @@ func TestOptionsFromEnv(t *testing.T) {
 	}
 	if got := cleanPrefix("/a/b/"); got != "a/b/" {
 		t.Errorf("cleanPrefix = %q", got)
+	}
+}
+
+// TestPartitionValue: a hive partition value is escaped as Hive escapes it, so a reader that decodes %XX (DuckDB,
+// Spark, Trino) shows the value itself; plain values are unchanged.
+func TestPartitionValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"001": "001", "2025-03-01": "2025-03-01", "": "_", "a=b": "a%3Db", "x%2F": "x%252F", "a/b": "a%2Fb",
+		"q?#": "q%3F%23", "tab\tnl\n": "tab%09nl%0A", `back\slash`: "back%5Cslash", "ünï code": "ünï code", "a:b*c": "a%3Ab%2Ac",
+	} {
+		got := PartitionValue(in)
+		if got != want {
+			t.Errorf("PartitionValue(%q) = %q, want %q", in, got, want)
+		}
+		if dec, err := url.PathUnescape(got); in != "" && (err != nil || dec != in) {
+			t.Errorf("PartitionValue(%q) = %q decodes to %q, %v", in, got, dec, err)
+		}
+		if strings.ContainsAny(got, "/=") {
+			t.Errorf("PartitionValue(%q) = %q holds a / or =", in, got)
+		}
 	}
 }

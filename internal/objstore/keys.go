@@ -89,3 +89,33 @@ func KeySegment(s string) string {
 	}
 	return s
 }
+
+// PartitionValue returns s written as the value of a hive partition segment (key=value): Hive's escaping
+// (FileUtils.escapePathName: control characters and "#%'*/:=?\{[]^ as %XX), which hive-partitioned readers
+// (DuckDB, Spark, Trino) decode, so they show s itself; "" is "_" as for KeySegment. Without it a batch id
+// "a=b" made the table unreadable as a hive layout, and "x%2F" read back as "x/".
+func PartitionValue(s string) string {
+	if s == "" {
+		return "_"
+	}
+	const special = "\"#%'*/:=?\\{[]^"
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] != 0x7f && strings.IndexByte(special, s[i]) < 0 {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+8)
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f || strings.IndexByte(special, c) >= 0 {
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}

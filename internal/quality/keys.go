@@ -8,8 +8,8 @@ import "github.com/sluice-dev/sluice/internal/objstore"
 //	_dq/profiles/<table>/process_date=<d>/batch_id=<b>/part-<archive>.parquet  a batch's column profiles
 //	_dq/results/<table>/process_date=<d>/date.parquet                          a date's results (volume)
 //
-// Segments are escaped as the merger escapes the data's keys (merger.keySegment), so a table's results sit
-// beside its data under the same names.
+// Segments are escaped as the merger escapes the data's keys (objstore.KeySegment for the table,
+// objstore.PartitionValue for a partition's value), so a table's results sit beside its data under the same names.
 
 // ResultsKey is where a batch's results are written.
 func ResultsKey(tableName, processDate, batchID, archiveID string) string {
@@ -23,11 +23,11 @@ func ProfilesKey(tableName, processDate, batchID, archiveID string) string {
 
 // DateResultsKey is where a process date's results (volume) are written.
 func DateResultsKey(tableName, processDate string) string {
-	return "_dq/results/" + keySegment(tableName) + "/process_date=" + keySegment(processDate) + "/date.parquet"
+	return "_dq/results/" + keySegment(tableName) + "/process_date=" + objstore.PartitionValue(processDate) + "/date.parquet"
 }
 
 func batchKey(root, tableName, processDate, batchID, archiveID string) string {
-	return root + keySegment(tableName) + "/process_date=" + keySegment(processDate) + "/batch_id=" + keySegment(batchID) +
+	return root + keySegment(tableName) + "/process_date=" + objstore.PartitionValue(processDate) + "/batch_id=" + objstore.PartitionValue(batchID) +
 		"/part-" + archiveID + ".parquet"
 }
 

@@ -77,7 +77,8 @@ func TestKeys(t *testing.T) {
 		{ResultsKey("hotel_rates", "2025-03-01", "001", "abc"), "_dq/results/hotel_rates/process_date=2025-03-01/batch_id=001/part-abc.parquet"},
 		{ProfilesKey("hotel_rates", "2025-03-01", "001", "abc"), "_dq/profiles/hotel_rates/process_date=2025-03-01/batch_id=001/part-abc.parquet"},
 		{DateResultsKey("hotel_rates", "2025-03-01"), "_dq/results/hotel_rates/process_date=2025-03-01/date.parquet"},
-		{ResultsKey("a/b", "2025-03-01", "..", "x"), "_dq/results/a%2Fb/process_date=2025-03-01/batch_id=%2E%2E/part-x.parquet"},
+		{ResultsKey("a/b", "2025-03-01", "..", "x"), "_dq/results/a%2Fb/process_date=2025-03-01/batch_id=../part-x.parquet"},
+		{ResultsKey("t", "2025-03-01", "a=b%", "x"), "_dq/results/t/process_date=2025-03-01/batch_id=a%3Db%25/part-x.parquet"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %s, want %s", c.got, c.want)
