@@ -2,6 +2,7 @@ package merger
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // gateBucket holds every Put until want of them have started, so that writes made one after the
@@ -109,5 +111,25 @@ func TestCommitWritesItsObjectsTogether(t *testing.T) {
 	if !g.done[strings.Replace(bc.Objects[0].Key, "together/", "_dq/results/together/", 1)] ||
 		!g.done[strings.Replace(bc.Objects[0].Key, "together/", "_dq/profiles/together/", 1)] {
 		t.Errorf("object %s: results or profiles missing among %v", bc.Objects[0].Key, g.done)
+	}
+}
+
+// TestQuarantineKeepsRawBytes: a record quarantined for invalid UTF-8 keeps its exact bytes
+// (raw_base64) next to the readable text, so the partner's bytes can be recovered.
+func TestQuarantineKeepsRawBytes(t *testing.T) {
+	e := newEnv(t, sinks[0])
+	ev := e.committedEvents()
+	e.start(testConfig("m1"), nil, nil)
+	e.publishBatch(tbatch{archive: "bd000000000000000001", table: "bytes", members: []tmember{
+		{name: "b.csv", date: "2025-01-01", batch: "1", header: "id,name", records: []string{"1,ok\n", "2,caf\xe9\n"}},
+	}})
+	bc := ev.nextCommitted(t, 30*time.Second)
+	if bc.RowsOut != 1 || bc.Quarantined != 1 {
+		t.Fatalf("committed %v", bc)
+	}
+	q := e.quarantineLines(bc.QuarantineKey)
+	raw, err := base64.StdEncoding.DecodeString(q[0].RawBase64)
+	if len(q) != 1 || q[0].Kind != table.KindInvalidUTF8 || err != nil || string(raw) != "2,caf\xe9" || q[0].Raw != "2,caf\uFFFD" {
+		t.Fatalf("quarantine lines %+v (%v)", q, err)
 	}
 }

@@ -3,6 +3,7 @@ package merger
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -121,7 +123,9 @@ type quarantineLine struct {
 	Line      int64  `json:"line"`
 	Kind      string `json:"kind"`
 	Reason    string `json:"reason"`
-	Raw       string `json:"raw,omitempty"`
+	Raw       string `json:"raw,omitempty"` // the record as text (invalid UTF-8 replaced by U+FFFD)
+	// RawBase64 holds the record's exact bytes when they are not valid UTF-8 (a JSON string cannot).
+	RawBase64 string `json:"raw_base64,omitempty"`
 	// A row a data-quality rule quarantined: the rule, the column, the offending value and the
 	// row as written (column → value, nulls left out); Line is 0.
 	Rule   string            `json:"rule,omitempty"`
@@ -211,8 +215,12 @@ func (c *committer) writeGroup(ctx context.Context, b *batch, s *table.Schema, o
 	defer func() { c.mem.add(-accounted) }()
 	quarantine := func(q table.Quarantined) {
 		o.qparse++
-		gw.writeQ(quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: gw.curMember,
-			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)}, q.Kind)
+		ql := quarantineLine{Table: b.key.table, ArchiveID: b.key.archive, Member: gw.curMember,
+			Line: q.Line, Kind: q.Kind, Reason: q.Reason, Raw: string(q.Raw)}
+		if !utf8.Valid(q.Raw) {
+			ql.RawBase64 = base64.StdEncoding.EncodeToString(q.Raw)
+		}
+		gw.writeQ(ql, q.Kind)
 	}
 	flush := func() error {
 		if bld.Len() == 0 {
