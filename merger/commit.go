@@ -29,10 +29,12 @@ func (m *Merger) commitBatch(ctx context.Context, b *batch, mk *sluicev1.BatchCo
 	}
 	if err != nil { // permanent: the committer retries everything else
 		var qf *qualityFailure
+		var failed []quality.Result
 		if errors.As(err, &qf) {
 			m.observeQuality(b.key.table, qf.failed)
+			failed = qf.failed
 		}
-		if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error()) {
+		if m.deadLetterBatch(ctx, b, marker, msg, "commit: "+err.Error(), failed) {
 			return errDeadLettered
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/quality"
 	"github.com/sluice-dev/sluice/proto/sluicev1"
 )
 
@@ -54,7 +55,7 @@ func (m *Merger) poisonMessage(ctx context.Context, h handle, msg jetstream.Msg,
 // and the reason, then every message of the batch (chunks and marker) is terminated and the
 // batch's state dropped. The caller has removed b from its partition. It reports whether the
 // dead letter was published (else everything was handed back for a later attempt).
-func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, msg jetstream.Msg, reason string) bool {
+func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, msg jetstream.Msg, reason string, failed []quality.Result) bool {
 	p := b.part
 	m.log.Error("dead-lettering batch", "table", b.key.table, "archive", b.key.archive, "attempt", b.key.attempt,
 		"deliveries", marker.delivered, "reason", reason)
@@ -81,7 +82,7 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	_ = m.ack.term(marker, short)
 	p.dropBatch(b, func(h handle) error { return m.ack.term(h, "batch dead-lettered") })
 	m.met.deadLettered.Inc()
-	m.publishBatchFailed(ctx, b, reason)
+	m.publishBatchFailed(ctx, b, reason, failed)
 	return true
 }
 
@@ -91,9 +92,9 @@ func batchFailedReason(table, reason string) string {
 }
 
 // publishBatchFailed tells the summarizer that an archive will never complete because one of
-// its table batches was dead-lettered, so the archive ends as failed (with the reason) instead
-// of staying pending forever. Best effort: the dead letter itself is already recorded.
-func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string) {
+// its table batches was dead-lettered, so the archive ends as failed (with the reason, and the
+// data-quality results that rejected the batch, if that was why) instead of staying pending forever. Best effort: the dead letter itself is already recorded.
+func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string, failed []quality.Result) {
 	ev := &sluicev1.ArchiveFailed{
 		ArchiveId:     b.key.archive,
 		Attempt:       b.key.attempt,
@@ -101,6 +102,7 @@ func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string
 		TablesAborted: []string{b.key.table},
 		FailedUnixMs:  m.now().UnixMilli(),
 		Origin:        sluicev1.Stage_STAGE_MERGER,
+		Quality:       protoResults(failed),
 	}
 	id := bus.MergerFailedID(b.key.archive, b.key.attempt, b.key.table)
 	if err := m.deps.Bus.PublishEvent(ctx, m.deps.Bus.Subjects.Failed(), id, b.key.archive, ev, bus.WithTable(b.key.table)); err != nil {

@@ -389,7 +389,7 @@ func (p *partition) onComplete(ctx context.Context, h handle, msg jetstream.Msg)
 		}
 		delete(p.batches, key)
 		p.mu.Unlock()
-		if p.m.deadLetterBatch(ctx, b, h, msg, reason) {
+		if p.m.deadLetterBatch(ctx, b, h, msg, reason, nil) {
 			p.mu.Lock()
 			p.tomb[key] = time.Now()
 			p.mu.Unlock()

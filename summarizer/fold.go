@@ -82,6 +82,9 @@ type archive struct {
 	// (nil when a failure came from anywhere else): a later commit of each of them (a dead-letter
 	// re-merge, `sluice replay`) clears the failure.
 	mergerFailed map[string]bool
+	// The data-quality results that made the merger dead-letter a table's batch (ArchiveFailed.quality),
+	// shown in the date's quality section: a batch a fail rule rejected makes the date DQ FAIL.
+	mergerQuality map[string][]*sluicev1.QualityResult
 }
 
 // checkRecord is the result of a post-merge check of one (archive, attempt, table) commit.
@@ -139,7 +142,7 @@ func (a *archive) bump(n uint32) bool {
 		if a.extracted != nil {
 			a.prevDates = a.memberDates()
 		}
-		a.attempt, a.extracted, a.failed, a.mergerFailed, a.applied = n, nil, nil, nil, ""
+		a.attempt, a.extracted, a.failed, a.mergerFailed, a.mergerQuality, a.applied = n, nil, nil, nil, nil, ""
 	}
 	return true
 }
@@ -235,6 +238,14 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 					a.mergerFailed[t] = true
 				}
 			}
+			if byMerger && len(ev.GetQuality()) > 0 {
+				if a.mergerQuality == nil {
+					a.mergerQuality = map[string][]*sluicev1.QualityResult{}
+				}
+				for _, t := range ev.GetTablesAborted() {
+					a.mergerQuality[t] = ev.GetQuality()
+				}
+			}
 			if a.failed == nil || !byMerger || a.mergerFailed != nil {
 				a.failed = ev // a merger failure never hides an earlier failure from elsewhere
 			}
@@ -266,6 +277,9 @@ func (s *Summarizer) apply(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		}
 		byTable[ev.GetTable()] = ev                                          // a replayed commit replaces the earlier one
 		s.m.lastCommit.WithLabelValues(ev.GetTable()).Set(float64(ms) / 1e3) // events come in stream order
+		if ev.GetAttempt() == a.attempt {
+			delete(a.mergerQuality, ev.GetTable()) // the commit's own results replace them
+		}
 		if ev.GetAttempt() == a.attempt && a.mergerFailed[ev.GetTable()] {
 			delete(a.mergerFailed, ev.GetTable())
 			if len(a.mergerFailed) == 0 {

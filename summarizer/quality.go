@@ -36,13 +36,19 @@ import (
 // that date (a result without a date counts on the archive's first date, as an object does).
 // nil when the commit has no result for the date.
 func commitQuality(c *sluicev1.BatchCommitted, date string, first bool) *QualityJSON {
+	return resultsQuality(c.GetQuality(), c.GetQualityForced(), date, first)
+}
+
+// resultsQuality is commitQuality of a batch's results rs, committed by force or not (also the
+// results that made the merger dead-letter a batch, never forced).
+func resultsQuality(rs []*sluicev1.QualityResult, forced bool, date string, first bool) *QualityJSON {
 	forcedFail := false // a forced commit's failed result: the one the force went past
-	for _, r := range c.GetQuality() {
-		forcedFail = forcedFail || (c.GetQualityForced() && r.GetStatus() == quality.StatusFail)
+	for _, r := range rs {
+		forcedFail = forcedFail || (forced && r.GetStatus() == quality.StatusFail)
 	}
 	q := &QualityJSON{Results: []QualityResultJSON{}}
 	n := 0
-	for _, r := range c.GetQuality() {
+	for _, r := range rs {
 		if d := r.GetProcessDate(); d != date && (d != "" || !first) {
 			continue
 		}
@@ -53,7 +59,7 @@ func commitQuality(c *sluicev1.BatchCommitted, date string, first bool) *Quality
 		if !q.count(rj.Status) {
 			continue
 		}
-		if c.GetQualityForced() && rj.Status == quality.StatusFail {
+		if forced && rj.Status == quality.StatusFail {
 			rj.Forced, q.Forced = true, true
 		}
 		q.Results = append(q.Results, rj)
@@ -61,7 +67,7 @@ func commitQuality(c *sluicev1.BatchCommitted, date string, first bool) *Quality
 	if n == 0 {
 		return nil
 	}
-	if c.GetQualityForced() && !forcedFail {
+	if forced && !forcedFail {
 		q.Forced = true // forced, though no result says what failed: still a forced commit
 	}
 	q.Status = q.status()

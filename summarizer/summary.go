@@ -99,6 +99,8 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 			}
 			te.QuarantineKey = c.GetQuarantineKey()
 			te.Quality = commitQuality(c, date, first)
+		} else if rs := a.mergerQuality[t.GetTable()]; rs != nil {
+			te.Quality = resultsQuality(rs, false, date, first) // the fail rule that rejected the batch
 		}
 		if r != nil {
 			te.Check, te.CheckDetail = CheckOK, r.detail

@@ -194,8 +194,8 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 	}
 	strict, relaxed := rules("strict.yaml", "1000000"), rules("relaxed.yaml", "1")
 	code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state, "--config", strict)
-	if code != exitFindings || !strings.Contains(outp, "data quality: row_count failed") {
-		t.Fatalf("run with failing rules: exit %d, want %d naming the rule:\n%s", code, exitFindings, outp)
+	if code != exitFindings || !strings.Contains(outp, "data quality: row_count failed") || !strings.Contains(outp, "DQ FAIL") {
+		t.Fatalf("run with failing rules: exit %d, want %d naming the rule, DQ FAIL:\n%s", code, exitFindings, outp)
 	}
 	if got := countParquetRows(t, out); got["hotel_rates"] != 0 || got["competitor_prices"] != 0 {
 		t.Fatalf("rejected batches were committed: %v", got)

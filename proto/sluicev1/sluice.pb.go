@@ -1009,7 +1009,10 @@ type ArchiveFailed struct {
 	FailedUnixMs  int64                  `protobuf:"varint,7,opt,name=failed_unix_ms,json=failedUnixMs,proto3" json:"failed_unix_ms,omitempty"`
 	// origin is the stage that decided the failure: STAGE_EXTRACTOR (the archive could not be
 	// extracted) or STAGE_MERGER (a table batch was dead-lettered; tables_aborted names it).
-	Origin        Stage `protobuf:"varint,8,opt,name=origin,proto3,enum=sluice.v1.Stage" json:"origin,omitempty"`
+	Origin Stage `protobuf:"varint,8,opt,name=origin,proto3,enum=sluice.v1.Stage" json:"origin,omitempty"`
+	// quality: when a data-quality fail rule rejected the batch (origin STAGE_MERGER), the results
+	// that failed, so the date's summary shows DQ FAIL with them.
+	Quality       []*QualityResult `protobuf:"bytes,9,rep,name=quality,proto3" json:"quality,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1098,6 +1101,13 @@ func (x *ArchiveFailed) GetOrigin() Stage {
 		return x.Origin
 	}
 	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *ArchiveFailed) GetQuality() []*QualityResult {
+	if x != nil {
+		return x.Quality
+	}
+	return nil
 }
 
 // ArchiveDuplicate: producer -> summarizer, subject <prefix>.events.duplicate.
@@ -2016,7 +2026,7 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"durationMs\x12\x18\n" +
 	"\apartner\x18\n" +
 	" \x01(\tR\apartner\x12*\n" +
-	"\x11extracted_unix_ms\x18\v \x01(\x03R\x0fextractedUnixMs\"\xfd\x01\n" +
+	"\x11extracted_unix_ms\x18\v \x01(\x03R\x0fextractedUnixMs\"\xb1\x02\n" +
 	"\rArchiveFailed\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x18\n" +
@@ -2026,7 +2036,8 @@ const file_sluice_v1_sluice_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12%\n" +
 	"\x0etables_aborted\x18\x06 \x03(\tR\rtablesAborted\x12$\n" +
 	"\x0efailed_unix_ms\x18\a \x01(\x03R\ffailedUnixMs\x12(\n" +
-	"\x06origin\x18\b \x01(\x0e2\x10.sluice.v1.StageR\x06origin\"\x82\x01\n" +
+	"\x06origin\x18\b \x01(\x0e2\x10.sluice.v1.StageR\x06origin\x122\n" +
+	"\aquality\x18\t \x03(\v2\x18.sluice.v1.QualityResultR\aquality\"\x82\x01\n" +
 	"\x10ArchiveDuplicate\x12\x1d\n" +
 	"\n" +
 	"archive_id\x18\x01 \x01(\tR\tarchiveId\x12\x10\n" +
@@ -2167,15 +2178,16 @@ var file_sluice_v1_sluice_proto_depIdxs = []int32{
 	8,  // 3: sluice.v1.ArchiveExtracted.tables:type_name -> sluice.v1.TableCount
 	7,  // 4: sluice.v1.ArchiveExtracted.rejected:type_name -> sluice.v1.RejectedMember
 	0,  // 5: sluice.v1.ArchiveFailed.origin:type_name -> sluice.v1.Stage
-	12, // 6: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
-	13, // 7: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
-	15, // 8: sluice.v1.BatchCommitted.quality:type_name -> sluice.v1.QualityResult
-	19, // 9: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 6: sluice.v1.ArchiveFailed.quality:type_name -> sluice.v1.QualityResult
+	12, // 7: sluice.v1.BatchCommitted.objects:type_name -> sluice.v1.CommittedObject
+	13, // 8: sluice.v1.BatchCommitted.quarantine_reasons:type_name -> sluice.v1.QuarantineCount
+	15, // 9: sluice.v1.BatchCommitted.quality:type_name -> sluice.v1.QualityResult
+	19, // 10: sluice.v1.DeadLetter.headers:type_name -> sluice.v1.DeadLetter.HeadersEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_sluice_proto_init() }
