@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,4 +108,32 @@ func (c *committer) writeSchemaDoc(ctx context.Context, s *table.Schema, changed
 	}
 	c.schemaDocs.Store(key, true)
 	return nil
+}
+
+// KnownTables lists the tables the schema registry knows (every table a batch was ever merged into), sorted.
+func KnownTables(ctx context.Context, b *bus.Bus) ([]string, error) {
+	kv, err := b.Schemas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var s table.Schema
+		if json.Unmarshal(e.Value(), &s) == nil && s.Table != "" {
+			out = append(out, s.Table)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -93,8 +95,22 @@ func (c *common) parse(args []string) error {
 		}
 		return &exitError{code: exitUsage, err: err}
 	}
+	if c.fs.NArg() > 0 {
+		// The flag package stops at the first word that is not a flag: `--out O oops --state X`
+		// would silently drop --state X (and run on ./.state).
+		return &exitError{code: exitUsage, err: fmt.Errorf("unexpected argument %q: %s takes no arguments, only flags (everything after it was not read)", c.fs.Arg(0), c.fs.Name())}
+	}
 	if err := applyEnv(c.fs); err != nil {
 		return err
+	}
+	switch {
+	case c.partitions < 1 || c.partitions > 1024:
+		return &exitError{code: exitUsage, err: fmt.Errorf("--partitions %d: want 1 to 1024", c.partitions)}
+	case c.rowsMaxAge <= 0, c.eventsMaxAge <= 0, c.dlqMaxAge <= 0, c.dupWindow <= 0:
+		return &exitError{code: exitUsage, err: fmt.Errorf("--retention %s, --events-max-age %s, --dlq-max-age %s, --dedup-window %s: each must be positive",
+			c.rowsMaxAge, c.eventsMaxAge, c.dlqMaxAge, c.dupWindow)}
+	case c.rowsMaxBytes < 0:
+		return &exitError{code: exitUsage, err: fmt.Errorf("--rows-max-bytes %d: want 0 (unlimited) or a size", c.rowsMaxBytes)}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -169,7 +185,56 @@ var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": t
 
 // needsStore are the commands that only read: with no --nats and no store in --state there is
 // nothing to show, and starting an empty embedded server would print an empty table.
-var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true}
+var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true, "replay": true, "reextract": true}
+
+// recordsConfig are the commands that merge batches as a stage: they record their partner
+// configuration (recordPartners). commitsAsMergers are the re-run tools that commit batches through
+// the same path: without --config they use the recorded one, so a `dlq retry` does not drop the
+// data-quality rules, hints, overrides and null tokens the batch was merged under.
+var (
+	recordsConfig    = map[string]bool{"run": true, "merger": true}
+	commitsAsMergers = map[string]bool{"replay": true, "dlq": true}
+)
+
+// partnersKey is where the mergers' partner configuration (its YAML) is recorded, in the schema
+// registry's bucket.
+const partnersKey = "config.partners"
+
+func recordPartners(ctx context.Context, b *bus.Bus, source []byte) error {
+	kv, err := b.Schemas(ctx)
+	if err != nil {
+		return err
+	}
+	if e, err := kv.Get(ctx, partnersKey); err == nil && bytes.Equal(e.Value(), source) {
+		return nil
+	}
+	_, err = kv.Put(ctx, partnersKey, source)
+	return err
+}
+
+// recordedPartners is the configuration the mergers recorded; nil when none was (or it is the
+// defaults).
+func recordedPartners(ctx context.Context, b *bus.Bus) (*config.File, error) {
+	kv, err := b.Schemas(ctx)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, partnersKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || err == nil && len(e.Value()) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := config.Parse(e.Value(), "recorded by the mergers ("+partnersKey+")")
+	if err != nil {
+		return nil, fmt.Errorf("the partner configuration the mergers recorded: %w (pass --config)", err)
+	}
+	return f, nil
+}
 
 // readOnly are the commands that never create or update streams (the dashboard and the operator's
 // tools): they use what the stages made, with the settings the stages gave it. `status --nats`
@@ -233,6 +298,17 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 				"ack_pending", r.AckPending, "from_seq", r.From)
 		}
 	}
+	if c.configFile == "" && commitsAsMergers[name] {
+		rec, err := recordedPartners(ctx, b)
+		if err != nil {
+			closeBus()
+			return nil, nil, &exitError{code: exitConfig, err: err}
+		}
+		if rec != nil {
+			partners = rec
+			log.Info("using the partner configuration the mergers recorded (pass --config to use another)")
+		}
+	}
 	if lock != nil && b.Server != nil {
 		if err := lock.Publish(statedir.Server{URL: b.Server.ClientURL(), Token: cfg.Token}); err != nil {
 			log.Warn("publish server address in the state dir", "err", err)
@@ -248,6 +324,11 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 	if err != nil {
 		closeBus()
 		return nil, nil, err
+	}
+	if recordsConfig[name] {
+		if err := recordPartners(ctx, b, partners.Source); err != nil {
+			log.Warn("record the partner configuration for replay and dlq retry", "err", err)
+		}
 	}
 	stopMetrics := func() {}
 	if c.metricsAddr != "" {

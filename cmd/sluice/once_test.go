@@ -435,6 +435,43 @@ func TestRunOnceFindings(t *testing.T) {
 		if code, _ := runOnce(t, "--landing", landing, "--out", dir, "--log-level", "loud"); code != exitUsage {
 			t.Fatalf("bad --log-level: exit %d, want %d", code, exitUsage)
 		}
+		// A stray word ends flag parsing: what follows it (here --state) would be dropped silently.
+		stray := filepath.Join(dir, "stray-state")
+		if code, _ := runOnce(t, "--landing", landing, "--out", dir, "oops", "--state", stray); code != exitUsage {
+			t.Fatalf("stray word: exit %d, want %d", code, exitUsage)
+		}
+		for _, bad := range [][]string{
+			{"--parquet-zstd-level", "99"}, {"--chunk-codec", "gzip"}, {"--publish-window", "-1"}, {"--serve-partitions", "9"},
+			{"--poll", "-1s"}, {"--stable-for", "-5s"}, {"--partitions", "0"}, {"--memory-budget", "0"},
+			{"--extract-concurrency", "0"}, {"--retention", "0s"}, {"--out", "s3:/lake/e"},
+		} {
+			args := append([]string{"--landing", landing, "--out", dir, "--state", stray}, bad...)
+			if code, outp := runOnce(t, args...); code != exitUsage {
+				t.Errorf("%v: exit %d, want %d\n%s", bad, code, exitUsage, outp)
+			}
+		}
+		if _, err := os.Stat(stray); err == nil {
+			t.Errorf("a refused command line created %s", stray)
+		}
+	})
+	t.Run("re-run tools without state", func(t *testing.T) {
+		for name, run := range map[string]func(context.Context, []string) error{
+			"replay": func(ctx context.Context, s []string) error {
+				return cmdReplay(ctx, append(s, "--table", "t", "--out", dir))
+			},
+			"reextract": func(ctx context.Context, s []string) error {
+				return cmdReextract(ctx, append(s, "ffffffffffffffffffff"))
+			},
+		} {
+			empty := filepath.Join(dir, "empty-"+name)
+			err := run(context.Background(), []string{"--state", empty})
+			if exitCode(err) != exitFailure || !strings.Contains(err.Error(), "no sluice state") {
+				t.Errorf("%s on an empty dir: %v", name, err)
+			}
+			if _, serr := os.Stat(filepath.Join(empty, "jetstream")); serr == nil {
+				t.Errorf("%s created a store", name)
+			}
+		}
 	})
 	t.Run("status without state", func(t *testing.T) {
 		err := cmdStatus(context.Background(), []string{"--state", filepath.Join(dir, "nothing-here")})

@@ -223,6 +223,15 @@ func TestQualityFailRuleDeadLetters(t *testing.T) {
 	dlq := func(conf string, extra ...string) int {
 		return exitCode(cmdDLQ(ctx, append([]string{"retry", "--all", "--out", out, "--state", state, "--log-level", "warn", "--config", conf}, extra...)))
 	}
+	// Without --config the retry commits under the configuration the mergers recorded: the rules
+	// still reject both batches (exit 1), nothing is committed. (It used to commit them under the
+	// defaults, quietly letting the rejected rows in.)
+	if c := exitCode(cmdDLQ(ctx, []string{"retry", "--all", "--out", out, "--state", state, "--log-level", "warn"})); c != exitFailure {
+		t.Fatalf("dlq retry without --config: exit %d, want %d", c, exitFailure)
+	}
+	if got := countParquetRows(t, out); got["hotel_rates"] != 0 || got["competitor_prices"] != 0 {
+		t.Fatalf("dlq retry without --config committed rejected batches: %v", got)
+	}
 	// Relaxing hotel_rates' rule lets its batch commit; competitor_prices' still fails (exit 1).
 	if c := dlq(relaxed); c != exitFailure {
 		t.Fatalf("dlq retry with one rule still failing: exit %d, want %d", c, exitFailure)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -52,6 +53,9 @@ func cmdReplay(ctx context.Context, args []string) error {
 	if err := spec.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	if memoryBudget <= 0 || zstdLevel < 1 || zstdLevel > 22 {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--memory-budget %d, --parquet-zstd-level %d: want a positive size and a level of 1 to 22", memoryBudget, zstdLevel)}
+	}
 	o, err := s.options(c)
 	if err != nil {
 		return err
@@ -77,7 +81,17 @@ func cmdReplay(ctx context.Context, args []string) error {
 	switch {
 	case err != nil:
 		return &exitError{code: exitFailure, err: err}
-	case res.Skipped() || len(res.Committed) == 0:
+	case len(res.Committed) == 0 && !res.Skipped():
+		// Nothing matched: a table no batch was ever merged into is a wrong name (a usage error, not
+		// a finding a scheduler could wait out).
+		if known, kerr := merger.KnownTables(ctx, e.Bus); kerr == nil && !slices.Contains(known, spec.Table) {
+			if len(known) > 12 {
+				known = append(known[:12], "…")
+			}
+			return &exitError{code: exitUsage, err: fmt.Errorf("table %q: no batch of it was ever merged (tables: %s)", spec.Table, strings.Join(known, ", "))}
+		}
+		return &exitError{code: exitFindings}
+	case res.Skipped():
 		return &exitError{code: exitFindings}
 	}
 	return nil

@@ -30,10 +30,13 @@ type stageFlags struct {
 	partitionsServed   string
 	instance           string
 	httpAddr           string // dashboard (internal/ui); empty: none
+	groups             map[string]bool
 }
 
 func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
+	s.groups = map[string]bool{}
 	for _, w := range want {
+		s.groups[w] = true
 		switch w {
 		case "landing":
 			fs.StringVar(&s.landing, "landing", "", "landing area: a directory or s3://bucket/prefix")
@@ -64,8 +67,30 @@ func (s *stageFlags) register(fs *flag.FlagSet, want ...string) {
 	}
 }
 
-// options turns the flags into pipeline options.
+// options turns the flags into pipeline options, refusing values no stage could use (exit 64).
 func (s *stageFlags) options(c *common) (pipeline.Options, error) {
+	usage := func(format string, args ...any) (pipeline.Options, error) {
+		return pipeline.Options{}, &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	}
+	for _, u := range []string{s.landing, s.out} {
+		if strings.HasPrefix(strings.ToLower(u), "s3:") && !strings.HasPrefix(u, "s3://") {
+			return usage("%q: an S3 location is written s3://bucket/prefix", u)
+		}
+	}
+	switch g := s.groups; {
+	case s.poll < 0 || s.stableFor < 0:
+		return usage("--poll %s, --stable-for %s: want 0 (the default) or a positive duration", s.poll, s.stableFor)
+	case g["extract"] && s.extractConcurrency < 1:
+		return usage("--extract-concurrency %d: want at least 1", s.extractConcurrency)
+	case s.extractWindow < 0:
+		return usage("--publish-window %d: want 0 (the default) or more", s.extractWindow)
+	case g["extract"] && s.chunkCodec != "s2" && s.chunkCodec != "none":
+		return usage("--chunk-codec %q: want s2 or none", s.chunkCodec)
+	case g["merge"] && s.memoryBudget <= 0:
+		return usage("--memory-budget %d: want a positive size, e.g. 96MiB", s.memoryBudget)
+	case g["merge"] && (s.zstdLevel < 1 || s.zstdLevel > 22):
+		return usage("--parquet-zstd-level %d: want 1 to 22", s.zstdLevel)
+	}
 	o := pipeline.Options{
 		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll, StableFor: s.stableFor,
 		ExtractConcurrency: s.extractConcurrency, ExtractWindow: s.extractWindow, ChunkCodec: s.chunkCodec,
@@ -81,6 +106,9 @@ func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 			var n int
 			if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil {
 				return o, &exitError{code: exitUsage, err: fmt.Errorf("serve-partitions %q: %w", p, err)}
+			}
+			if n < 0 || n >= c.partitions {
+				return usage("--serve-partitions: partition %d does not exist (--partitions %d: 0 to %d)", n, c.partitions, c.partitions-1)
 			}
 			o.ServePartitions = append(o.ServePartitions, n)
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // DefaultMemberPattern matches {table}_{YYYYMMDD}_{batch}.csv; the table is greedy so names with
@@ -26,6 +28,10 @@ var DefaultNullTokens = []string{"", "NULL", "null", "NA", "N/A"}
 // File is the whole configuration file.
 type File struct {
 	Partners []Partner `yaml:"partners"`
+
+	// Source is the YAML the file was read from (nil for the defaults): the mergers record it, so
+	// that `replay` and `dlq retry` commit under the same configuration unless given another.
+	Source []byte `yaml:"-"`
 }
 
 // Partner is one data source.
@@ -108,17 +114,27 @@ func FormatDuration(d time.Duration) string {
 
 // Load reads a configuration file; an empty path yields the defaults.
 func Load(file string) (*File, error) {
+	if file == "" {
+		return Parse(nil, "")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(b, file)
+}
+
+// Parse reads a configuration from its YAML (name says where it came from, in errors); empty
+// data yields the defaults.
+func Parse(data []byte, name string) (*File, error) {
 	f := &File{}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	if len(data) > 0 {
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(f); err != nil {
-			return nil, fmt.Errorf("parse config %s: %w", file, err)
+			return nil, fmt.Errorf("parse config %s: %w", name, err)
 		}
+		f.Source = data
 	}
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -196,8 +212,17 @@ func (f *File) Validate() error {
 		}
 		slices.Sort(tables)
 		for _, t := range tables {
-			if err := p.Tables[t].Quality.Validate(); err != nil {
+			tc := p.Tables[t]
+			if err := tc.Quality.Validate(); err != nil {
 				return fmt.Errorf("partner %s: table %s: quality: %w", p.Name, t, err)
+			}
+			for kind, m := range map[string]map[string]string{"hints": tc.Hints, "overrides": tc.Overrides} {
+				for col, typ := range m {
+					if _, err := table.ParseType(typ); err != nil {
+						return fmt.Errorf("partner %s: table %s: %s: column %s: type %q: want bool, int64, float64, date, timestamp, timestamptz or string",
+							p.Name, t, kind, col, typ)
+					}
+				}
 			}
 		}
 		if p.Expected != nil {

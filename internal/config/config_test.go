@@ -136,3 +136,27 @@ func TestReadmeExample(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownColumnType: a hint or override naming a type that does not exist is a configuration
+// error at load (exit 78), not a failure of the merger at start.
+func TestUnknownColumnType(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	load := func(yaml string) (*File, error) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(file)
+	}
+	for _, bad := range []string{
+		"partners:\n  - name: a\n    tables:\n      t:\n        overrides: {amount: float65}\n",
+		"partners:\n  - name: a\n    tables:\n      t:\n        hints: {zip: text}\n",
+	} {
+		if _, err := load(bad); err == nil || !strings.Contains(err.Error(), "want bool, int64") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := load("partners:\n  - name: a\n    tables:\n      t:\n        hints: {zip: string}\n        overrides: {amount: FLOAT64}\n"); err != nil {
+		t.Error(err)
+	}
+}
