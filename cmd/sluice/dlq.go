@@ -71,6 +71,9 @@ func cmdDLQ(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := c.bindOut(ctx, e, s.out, false); err != nil {
+			return err
+		}
 		out, err := e.Bucket(ctx, s.out, o.S3)
 		if err != nil {
 			return err

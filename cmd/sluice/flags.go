@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -234,6 +235,52 @@ func recordedPartners(ctx context.Context, b *bus.Bus) (*config.File, error) {
 		return nil, fmt.Errorf("the partner configuration the mergers recorded: %w (pass --config)", err)
 	}
 	return f, nil
+}
+
+// outKey is where the output root this state's archives were committed to is recorded, in the
+// ledger's bucket (which says what was ingested: it says where to).
+const outKey = "config.out"
+
+// bindOut ties the state to its output root: the first stage to commit records out; a later
+// command with another --out on a state it owns is refused (exit 64) — a once run pointed at the
+// wrong folder said OK for archives committed before, and wrote summaries claiming rows that folder
+// does not hold. Against a shared --nats the paths of other hosts may differ: only a warning. record
+// is false for the re-run tools, which check without recording.
+func (c *common) bindOut(ctx context.Context, e *pipeline.Env, out string, record bool) error {
+	if out == "" {
+		return nil
+	}
+	root := strings.TrimSuffix(out, "/")
+	if !strings.HasPrefix(out, "s3://") {
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return err
+		}
+		root = abs
+	}
+	kv, err := e.Bus.Ledger(ctx)
+	if err != nil {
+		return err
+	}
+	entry, err := kv.Get(ctx, outKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		if record {
+			if _, err := kv.Create(ctx, outKey, []byte(root)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("record the output root: %w", err)
+			}
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read the output root: %w", err)
+	case string(entry.Value()) == root:
+		return nil
+	case c.nats != "":
+		e.Log.Warn("--out differs from the output root the stages recorded", "out", root, "recorded", string(entry.Value()))
+		return nil
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("--out %s: the archives of --state %s were committed to %s; use that --out, or another --state for a new output",
+		root, c.state, string(entry.Value()))}
 }
 
 // readOnly are the commands that never create or update streams (the dashboard and the operator's

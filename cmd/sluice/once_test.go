@@ -556,3 +556,29 @@ func TestRunOnceReextractsExpired(t *testing.T) {
 	}
 	checkRows(t, m, out)
 }
+
+// TestStateBoundToItsOutput (a user trial): a once run on a state whose archives were committed
+// to another --out is refused (exit 64) instead of saying "OK: committed and checked before"
+// about a folder that holds none of them; the re-run tools check the same; the right --out works.
+func TestStateBoundToItsOutput(t *testing.T) {
+	c := newCorpus(t, 37, 1, 1, 2, 50, nil)
+	if code, outp := runOnce(t, "--landing", c.landing, "--out", c.out, "--state", c.state); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, outp)
+	}
+	wrong := filepath.Join(c.dir, "wrong_out")
+	code, outp := runOnce(t, "--landing", c.landing, "--out", wrong, "--state", c.state)
+	if code != exitUsage {
+		t.Fatalf("run with another --out: exit %d, want %d\n%s", code, exitUsage, outp)
+	}
+	if _, err := os.Stat(filepath.Join(wrong, "_summaries")); err == nil {
+		t.Errorf("the refused run wrote summaries into %s", wrong)
+	}
+	err := cmdReplay(context.Background(), []string{"--table", "hotel_rates", "--out", wrong, "--state", c.state, "--log-level", "error"})
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "were committed to "+c.out) {
+		t.Errorf("replay into another --out: %v", err)
+	}
+	if code, outp := runOnce(t, "--landing", c.landing, "--out", c.out+"/", "--state", c.state); code != 0 {
+		t.Fatalf("run with the same --out: exit %d\n%s", code, outp)
+	}
+	checkRows(t, c.m, c.out)
+}

@@ -65,6 +65,9 @@ func cmdReplay(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
+	if err := c.bindOut(ctx, e, s.out, false); err != nil {
+		return err
+	}
 	out, err := e.Bucket(ctx, s.out, o.S3)
 	if err != nil {
 		return err

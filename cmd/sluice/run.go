@@ -83,6 +83,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
+	if err := c.bindOut(ctx, e, s.out, true); err != nil {
+		return err
+	}
 	// Only a process whose server no other stage uses owns --out alone.
 	o.ReclaimStale = c.soleServer()
 	if s.httpAddr != "" {

@@ -136,6 +136,9 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 			return err
 		}
 		defer closeAll()
+		if err := c.bindOut(ctx, e, s.out, name == "merger"); err != nil {
+			return err
+		}
 		st, err := build(ctx, e, o)
 		var pe *pipeline.ProbeError
 		switch {
