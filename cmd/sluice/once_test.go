@@ -582,3 +582,47 @@ func TestStateBoundToItsOutput(t *testing.T) {
 	}
 	checkRows(t, c.m, c.out)
 }
+
+// TestReextractNeedsItsFile (a user trial): reextract of a committed archive whose file has left
+// the landing area is refused (exit 1), and the archive stays committed; it used to start an
+// attempt that failed "not found", leaving the archive failed while its objects stayed.
+func TestReextractNeedsItsFile(t *testing.T) {
+	c := newCorpus(t, 41, 1, 1, 2, 50, nil)
+	if code, outp := runOnce(t, "--landing", c.landing, "--out", c.out, "--state", c.state); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, outp)
+	}
+	ctx := context.Background()
+	e, closeAll, err := openEnv(ctx, t, c.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := e.Ledger.List(ctx)
+	closeAll()
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("ledger %v %v", recs, err)
+	}
+	id, path := recs[0].ArchiveID, strings.TrimPrefix(recs[0].URI, "file://")
+	moved := filepath.Join(c.dir, "elsewhere.tar.gz")
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	err = cmdReextract(ctx, []string{"--state", c.state, "--log-level", "error", id})
+	if exitCode(err) != exitFailure || !strings.Contains(err.Error(), "put the file back") {
+		t.Fatalf("reextract of a gone file: %v", err)
+	}
+	e, closeAll, err = openEnv(ctx, t, c.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := e.Ledger.Get(ctx, id)
+	closeAll()
+	if err != nil || rec.State != "committed" || rec.Attempt != 0 {
+		t.Fatalf("record after the refused reextract: %+v %v", rec, err)
+	}
+	if err := os.Rename(moved, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmdReextract(ctx, []string{"--state", c.state, "--log-level", "error", id}); err != nil {
+		t.Fatalf("reextract with the file back: %v", err)
+	}
+}

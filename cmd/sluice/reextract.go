@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/producer"
 )
 
@@ -24,10 +26,31 @@ func cmdReextract(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeAll()
+	// The archive must still be readable where it was seen: a new attempt of a committed archive
+	// whose file has gone fails "not found" and leaves the archive failed while its objects stay in
+	// the lake (a user trial). Refused instead, with where it was looked for.
+	rec, _, err := e.Ledger.Get(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	var s3 objstore.Options
+	s3.Endpoint, s3.PathStyle = c.s3Endpoint, c.s3PathStyle
+	found := false
+	for _, uri := range append([]string{rec.URI}, rec.Duplicates...) {
+		if rc, err := e.OpenURI(ctx, uri, s3); err == nil {
+			rc.Close()
+			found = true
+			break
+		}
+	}
+	if !found {
+		return &exitError{code: exitFailure, err: fmt.Errorf("archive %s (%s) is not at %s nor at any other location it was seen at: put the file back first (a re-extraction would fail and mark it failed)",
+			rec.ArchiveID, rec.Name, strings.Join(append([]string{rec.URI}, rec.Duplicates...), ", "))}
+	}
 	if err := producer.Reextract(ctx, producer.Deps{Bus: e.Bus, Ledger: e.Ledger, Partners: e.Partners, Log: e.Log}, pos[0]); err != nil {
 		return err
 	}
-	rec, _, err := e.Ledger.Get(ctx, pos[0])
+	rec, _, err = e.Ledger.Get(ctx, pos[0])
 	if err != nil {
 		return err
 	}
