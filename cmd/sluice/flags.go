@@ -80,7 +80,9 @@ func newCommon(name string) *common {
 	f.StringVar(&c.natsRoutes, "nats-routes", "", "embedded cluster node: comma-separated route URLs of the nodes (nats-route://host:port,...)")
 	f.StringVar(&c.natsClusterName, "nats-cluster-name", "sluice", "embedded cluster node: the cluster's name")
 	f.StringVar(&c.configFile, "config", "", "partner configuration (YAML); defaults work without one")
-	f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz (alive) and /readyz (connected, streams present, stage caught up) on this address")
+	if cmd, _, _ := strings.Cut(name, " "); !oneShot[cmd] {
+		f.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz (alive) and /readyz (connected, streams present, stage caught up) on this address")
+	}
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.StringVar(&c.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL (MinIO, versitygw); default from the AWS chain")
@@ -187,6 +189,11 @@ var joinsLiveStore = map[string]bool{"status": true, "dlq": true, "reextract": t
 // needsStore are the commands that only read: with no --nats and no store in --state there is
 // nothing to show, and starting an empty embedded server would print an empty table.
 var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true, "replay": true, "reextract": true}
+
+// oneShot are the operator's tools that do one thing and exit: they serve no metrics, so a
+// SLUICE_METRICS_ADDR meant for the stage of the same container (compose.yaml) does not make
+// `docker compose exec merger sluice status` fail to bind the stage's port.
+var oneShot = map[string]bool{"status": true, "dlq": true, "reextract": true, "replay": true, "dq": true}
 
 // recordsConfig are the commands that merge batches as a stage: they record their partner
 // configuration (recordPartners). commitsAsMergers are the re-run tools that commit batches through

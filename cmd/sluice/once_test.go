@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -624,5 +625,19 @@ func TestReextractNeedsItsFile(t *testing.T) {
 	}
 	if err := cmdReextract(ctx, []string{"--state", c.state, "--log-level", "error", id}); err != nil {
 		t.Fatalf("reextract with the file back: %v", err)
+	}
+	// The tools serve no metrics: the stage's SLUICE_METRICS_ADDR in the same container
+	// (compose.yaml) is not theirs to bind.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	t.Setenv("SLUICE_METRICS_ADDR", busy.Addr().String())
+	if err := cmdStatus(ctx, []string{"--state", c.state, "--log-level", "error"}); err != nil {
+		t.Fatalf("status with the stage's SLUICE_METRICS_ADDR: %v", err)
+	}
+	if err := cmdDLQ(ctx, []string{"list", "--state", c.state, "--log-level", "error"}); err != nil {
+		t.Fatalf("dlq list with the stage's SLUICE_METRICS_ADDR: %v", err)
 	}
 }
