@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -96,7 +98,9 @@ func TestRetryable(t *testing.T) {
 		{"dial refused", &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, true},
 		{"unexpected EOF reading body", fmt.Errorf("deserialize: %w", io.ErrUnexpectedEOF), true},
 		{"canceled", fmt.Errorf("op: %w", context.Canceled), false},
-		{"deadline", &smithyhttp.RequestSendError{Err: context.DeadlineExceeded}, false},
+		// net/http's own timeouts match context.DeadlineExceeded: retried; a caller's context that
+		// ended stops retrier.do before it asks (TestS3SilentEndpoint, TestDoStopsWithItsContext)
+		{"deadline", &smithyhttp.RequestSendError{Err: context.DeadlineExceeded}, true},
 		{"no credentials", errors.New("failed to retrieve credentials"), false},
 	} {
 		if got := retryable(tc.err); got != tc.want {
@@ -148,5 +152,22 @@ func TestPartitionValue(t *testing.T) {
 		if strings.ContainsAny(got, "/=") {
 			t.Errorf("PartitionValue(%q) = %q holds a / or =", in, got)
 		}
+	}
+}
+
+// TestDoStopsWithItsContext: once the caller's context has ended, a failed call is not retried,
+// although its error (a deadline) would be on a live context.
+func TestDoStopsWithItsContext(t *testing.T) {
+	r := &retrier{initial: time.Millisecond, maxElapsed: time.Minute, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := r.do(ctx, "PutObject", "s3://b/k", func(ctx context.Context, attempt int) error {
+		calls++
+		<-ctx.Done()
+		return &smithyhttp.RequestSendError{Err: ctx.Err()}
+	})
+	if calls != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%d calls, %v", calls, err)
 	}
 }

@@ -59,7 +59,16 @@ type Options struct {
 
 	// retryInitial overrides the first backoff interval (tests).
 	retryInitial time.Duration
+	// headerTimeout overrides DefaultResponseHeaderTimeout (tests).
+	headerTimeout time.Duration
 }
+
+// DefaultResponseHeaderTimeout is how long an S3 request waits for the answer's headers once its body is sent:
+// what tells a silent endpoint (a hung gateway, a black-holed load balancer) from a slow one. With the SDK's two
+// attempts, a silent endpoint shows in the retry log and the failure metrics within about two minutes; it was 5
+// min per attempt, so 10 min without any sign. Servers that take long to complete a large multipart upload send
+// their headers first (S3 keeps the connection alive with whitespace).
+const DefaultResponseHeaderTimeout = time.Minute
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
@@ -79,6 +88,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.retryInitial == 0 {
 		o.retryInitial = 200 * time.Millisecond
+	}
+	if o.headerTimeout == 0 {
+		o.headerTimeout = DefaultResponseHeaderTimeout
 	}
 	if o.Endpoint == "" {
 		o.Endpoint = os.Getenv(EnvS3Endpoint)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,7 +52,7 @@ func (r *retrier) do(ctx context.Context, op, uri string, fn func(ctx context.Co
 			return nil
 		}
 		last = err
-		if !retryable(err) {
+		if ctx.Err() != nil || !retryable(err) {
 			return backoff.Permanent(err)
 		}
 		return err
@@ -91,7 +92,10 @@ var permanentCodes = map[string]bool{
 // throttling, 5xx, 408, 429 and S3's transient codes. 4xx answers (404, 403, 400, NoSuchUpload,
 // …), a cancelled context and client-side errors (no credentials, bad parameters) are permanent.
 func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	// The caller's context ending is handled by do (ctx.Err()); an error that matches
+	// context.DeadlineExceeded while it is alive is the transport's own timeout (net/http's
+	// "timeout awaiting response headers" matches it), retried below.
+	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var ae smithy.APIError
@@ -99,6 +103,12 @@ func retryable(err error) bool {
 		return false
 	}
 	if sdkRetryables.IsErrorRetryable(err) == aws.TrueTernary {
+		return true
+	}
+	// A silent server (no response headers within the transport's timeout) may answer the next
+	// request; the SDK gives up on it after its two attempts without calling it retryable.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
 	var re *awshttp.ResponseError

@@ -45,9 +45,7 @@ func sdkRetryer() aws.Retryer {
 
 func openS3(ctx context.Context, bucket, prefix string, opts Options) (*s3Bucket, error) {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		// Catches a silent server; generous because CompleteMultipartUpload of a large object
-		// may take a while before the first byte on some servers.
-		tr.ResponseHeaderTimeout = 5 * time.Minute
+		tr.ResponseHeaderTimeout = opts.headerTimeout // a silent server (DefaultResponseHeaderTimeout)
 	})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRetryer(sdkRetryer),

@@ -301,3 +301,42 @@ func TestS3FailedCommitLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestS3SilentEndpoint: an endpoint that accepts requests and never answers (a hung gateway) is
+// given up on after the response-header timeout, retried with a retry reported, and failed within
+// the retry budget — instead of waiting on one request for minutes without a sign.
+func TestS3SilentEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		select { // hold the request unanswered until the client gives up, or the test ends
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk", "AWS_REGION": "us-east-1",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"} {
+		t.Setenv(k, v)
+	}
+	var retries atomic.Int64
+	opts := objstore.WithHeaderTimeout(objstore.Options{Endpoint: srv.URL, PathStyle: true, RetryMaxElapsed: 2 * time.Second,
+		OnRetry: func(string, error) { retries.Add(1) }}, 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := objstore.Open(ctx, "s3://silent/p", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = b.Put(ctx, "k", strings.NewReader("v"))
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Fatalf("put to a silent endpoint: %v (after %s)", err, time.Since(start))
+	}
+	if retries.Load() == 0 || requests.Load() < 2 {
+		t.Fatalf("%d retries reported, %d requests seen: %#v", retries.Load(), requests.Load(), err)
+	}
+}
