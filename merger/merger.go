@@ -183,6 +183,9 @@ func (m *Merger) start(ctx context.Context) error {
 	if err := m.commit.checkRules(ctx); err != nil {
 		return err
 	}
+	if err := m.commit.recordPartners(ctx); err != nil {
+		m.log.Warn("record the partner configuration for replay and dlq retry", "err", err)
+	}
 	if m.presence, err = m.openPresence(ctx); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-dev/sluice/internal/bus"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -136,4 +137,60 @@ func KnownTables(ctx context.Context, b *bus.Bus) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// PartnersKey is where a merger records the partner configuration it merges under (its YAML; ""
+// for the defaults), in the schema registry's bucket: `sluice replay` and `dlq retry` without
+// --config commit under it, so a retry does not drop the data-quality rules, hints, overrides and
+// null tokens the batch was merged under.
+const PartnersKey = "config.partners"
+
+// recordPartners records the configuration once the merger has checked its rules against the
+// registry (a configuration refused at start is never recorded). The last merger to start wins.
+func (c *committer) recordPartners(ctx context.Context) error {
+	var source []byte
+	if c.quality.partners != nil {
+		source = c.quality.partners.Source
+	}
+	e, err := c.schemas.Get(ctx, PartnersKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = c.schemas.Create(ctx, PartnersKey, source)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return c.recordPartners(ctx) // another merger just did: compare with it
+		}
+		return err
+	case err != nil:
+		return err
+	case bytes.Equal(e.Value(), source):
+		return nil
+	}
+	_, err = c.schemas.Update(ctx, PartnersKey, source, e.Revision())
+	return err
+}
+
+// RecordedPartners is the configuration the mergers recorded (recordPartners); nil when none was, or
+// it is the defaults.
+func RecordedPartners(ctx context.Context, b *bus.Bus) (*config.File, error) {
+	kv, err := b.Schemas(ctx)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, PartnersKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case len(e.Value()) == 0:
+		return nil, nil
+	}
+	f, err := config.Parse(e.Value(), "recorded by the mergers ("+PartnersKey+")")
+	if err != nil {
+		return nil, fmt.Errorf("the partner configuration the mergers recorded: %w (pass --config)", err)
+	}
+	return f, nil
 }

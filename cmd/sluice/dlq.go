@@ -59,6 +59,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	default:
 		return &exitError{code: exitUsage, err: errors.New(dlqUsage)}
 	}
+	c.mergersConfig = action == "retry"
 	e, closeAll, err := c.setup(ctx, "dlq")
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -24,9 +23,11 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/bus"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ledger"
 	"github.com/sluice-dev/sluice/internal/opsmetrics"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/statedir"
+	"github.com/sluice-dev/sluice/merger"
 )
 
 // common holds the flags every stage shares.
@@ -45,6 +46,9 @@ type common struct {
 
 	ops    *ops      // set by setup: JetStream metrics, build_info, readiness checks
 	logOut io.Writer // where logs go; nil: os.Stderr (run's progress line wraps it)
+	// mergersConfig: without --config, commit under the partner configuration the mergers
+	// recorded (merger.RecordedPartners): replay and dlq retry, which commit batches as a merger.
+	mergersConfig bool
 	// streams and buckets (issue #14): replicas, limits, and whether to apply them to existing ones
 	replicas                                       int
 	rowsMaxBytes                                   int64
@@ -195,75 +199,37 @@ var needsStore = map[string]bool{"status": true, "dlq": true, "ui": true, "repla
 // `docker compose exec merger sluice status` fail to bind the stage's port.
 var oneShot = map[string]bool{"status": true, "dlq": true, "reextract": true, "replay": true, "dq": true}
 
-// recordsConfig are the commands that merge batches as a stage: they record their partner
-// configuration (recordPartners). commitsAsMergers are the re-run tools that commit batches through
-// the same path: without --config they use the recorded one, so a `dlq retry` does not drop the
-// data-quality rules, hints, overrides and null tokens the batch was merged under.
-var (
-	recordsConfig    = map[string]bool{"run": true, "merger": true}
-	commitsAsMergers = map[string]bool{"replay": true, "dlq": true}
-)
-
-// partnersKey is where the mergers' partner configuration (its YAML) is recorded, in the schema
-// registry's bucket.
-const partnersKey = "config.partners"
-
-func recordPartners(ctx context.Context, b *bus.Bus, source []byte) error {
-	kv, err := b.Schemas(ctx)
-	if err != nil {
-		return err
-	}
-	if e, err := kv.Get(ctx, partnersKey); err == nil && bytes.Equal(e.Value(), source) {
-		return nil
-	}
-	_, err = kv.Put(ctx, partnersKey, source)
-	return err
-}
-
-// recordedPartners is the configuration the mergers recorded; nil when none was (or it is the
-// defaults).
-func recordedPartners(ctx context.Context, b *bus.Bus) (*config.File, error) {
-	kv, err := b.Schemas(ctx)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	e, err := kv.Get(ctx, partnersKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || err == nil && len(e.Value()) == 0 {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	f, err := config.Parse(e.Value(), "recorded by the mergers ("+partnersKey+")")
-	if err != nil {
-		return nil, fmt.Errorf("the partner configuration the mergers recorded: %w (pass --config)", err)
-	}
-	return f, nil
-}
-
 // outKey is where the output root this state's archives were committed to is recorded, in the
 // ledger's bucket (which says what was ingested: it says where to).
 const outKey = "config.out"
 
-// bindOut ties the state to its output root: the first stage to commit records out; a later
-// command with another --out on a state it owns is refused (exit 64) — a once run pointed at the
-// wrong folder said OK for archives committed before, and wrote summaries claiming rows that folder
-// does not hold. Against a shared --nats the paths of other hosts may differ: only a warning. record
-// is false for the re-run tools, which check without recording.
+// outRoot is out written one way for every spelling of the same location: an absolute path for a
+// folder (file:// stripped), s3://bucket/prefix without empty segments at its ends.
+func outRoot(out string) (string, error) {
+	if rest, ok := strings.CutPrefix(out, "s3://"); ok {
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if prefix = strings.Trim(prefix, "/"); prefix != "" {
+			return "s3://" + bucket + "/" + prefix, nil
+		}
+		return "s3://" + bucket, nil
+	}
+	return filepath.Abs(strings.TrimPrefix(out, "file://"))
+}
+
+// bindOut ties the state to its output root: a stage that commits records out; a later command
+// with another --out on a state it owns is refused (exit 64) while the state's ledger shows
+// archives committed to the recorded one — a once run pointed at the wrong folder said OK for
+// archives committed before, and wrote summaries claiming rows that folder does not hold. A state
+// with nothing committed takes the new root (a first run that failed). Against a shared --nats or
+// on a cluster node, where hosts may mount the output under other paths, a mismatch is a warning.
+// record is false for the re-run tools and the summarizer, which check without recording.
 func (c *common) bindOut(ctx context.Context, e *pipeline.Env, out string, record bool) error {
 	if out == "" {
 		return nil
 	}
-	root := strings.TrimSuffix(out, "/")
-	if !strings.HasPrefix(out, "s3://") {
-		abs, err := filepath.Abs(out)
-		if err != nil {
-			return err
-		}
-		root = abs
+	root, err := outRoot(out)
+	if err != nil {
+		return err
 	}
 	kv, err := e.Bus.Ledger(ctx)
 	if err != nil {
@@ -282,12 +248,30 @@ func (c *common) bindOut(ctx context.Context, e *pipeline.Env, out string, recor
 		return fmt.Errorf("read the output root: %w", err)
 	case string(entry.Value()) == root:
 		return nil
-	case c.nats != "":
+	case c.nats != "" || c.natsClusterListen != "":
 		e.Log.Warn("--out differs from the output root the stages recorded", "out", root, "recorded", string(entry.Value()))
 		return nil
 	}
-	return &exitError{code: exitUsage, err: fmt.Errorf("--out %s: the archives of --state %s were committed to %s; use that --out, or another --state for a new output",
-		root, c.state, string(entry.Value()))}
+	recs, err := e.Ledger.List(ctx)
+	if err != nil {
+		return err
+	}
+	committed := 0
+	for _, r := range recs {
+		if r.State == ledger.Committed || len(r.TablesCommitted) > 0 {
+			committed++
+		}
+	}
+	if committed == 0 { // nothing is in the recorded root: this is the state's output now
+		if record {
+			if _, err := kv.Update(ctx, outKey, []byte(root), entry.Revision()); err != nil {
+				return fmt.Errorf("record the output root: %w", err)
+			}
+		}
+		return nil
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("--out %s: %d archives of --state %s were committed to %s; use that --out, or another --state for a new output",
+		root, committed, c.state, string(entry.Value()))}
 }
 
 // readOnly are the commands that never create or update streams (the dashboard and the operator's
@@ -352,8 +336,8 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 				"ack_pending", r.AckPending, "from_seq", r.From)
 		}
 	}
-	if c.configFile == "" && commitsAsMergers[name] {
-		rec, err := recordedPartners(ctx, b)
+	if c.configFile == "" && c.mergersConfig {
+		rec, err := merger.RecordedPartners(ctx, b)
 		if err != nil {
 			closeBus()
 			return nil, nil, &exitError{code: exitConfig, err: err}
@@ -378,11 +362,6 @@ func (c *common) setup(ctx context.Context, name string) (*pipeline.Env, func(),
 	if err != nil {
 		closeBus()
 		return nil, nil, err
-	}
-	if recordsConfig[name] {
-		if err := recordPartners(ctx, b, partners.Source); err != nil {
-			log.Warn("record the partner configuration for replay and dlq retry", "err", err)
-		}
 	}
 	stopMetrics := func() {}
 	if c.metricsAddr != "" {

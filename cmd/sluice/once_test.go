@@ -563,6 +563,14 @@ func TestRunOnceReextractsExpired(t *testing.T) {
 // about a folder that holds none of them; the re-run tools check the same; the right --out works.
 func TestStateBoundToItsOutput(t *testing.T) {
 	c := newCorpus(t, 37, 1, 1, 2, 50, nil)
+	// A first run that commits nothing (its --out cannot be created) does not bind the state.
+	notDir := filepath.Join(c.dir, "a-file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, outp := runOnce(t, "--landing", c.landing, "--out", filepath.Join(notDir, "lake"), "--state", c.state); code != exitFailure {
+		t.Fatalf("run into a path under a file: exit %d\n%s", code, outp)
+	}
 	if code, outp := runOnce(t, "--landing", c.landing, "--out", c.out, "--state", c.state); code != 0 {
 		t.Fatalf("first run: exit %d\n%s", code, outp)
 	}
@@ -578,10 +586,22 @@ func TestStateBoundToItsOutput(t *testing.T) {
 	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "were committed to "+c.out) {
 		t.Errorf("replay into another --out: %v", err)
 	}
-	if code, outp := runOnce(t, "--landing", c.landing, "--out", c.out+"/", "--state", c.state); code != 0 {
-		t.Fatalf("run with the same --out: exit %d\n%s", code, outp)
+	for _, same := range []string{c.out + "/", "file://" + c.out} {
+		if code, outp := runOnce(t, "--landing", c.landing, "--out", same, "--state", c.state); code != 0 {
+			t.Fatalf("run with the same --out written %s: exit %d\n%s", same, code, outp)
+		}
 	}
 	checkRows(t, c.m, c.out)
+}
+
+func TestOutRoot(t *testing.T) {
+	for in, want := range map[string]string{"s3://lake/tables": "s3://lake/tables", "s3://lake/tables//": "s3://lake/tables",
+		"s3://lake//tables": "s3://lake/tables", "s3://lake/": "s3://lake", "s3://lake": "s3://lake", "/tmp/x/": "/tmp/x",
+		"file:///tmp/x": "/tmp/x", "/tmp/./x/../x": "/tmp/x"} {
+		if got, err := outRoot(in); err != nil || got != want {
+			t.Errorf("outRoot(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
 }
 
 // TestReextractNeedsItsFile (a user trial): reextract of a committed archive whose file has left

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/internal/objstore/s3test"
 	"github.com/sluice-dev/sluice/internal/quality"
+	"github.com/sluice-dev/sluice/merger"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -312,6 +313,18 @@ func TestQualityRulesRefusedAtStart(t *testing.T) {
 	err := cmdRun(ctx, []string{"--once", "--progress", "off", "--log-level", "error", "--landing", landing, "--out", out, "--state", state, "--config", mismatch})
 	if exitCode(err) != exitConfig || !strings.Contains(err.Error(), "column nights is int64: regex needs a string column") {
 		t.Fatalf("regex on a number column: exit %d, %v", exitCode(err), err)
+	}
+	// A configuration refused at start is not the one replay and dlq retry fall back on.
+	{
+		e, closeAll, err := openEnv(ctx, t, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := merger.RecordedPartners(ctx, e.Bus)
+		closeAll()
+		if err != nil || rec != nil {
+			t.Fatalf("recorded configuration after a refused start: %+v %v, want the first run's defaults", rec, err)
+		}
 	}
 	text := write("text.yaml", "partners:\n  - name: partner\n    tables:\n      hotel_rates:\n        quality:\n          columns:\n            hotel_name: {range: {min: 0}}\n")
 	if code, outp := runOnce(t, "--landing", landing, "--out", out, "--state", state, "--config", text); code != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
@@ -37,8 +38,16 @@ func cmdReextract(ctx context.Context, args []string) error {
 	s3.Endpoint, s3.PathStyle = c.s3Endpoint, c.s3PathStyle
 	found := false
 	for _, uri := range append([]string{rec.URI}, rec.Duplicates...) {
-		if rc, err := e.OpenURI(ctx, uri, s3); err == nil {
+		rc, err := e.OpenURI(ctx, uri, s3)
+		if err == nil {
 			rc.Close()
+			found = true
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, objstore.ErrNotFound) {
+			// Cannot tell from here (credentials, an endpoint this host does not reach): the
+			// extractor may well read it. Not a reason to refuse.
+			e.Log.Warn("cannot check that the archive is still there; requesting the re-extraction anyway", "uri", uri, "err", err)
 			found = true
 			break
 		}

@@ -60,6 +60,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	c.mergersConfig = true
 	e, closeAll, err := c.setup(ctx, "replay")
 	if err != nil {
 		return err

@@ -77,6 +77,9 @@ func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 			return usage("%q: an S3 location is written s3://bucket/prefix", u)
 		}
 	}
+	if s.chunkCodec == "" {
+		s.chunkCodec = extractor.DefaultChunkCodec // SLUICE_CHUNK_CODEC= (empty) is the default, as before
+	}
 	switch g := s.groups; {
 	case s.poll < 0 || s.stableFor < 0:
 		return usage("--poll %s, --stable-for %s: want 0 (the default) or a positive duration", s.poll, s.stableFor)
