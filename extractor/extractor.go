@@ -650,7 +650,8 @@ func (j *job) ledgerStart(ctx context.Context) error {
 }
 
 // ledgerDone records the extraction: state extracted (a committed archive that was replayed
-// stays committed, an attempt a merger failed stays failed), table count and rows in.
+// stays committed), or failed when a merger dead-lettered a batch of this attempt meanwhile;
+// table count and rows in.
 func (j *job) ledgerDone(ctx context.Context, out *sluicev1.ArchiveExtracted) error {
 	l := j.e.ledger
 	if l == nil {
@@ -663,12 +664,17 @@ func (j *job) ledgerDone(ctx context.Context, out *sluicev1.ArchiveExtracted) er
 	_, err := l.Update(ctx, j.ev.ArchiveId, func(r *ledger.Record) error {
 		r.Tables, r.RowsIn = len(out.Tables), rows
 		// A merger may have dead-lettered a batch of this attempt already (ledger.BatchDeadLettered):
-		// the attempt stays failed with its reason.
+		// the attempt is failed, with its reason, now that its extraction is complete.
 		failedHere := r.State == ledger.Failed && r.Attempt == j.ev.Attempt
+		deadLettered := r.Attempt == j.ev.Attempt && len(r.TablesDeadLettered) > 0
 		if j.ev.Attempt > r.Attempt {
 			r.Attempt = j.ev.Attempt
 		}
-		if r.State != ledger.Committed && !failedHere {
+		switch {
+		case r.State == ledger.Committed, failedHere:
+		case deadLettered:
+			r.SetState(ledger.Failed, r.DeadLetterReason, j.e.now())
+		default:
 			r.SetState(ledger.Extracted, "", j.e.now())
 		}
 		return nil

@@ -414,3 +414,33 @@ func TestRunKeepsACommittedArchiveCommitted(t *testing.T) {
 		t.Fatalf("ledger %+v %v, want committed with the extraction's counts", rec, err)
 	}
 }
+
+// TestRedeliveryAfterAMergerDeadLetter (a review): a merger dead-letters a batch of the attempt
+// before the extraction is recorded complete (the extractor crashed, or its publish failed, before
+// ArchiveExtracted). The redelivery is not taken for a finished extraction — its ArchiveExtracted
+// is what lets the archive settle — and, once done, the record says the attempt failed, and why.
+func TestRedeliveryAfterAMergerDeadLetter(t *testing.T) {
+	v := newEnv(t, Config{})
+	ev := landArchive(t, "p_20250101_1.tar.gz", tarGz(t, file("orders_20250101_1.csv", "id,amount\n1,2\n")))
+	v.createRecord(t, ev)
+	ctx := context.Background()
+	if _, err := v.ledger.Transition(ctx, ev.ArchiveId, ledger.Extracting, ""); err != nil { // the first delivery started
+		t.Fatal(err)
+	}
+	if err := v.ledger.BatchDeadLettered(ctx, ev.ArchiveId, 0, "orders", "table orders dead-lettered by the merger: x"); err != nil {
+		t.Fatal(err)
+	}
+	if v.e.alreadyExtracted(ctx, ev) {
+		t.Fatal("the redelivery of an unfinished extraction is skipped as extracted")
+	}
+	if _, err := v.e.Extract(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if evs := eventsOf(t, v, v.b.Subjects.Extracted(), func() *sluicev1.ArchiveExtracted { return &sluicev1.ArchiveExtracted{} }); len(evs) != 1 {
+		t.Fatalf("%d extracted events", len(evs))
+	}
+	rec, _, err := v.ledger.Get(ctx, ev.ArchiveId)
+	if err != nil || rec.State != ledger.Failed || rec.Reason != "table orders dead-lettered by the merger: x" || rec.RowsIn != 1 {
+		t.Fatalf("ledger %+v %v", rec, err)
+	}
+}

@@ -3,8 +3,10 @@ package merger
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,4 +134,27 @@ func TestQuarantineKeepsRawBytes(t *testing.T) {
 	if len(q) != 1 || q[0].Kind != table.KindInvalidUTF8 || err != nil || string(raw) != "2,caf\xe9" || q[0].Raw != "2,caf\uFFFD" {
 		t.Fatalf("quarantine lines %+v (%v)", q, err)
 	}
+}
+
+// refusingBucket refuses every new object at once, as a full or read-only output would.
+type refusingBucket struct{ objstore.Bucket }
+
+func (refusingBucket) Create(context.Context, string) (objstore.Writer, error) {
+	return nil, errors.New("create refused")
+}
+
+// TestCommitFailingEarlyOnOneCPU (a review): a commit that fails before anything blocks (the output
+// refuses the object at once) returns before the schema document's goroutine has run — always so
+// with one CPU, as in a container limited to one. That goroutine read the commit's result, nil by
+// then: the merger crashed. Now the commit is retried, as any failed write is.
+func TestCommitFailingEarlyOnOneCPU(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	e := newEnv(t, sinks[0])
+	e.out = refusingBucket{Bucket: e.out}
+	cfg := testConfig("m1")
+	r := e.start(cfg, nil, nil)
+	e.publishBatch(tbatch{archive: "bf000000000000000001", table: "early", members: []tmember{
+		{name: "t.csv", date: "2025-01-01", batch: "1", header: "a,b", records: csvRows(5, func(i int) string { return fmt.Sprintf("%d,x%d", i, i) })},
+	}})
+	eventually(t, 30*time.Second, "commit retried", func() bool { return r.metric(t, "sluice_merger_commit_retries_total") >= 2 })
 }

@@ -288,7 +288,8 @@ func (c *committer) writeBatch(ctx context.Context, b *batch) (res *commitResult
 			_ = aux.Wait()
 		}
 	}()
-	aux.Go(func() error { return c.writeSchemaDoc(ctx, res.schema, res.changed) })
+	schema, changed := res.schema, res.changed // res is nil once an early return sets it
+	aux.Go(func() error { return c.writeSchemaDoc(ctx, schema, changed) })
 
 	added, widened := schemaChanges(res.schema, res.changed)
 	for _, g := range groupsOf(chunks) {

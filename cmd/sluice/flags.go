@@ -231,15 +231,34 @@ func (c *common) bindOut(ctx context.Context, e *pipeline.Env, out string, recor
 	if err != nil {
 		return err
 	}
-	kv, err := e.Bus.Ledger(ctx)
-	if err != nil {
+	// Read on a cluster node starting beside the others, whose bucket may be electing its leader:
+	// transient errors are waited out as the stages wait them out.
+	var entry jetstream.KeyValueEntry
+	var kv jetstream.KeyValue
+	err = bus.Retry(ctx, e.Log, "read the output root", func(ctx context.Context) (err error) {
+		if kv, err = e.Bus.Ledger(ctx); err != nil {
+			return err
+		}
+		entry, err = kv.Get(ctx, outKey)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
 		return err
+	})
+	if err == nil && entry == nil {
+		err = jetstream.ErrKeyNotFound
 	}
-	entry, err := kv.Get(ctx, outKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		if record {
-			if _, err := kv.Create(ctx, outKey, []byte(root)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			err := bus.Retry(ctx, e.Log, "record the output root", func(ctx context.Context) error {
+				_, err := kv.Create(ctx, outKey, []byte(root))
+				if errors.Is(err, jetstream.ErrKeyExists) {
+					return nil // another node or stage recorded it: the same root, or its check will say
+				}
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("record the output root: %w", err)
 			}
 		}

@@ -61,9 +61,12 @@ type Record struct {
 	// A redelivery of that batch (a consumer reset at start-up) is settled: it is retried through
 	// `sluice dlq retry` (a re-merge from the rows stream) or a new attempt, never by merging the
 	// redelivered messages again, which would record a second dead letter. Reset with the attempt.
-	TablesDeadLettered []string     `json:"tables_dead_lettered,omitempty"`
-	History            []Transition `json:"history,omitempty"`
-	UpdatedMs          int64        `json:"updated_ms"`
+	TablesDeadLettered []string `json:"tables_dead_lettered,omitempty"`
+	// DeadLetterReason is why the latest of them was dead-lettered: the attempt's failure once its
+	// extraction is recorded complete (BatchDeadLettered, then the extractor's ledger update).
+	DeadLetterReason string       `json:"dead_letter_reason,omitempty"`
+	History          []Transition `json:"history,omitempty"`
+	UpdatedMs        int64        `json:"updated_ms"`
 }
 
 // SetState moves the record to s, appending to its history.
@@ -230,20 +233,24 @@ func (l *Ledger) BatchCommitted(ctx context.Context, id string, attempt uint32, 
 // BatchDeadLettered records that table's batch of the archive's attempt was dead-lettered, and
 // that the attempt failed, with reason: the archive cannot be committed whole unless the batch is
 // retried (`sluice dlq retry`; the summarizer moves the record to committed once every table is
-// committed and checked).
+// committed and checked). While the extraction is not recorded complete (the merger can be
+// faster than the extractor's last steps) the state stays: a redelivered extraction must still
+// finish (its ArchiveExtracted is what lets the archive settle), and the extractor records the
+// failure with the reason when it is done.
 func (l *Ledger) BatchDeadLettered(ctx context.Context, id string, attempt uint32, table, reason string) error {
 	_, err := l.Update(ctx, id, func(r *Record) error {
 		if r.Attempt != attempt {
 			return ErrSkip
 		}
 		listed := slices.Contains(r.TablesDeadLettered, table)
-		if listed && (r.State == Failed || r.State == Committed) {
+		if listed && r.DeadLetterReason == reason && r.State != Extracted {
 			return ErrSkip
 		}
 		if !listed {
 			r.TablesDeadLettered = append(r.TablesDeadLettered, table)
 		}
-		if r.State != Committed {
+		r.DeadLetterReason = reason
+		if r.State == Extracted {
 			r.SetState(Failed, reason, l.now())
 		}
 		return nil
@@ -267,7 +274,7 @@ func (l *Ledger) addTable(ctx context.Context, id string, attempt uint32, table 
 // previous one no longer apply.
 func (r *Record) NewAttempt() {
 	r.Attempt++
-	r.TablesCommitted, r.TablesDeadLettered = nil, nil
+	r.TablesCommitted, r.TablesDeadLettered, r.DeadLetterReason = nil, nil, ""
 }
 
 // BatchSettled reports whether the record shows table's batch of attempt done: the table

@@ -120,13 +120,26 @@ func TestBatchDeadLetteredFailsTheAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := ledger.New(kv, nil)
-	for _, id := range []string{"a", "b"} {
+	for _, id := range []string{"a", "b", "c"} {
 		if _, _, err := l.Create(ctx, ledger.Record{ArchiveID: id, Attempt: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Transition(ctx, id, ledger.Extracted, ""); err != nil {
+		s := ledger.Extracted
+		if id == "c" {
+			s = ledger.Extracting
+		}
+		if _, err := l.Transition(ctx, id, s, ""); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Before the extraction is recorded complete the state stays (its redelivery must finish it);
+	// the reason waits for the extractor.
+	if err := l.BatchDeadLettered(ctx, "c", 1, "t1", "table t1 dead-lettered: early"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err := l.Get(ctx, "c"); err != nil || r.State != ledger.Extracting || r.DeadLetterReason != "table t1 dead-lettered: early" ||
+		!r.BatchSettled(1, "t1") {
+		t.Fatalf("record dead-lettered during its extraction %+v %v", r, err)
 	}
 	if err := l.BatchDeadLettered(ctx, "a", 1, "t1", "table t1 dead-lettered: bad"); err != nil {
 		t.Fatal(err)

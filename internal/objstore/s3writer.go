@@ -219,16 +219,17 @@ func (w *s3Writer) Commit(ctx context.Context) error {
 
 // complete finishes the multipart upload. If an attempt failed without an answer and the next
 // one finds the upload gone (NoSuchUpload), the first attempt may have completed it: the
-// object is checked for the expected size before reporting failure.
+// object is checked for the expected size before reporting failure. Also on the first attempt of
+// do: the SDK makes a second attempt of its own (after a response-header timeout, say).
 func (w *s3Writer) complete(ctx context.Context) error {
-	return w.b.r.do(ctx, "CompleteMultipartUpload", w.uri(), func(ctx context.Context, attempt int) error {
+	return w.b.r.do(ctx, "CompleteMultipartUpload", w.uri(), func(ctx context.Context, _ int) error {
 		_, err := w.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket:          &w.b.bucket,
 			Key:             w.b.full(w.key),
 			UploadId:        &w.uploadID,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
 		})
-		if err != nil && attempt > 1 && errorCode(err) == "NoSuchUpload" {
+		if err != nil && errorCode(err) == "NoSuchUpload" {
 			out, herr := w.b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &w.b.bucket, Key: w.b.full(w.key)})
 			if herr == nil && aws.ToInt64(out.ContentLength) == w.size && out.LastModified != nil &&
 				time.Since(*out.LastModified) < w.b.r.maxElapsed+time.Minute {

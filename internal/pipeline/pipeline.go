@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -88,7 +89,12 @@ func NewEnv(ctx context.Context, b *bus.Bus, partners *config.File, log *slog.Lo
 			return nil, err
 		}
 	}
-	kv, err := b.Ledger(ctx)
+	var kv jetstream.KeyValue
+	// A cluster node starting beside the others may find the bucket's leader being elected.
+	err := bus.Retry(ctx, log, "open ledger", func(ctx context.Context) (err error) {
+		kv, err = b.Ledger(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
