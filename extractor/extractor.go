@@ -224,7 +224,11 @@ func (j *job) run(ctx context.Context) error {
 	e := j.e
 	rc, err := openArchive(ctx, e.open, j.ev.Uri)
 	if pe := (*permanentError)(nil); errors.As(err, &pe) && pe.missing {
-		if crc := j.openCopy(ctx); crc != nil {
+		crc, cerr := j.openCopy(ctx)
+		switch {
+		case cerr != nil:
+			err = cerr // the ledger could not be read: try again, rather than fail the archive "not found"
+		case crc != nil:
 			rc, err = crc, nil
 		}
 	}
@@ -303,14 +307,18 @@ func (j *job) run(ctx context.Context) error {
 // openCopy opens another location where the producer saw the archive's bytes (the ledger
 // record's duplicates, the latest first) when the landed location has none: a file moved within
 // the landing area after it was landed is extracted from where it is now. The bytes are checked
-// against the landed SHA-256 at the end as always. Nil when there is no such copy.
-func (j *job) openCopy(ctx context.Context) io.ReadCloser {
+// against the landed SHA-256 at the end as always. Nil when there is no such copy; an error (transient)
+// when the ledger cannot be read.
+func (j *job) openCopy(ctx context.Context) (io.ReadCloser, error) {
 	if j.e.ledger == nil {
-		return nil
+		return nil, nil
 	}
 	rec, _, err := j.e.ledger.Get(ctx, j.ev.ArchiveId)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, &transientError{what: "ledger", err: err}
 	}
 	for i := len(rec.Duplicates) - 1; i >= 0; i-- {
 		uri := rec.Duplicates[i]
@@ -319,10 +327,10 @@ func (j *job) openCopy(ctx context.Context) io.ReadCloser {
 		}
 		if rc, err := openArchive(ctx, j.e.open, uri); err == nil {
 			j.log.Warn("archive not at its landed location: extracting the copy seen at another", "landed_uri", j.ev.Uri, "uri", uri)
-			return rc
+			return rc, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // member handles one tar entry. A directory entry is structure, not a member: it is neither

@@ -50,9 +50,9 @@
 //     "00501", "-01") makes the value a string, so identifiers and zip codes keep their zeros; "0", "-0", "+0"
 //     are the integer 0. Integers that do not fit int64 are strings (a float64 could not hold them).
 //   - float64: [+-] digits [. digits] [(e|E) [+-] digits], or [+-] . digits [exponent], as strconv.ParseFloat
-//     reads it, when a float64 holds it to the digit: the shortest decimal form of the float64 is the number
-//     written ("0.1" and "0.30000000000000004" are floats; "1234567890.123456789", which would read back as
-//     1234567890.1234567, is not). "nan", "inf", hex floats, '_' separators, a leading zero followed by digits
+//     reads it, when a float64 holds it to the digit: the float64 written with as many significant digits is
+//     the number written ("0.1", "0.30000000000000004", "0.10000000000000001" as %.17g writes it, and the exact
+//     expansion of a float64 are floats; "1234567890.123456789", which no float64 holds, is not). "nan", "inf", hex floats, '_' separators, a leading zero followed by digits
 //     ("01.5"), values that overflow float64 or underflow to zero, and those a float64 would round are strings
 //     (so no digit is lost, as with integers beyond int64).
 //   - date: YYYY-MM-DD, a valid proleptic Gregorian calendar date, year 0000-9999.

@@ -36,12 +36,21 @@ func oracle(s string) (Type, int64) {
 		if err != nil {
 			return String, 0
 		}
-		// lossless: the shortest decimal form of f is the number written (math/big reads both exactly)
-		if m, _, _ := strings.Cut(strings.ToLower(s), "e"); strings.Trim(m, "+-.0") == "" {
+		// lossless: f, rounded (by math/big, exactly) to as many significant digits as s has, is the
+		// number written (math/big reads it exactly too)
+		m, _, _ := strings.Cut(strings.ToLower(strings.TrimLeft(s, "+-")), "e")
+		digits := strings.Trim(strings.ReplaceAll(m, ".", ""), "0")
+		if digits == "" {
+			if f != 0 {
+				return String, 0
+			}
 			return Float64, 0 // zero, at any exponent (not handed to big.Rat, which would expand it)
 		}
-		want, ok1 := new(big.Rat).SetString(s)
-		got, ok2 := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+		if f == 0 {
+			return String, 0
+		}
+		want, ok1 := new(big.Rat).SetString(strings.TrimLeft(s, "+-"))
+		got, ok2 := new(big.Rat).SetString(new(big.Float).SetFloat64(math.Abs(f)).Text('e', len(digits)-1))
 		if !ok1 || !ok2 || want.Cmp(got) != 0 {
 			return String, 0
 		}

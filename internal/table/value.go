@@ -151,16 +151,22 @@ func classifyNumber(b []byte) value {
 	return value{t: Float64, f: f}
 }
 
-// sameNumber reports whether the unsigned decimal m (digits [. digits] [exponent], checked) is the number f's
-// shortest decimal form writes: the same significant digits at the same magnitude. False when f rounded some
-// digit away (more significant digits than a float64 holds) or underflowed to zero.
+// sameNumber reports whether the unsigned decimal m (digits [. digits] [exponent], checked) is f to as many
+// significant digits as m has: f written with that precision gives m's digits at m's magnitude. So "0.1",
+// "0.10000000000000001" (%.17g), "1.000000000000000056e-01" (%.18e) and the exact expansion of the float64 all
+// hold (each reads back as the float64 it names, and writes back as itself), while "1234567890.123456789" does not
+// (no float64 has those 19 digits), nor "1e-400" (zero). False means a float64 would change the number.
 func sameNumber(m []byte, f float64) bool {
-	var buf [32]byte
-	want, wexp := sigDigits(m, buf[:0])
-	var fbuf [32]byte
-	fs := strconv.AppendFloat(fbuf[:0], math.Abs(f), 'e', -1, 64)
-	got, gexp := sigDigits(fs, nil)
-	return string(want) == string(got) && (len(want) == 0 || wexp == gexp)
+	var wbuf, fbuf, gbuf [40]byte
+	want, wexp := sigDigits(m, wbuf[:0])
+	if len(want) == 0 {
+		return f == 0
+	}
+	if f == 0 {
+		return false // underflowed
+	}
+	got, gexp := sigDigits(strconv.AppendFloat(fbuf[:0], math.Abs(f), 'e', len(want)-1, 64), gbuf[:0])
+	return wexp == gexp && string(want) == string(got)
 }
 
 // sigDigits returns the significant digits of a decimal (no leading or trailing zero) appended to dst, and the
@@ -342,28 +348,42 @@ func daysFromCivil(y, m, d int) int64 {
 	return int64(era*146097 + doe - 719468)
 }
 
-// TextNumber reads s as the inferer reads a number: an int64 or float64 value (as a float64), or an integer beyond
-// int64 (which the inferer keeps as text, losslessly). False for anything else: surrounding spaces, thousands
-// separators, NaN, infinities. The data-quality rules read a column widened to string with it.
+// TextNumber reads s as a decimal number: [+-] digits [. digits] [(e|E) [+-] digits] (at least one mantissa
+// digit), its value as the nearest float64 — also where the inferer keeps the text (leading zeros as in "007" or
+// "01.5", more digits than a float64 holds, an integer beyond int64). False for anything else: surrounding spaces,
+// thousands separators, NaN, infinities, hex, and a value beyond float64. The data-quality rules read a column
+// widened to string with it.
 func TextNumber(s string) (float64, bool) {
-	if s == "" {
+	i, n := 0, len(s)
+	if i < n && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < n && isDigit(s[i]); i++ {
+		digits++
+	}
+	if i < n && s[i] == '.' {
+		for i++; i < n && isDigit(s[i]); i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
 		return 0, false
 	}
-	switch v := classify(unsafe.Slice(unsafe.StringData(s), len(s))); v.t {
-	case Int64, Float64:
-		return v.f, true
-	}
-	digits := s
-	if digits[0] == '-' || digits[0] == '+' {
-		digits = digits[1:]
-	}
-	if digits == "" {
-		return 0, false
-	}
-	for i := range len(digits) {
-		if !isDigit(digits[i]) {
+	if i < n && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < n && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		es := i
+		for ; i < n && isDigit(s[i]); i++ {
+		}
+		if i == es {
 			return 0, false
 		}
+	}
+	if i != n {
+		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil

@@ -27,6 +27,8 @@ func TestClassify(t *testing.T) {
 		{"1.5", Float64}, {"-1.5", Float64}, {"+1.5", Float64}, {"0.5", Float64}, {".5", Float64}, {"-.5", Float64},
 		{"1.", Float64}, {"1e5", Float64}, {"1E5", Float64}, {"1.5e-3", Float64}, {"-2E+10", Float64},
 		{"0e0", Float64}, {"1e400", String}, {"1e-400", String}, {"1234567890.123456789", String}, {"0.30000000000000004", Float64}, {"12345678901234567.0", String},
+		{"0.10000000000000001", Float64}, {"1.000000000000000056e-01", Float64}, {"3.1415926535897931", Float64},
+		{"0.1000000000000000055511151231257827021181583404541015625", Float64}, {"0.1000000000000000055511151231257827021181583404541015626", String},
 		{"0.1", Float64}, {"-123456789.123456", Float64}, {"9007199254740993.5", String}, {"1.7976931348623157e308", Float64}, {"1.2e-00005", Float64}, {"-1.2e-00005", Float64},
 		{"nan", String}, {"NaN", String}, {"inf", String}, {"-Inf", String}, {"infinity", String},
 		{"0x1p-2", String}, {"1_0.5", String}, {"01.5", String}, {"00.5", String}, {".", String},
@@ -223,7 +225,9 @@ func FuzzFloat(f *testing.F) {
 
 func TestTextNumberAndTime(t *testing.T) {
 	for s, want := range map[string]any{"5": 5.0, "-2.5": -2.5, "1e2": 100.0, "+7": 7.0, "12345678901234567890": 1.2345678901234567e19,
-		"-99999999999999999999": -1e20, "1,200": nil, " 7": nil, "NaN": nil, "Inf": nil, "1e999": nil, "+": nil, "-": nil, "": nil, "0x10": nil} {
+		"-99999999999999999999": -1e20, "007": 7.0, "01.5": 1.5, ".5": 0.5, "5.": 5.0, "1234567890.123456789": 1234567890.1234567,
+		"1,200": nil, " 7": nil, "NaN": nil, "Inf": nil, "1e999": nil, "+": nil, "-": nil, "": nil, "0x10": nil, "1_000": nil,
+		"1e": nil, ".": nil, "1.2.3": nil} {
 		f, ok := TextNumber(s)
 		if want == nil && ok || want != nil && (!ok || f != want.(float64)) {
 			t.Errorf("TextNumber(%q) = %v, %v; want %v", s, f, ok, want)
