@@ -12,13 +12,19 @@ import (
 	"github.com/sluice-dev/sluice/internal/ledger"
 )
 
-func TestLedgerCreateTransitionCAS(t *testing.T) {
-	b := bustest.New(t)
-	ctx := context.Background()
-	kv, err := b.Ledger(ctx)
+// ledgerKV is the ledger bucket of a fresh embedded server.
+func ledgerKV(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	kv, err := bustest.New(t).Ledger(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kv
+}
+
+func TestLedgerCreateTransitionCAS(t *testing.T) {
+	ctx := context.Background()
+	kv := ledgerKV(t)
 	l := ledger.New(kv, nil)
 	created, _, err := l.Create(ctx, ledger.Record{ArchiveID: "abc", URI: "file:///a.tar.gz"})
 	if err != nil || !created {
@@ -90,12 +96,8 @@ func (k *laggingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntr
 // replica answers): it reads again instead of failing the scan with "ledger: not found" (three
 // producers sharing a landing area logged it as an error on an ordinary feed).
 func TestCreateOfAnArchiveAnotherProducerJustCreated(t *testing.T) {
-	b := bustest.New(t)
 	ctx := t.Context()
-	kv, err := b.Ledger(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := ledgerKV(t)
 	rec := ledger.Record{ArchiveID: "a1", URI: "file:///landing/a1.tar.gz", Name: "a1.tar.gz"}
 	if created, _, err := ledger.New(kv, nil).Create(ctx, rec); err != nil || !created {
 		t.Fatalf("first create: %v, created %v", err, created)
@@ -113,12 +115,8 @@ func TestCreateOfAnArchiveAnotherProducerJustCreated(t *testing.T) {
 // TestBatchDeadLetteredFailsTheAttempt: a dead-lettered batch fails its attempt with the reason
 // (once), leaves other attempts and a committed archive as they are.
 func TestBatchDeadLetteredFailsTheAttempt(t *testing.T) {
-	b := bustest.New(t)
 	ctx := context.Background()
-	kv, err := b.Ledger(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := ledgerKV(t)
 	l := ledger.New(kv, nil)
 	for _, id := range []string{"a", "b", "c"} {
 		if _, _, err := l.Create(ctx, ledger.Record{ArchiveID: id, Attempt: 1}); err != nil {
