@@ -71,7 +71,8 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	}
 	// In the ledger before the messages are terminated (as a commit is recorded before its acks):
 	// a consumer reset from here on finds the batch settled.
-	m.recordDeadLettered(ctx, b.key, batchFailedReason(b.key.table, reason))
+	failure := fmt.Sprintf("table %s dead-lettered by the merger: %s", b.key.table, reason) // the archive's
+	m.recordDeadLettered(ctx, b.key, failure)
 	if b.removeHandle(marker) {
 		p.addHeld(-1)
 	}
@@ -82,23 +83,19 @@ func (m *Merger) deadLetterBatch(ctx context.Context, b *batch, marker handle, m
 	_ = m.ack.term(marker, short)
 	p.dropBatch(b, func(h handle) error { return m.ack.term(h, "batch dead-lettered") })
 	m.met.deadLettered.Inc()
-	m.publishBatchFailed(ctx, b, reason, failed)
+	m.publishBatchFailed(ctx, b, failure, failed)
 	return true
 }
 
-// batchFailedReason is why an archive failed when one of its batches was dead-lettered.
-func batchFailedReason(table, reason string) string {
-	return fmt.Sprintf("table %s dead-lettered by the merger: %s", table, reason)
-}
-
 // publishBatchFailed tells the summarizer that an archive will never complete because one of
-// its table batches was dead-lettered, so the archive ends as failed (with the reason, and the
-// data-quality results that rejected the batch, if that was why) instead of staying pending forever. Best effort: the dead letter itself is already recorded.
-func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, reason string, failed []quality.Result) {
+// its table batches was dead-lettered, so the archive ends as failed (with failure, and the
+// data-quality results that rejected the batch, if that was why) instead of staying pending
+// forever. Best effort: the dead letter itself is already recorded.
+func (m *Merger) publishBatchFailed(ctx context.Context, b *batch, failure string, failed []quality.Result) {
 	ev := &sluicev1.ArchiveFailed{
 		ArchiveId:     b.key.archive,
 		Attempt:       b.key.attempt,
-		Reason:        batchFailedReason(b.key.table, reason),
+		Reason:        failure,
 		TablesAborted: []string{b.key.table},
 		FailedUnixMs:  m.now().UnixMilli(),
 		Origin:        sluicev1.Stage_STAGE_MERGER,

@@ -32,15 +32,10 @@ import (
 // Out, read once). They are written to _dq/results/<table>/process_date=D/date.parquet before
 // the summary, when their bytes change.
 
-// commitQuality is the quality of one table's commit for date: the results of the batches of
-// that date (a result without a date counts on the archive's first date, as an object does).
-// nil when the commit has no result for the date.
-func commitQuality(c *sluicev1.BatchCommitted, date string, first bool) *QualityJSON {
-	return resultsQuality(c.GetQuality(), c.GetQualityForced(), date, first)
-}
-
-// resultsQuality is commitQuality of a batch's results rs, committed by force or not (also the
-// results that made the merger dead-letter a batch, never forced).
+// resultsQuality is the quality, for date, of one table's batch results rs — a commit's (forced when
+// committed past a fail rule) or those that made the merger dead-letter the batch (never forced):
+// the results of that date (a result without a date counts on the archive's first date, as an
+// object does). nil when there is no result for the date.
 func resultsQuality(rs []*sluicev1.QualityResult, forced bool, date string, first bool) *QualityJSON {
 	forcedFail := false // a forced commit's failed result: the one the force went past
 	for _, r := range rs {

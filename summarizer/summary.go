@@ -98,7 +98,7 @@ func (st *state) archiveEntry(a *archive, date string) ArchiveJSON {
 				te.QuarantineReasons = append(te.QuarantineReasons, ReasonJSON{Reason: q.GetReason(), Rows: q.GetRows()})
 			}
 			te.QuarantineKey = c.GetQuarantineKey()
-			te.Quality = commitQuality(c, date, first)
+			te.Quality = resultsQuality(c.GetQuality(), c.GetQualityForced(), date, first)
 		} else if rs := a.mergerQuality[t.GetTable()]; rs != nil {
 			te.Quality = resultsQuality(rs, false, date, first) // the fail rule that rejected the batch
 		}

@@ -53,8 +53,8 @@ func cmdReplay(ctx context.Context, args []string) error {
 	if err := spec.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if memoryBudget <= 0 || zstdLevel < 1 || zstdLevel > 22 {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--memory-budget %d, --parquet-zstd-level %d: want a positive size and a level of 1 to 22", memoryBudget, zstdLevel)}
+	if err := checkMergeValues(memoryBudget, zstdLevel); err != nil {
+		return err
 	}
 	o, err := s.options(c)
 	if err != nil {

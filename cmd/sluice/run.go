@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/internal/pipeline"
-	"github.com/sluice-dev/sluice/merger"
 	"github.com/sluice-dev/sluice/summarizer"
 )
 
@@ -124,10 +123,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !o.Once {
 			return nil // clean shutdown on a signal
 		}
-		if errors.Is(err, merger.ErrRulesDoNotFit) {
-			return &exitError{code: exitConfig, err: err}
-		}
-		return &exitError{code: exitFailure, err: err}
+		return stageFailure(err)
 	}
 	if !o.Once {
 		return nil

@@ -89,10 +89,11 @@ func (s *stageFlags) options(c *common) (pipeline.Options, error) {
 		return usage("--publish-window %d: want 0 (the default) or more", s.extractWindow)
 	case g["extract"] && s.chunkCodec != "s2" && s.chunkCodec != "none":
 		return usage("--chunk-codec %q: want s2 or none", s.chunkCodec)
-	case g["merge"] && s.memoryBudget <= 0:
-		return usage("--memory-budget %d: want a positive size, e.g. 96MiB", s.memoryBudget)
-	case g["merge"] && (s.zstdLevel < 1 || s.zstdLevel > 22):
-		return usage("--parquet-zstd-level %d: want 1 to 22", s.zstdLevel)
+	}
+	if g := s.groups; g["merge"] {
+		if err := checkMergeValues(s.memoryBudget, s.zstdLevel); err != nil {
+			return pipeline.Options{}, err
+		}
 	}
 	o := pipeline.Options{
 		Landing: s.landing, Out: s.out, Once: s.once, Poll: s.poll, StableFor: s.stableFor,
@@ -167,11 +168,32 @@ func stage(name string, build func(ctx context.Context, e *pipeline.Env, o pipel
 			err = nil
 		}
 		e.Log.Info("stopped", "err", err)
-		if errors.Is(err, merger.ErrRulesDoNotFit) {
-			return &exitError{code: exitConfig, err: err}
+		if err != nil {
+			return stageFailure(err)
 		}
-		return err
+		return nil
 	}
+}
+
+// stageFailure is the exit of a stage that stopped with err: 78 when its configuration was refused
+// (data-quality rules that do not fit the tables, merger.ErrRulesDoNotFit), else 1.
+func stageFailure(err error) *exitError {
+	if errors.Is(err, merger.ErrRulesDoNotFit) {
+		return &exitError{code: exitConfig, err: err}
+	}
+	return &exitError{code: exitFailure, err: err}
+}
+
+// checkMergeValues refuses (64) a memory budget or zstd level no commit can use: the merger's
+// flags and replay's.
+func checkMergeValues(budget int64, zstdLevel int) error {
+	switch {
+	case budget <= 0:
+		return &exitError{code: exitUsage, err: fmt.Errorf("--memory-budget %d: want a positive size, e.g. 96MiB", budget)}
+	case zstdLevel < 1 || zstdLevel > 22:
+		return &exitError{code: exitUsage, err: fmt.Errorf("--parquet-zstd-level %d: want 1 to 22", zstdLevel)}
+	}
+	return nil
 }
 
 var (

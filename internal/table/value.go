@@ -352,38 +352,13 @@ func daysFromCivil(y, m, d int) int64 {
 // digit), its value as the nearest float64 — also where the inferer keeps the text (leading zeros as in "007" or
 // "01.5", more digits than a float64 holds, an integer beyond int64). False for anything else: surrounding spaces,
 // thousands separators, NaN, infinities, hex, and a value beyond float64. The data-quality rules read a column
-// widened to string with it.
+// widened to string with it. strconv.ParseFloat checks the syntax: written with these characters only, what it
+// accepts is a decimal (hex, '_', "nan" and "inf" need others).
 func TextNumber(s string) (float64, bool) {
-	i, n := 0, len(s)
-	if i < n && (s[i] == '+' || s[i] == '-') {
-		i++
-	}
-	digits := 0
-	for ; i < n && isDigit(s[i]); i++ {
-		digits++
-	}
-	if i < n && s[i] == '.' {
-		for i++; i < n && isDigit(s[i]); i++ {
-			digits++
-		}
-	}
-	if digits == 0 {
-		return 0, false
-	}
-	if i < n && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < n && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		es := i
-		for ; i < n && isDigit(s[i]); i++ {
-		}
-		if i == es {
+	for i := range len(s) {
+		if c := s[i]; !isDigit(c) && c != '.' && c != 'e' && c != 'E' && c != '+' && c != '-' {
 			return 0, false
 		}
-	}
-	if i != n {
-		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil
