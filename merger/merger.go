@@ -71,6 +71,10 @@ func New(cfg Config, deps Deps) (*Merger, error) {
 	return m, nil
 }
 
+// Ready is closed once Run has set the merger up: its data-quality rules checked against the
+// schema registry (a refusal ends Run with ErrRulesDoNotFit instead) and its consumers created.
+func (m *Merger) Ready() <-chan struct{} { return m.ready }
+
 // Run serves the configured partitions until ctx is done. On shutdown it stops fetching, then
 // hands back (Nak) every message it holds, releases its pins and removes its presence.
 func (m *Merger) Run(ctx context.Context) error {

@@ -346,6 +346,14 @@ func Run(ctx context.Context, e *Env, o Options, started func(*summarizer.Summar
 		}
 		return nil, err
 	}
+	// The answer waits for the merger to be set up: a once run with nothing left to do used to
+	// finish before the merger had checked its rules, and said 0 where the same command, a moment
+	// slower, was refused (78).
+	select {
+	case <-mrg.Ready():
+	case <-gctx.Done():
+		return stop(fmt.Errorf("pipeline stopped before the merger started: %w", context.Cause(gctx)))
+	}
 	res.Scan, err = prod.Scan(gctx)
 	if err != nil {
 		return stop(fmt.Errorf("scan landing: %w", err))
@@ -420,7 +428,6 @@ func onceWork(ctx context.Context, l *ledger.Ledger, res *Result, unfinished []l
 	if err != nil {
 		return nil, 0, fmt.Errorf("read ledger: %w", err)
 	}
-
 	taken := map[string]bool{}
 	for _, id := range res.Scan.Landed {
 		taken[id] = true
